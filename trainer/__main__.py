@@ -1,0 +1,125 @@
+"""Command line: python -m trainer {run, tricks, worker, cancel}."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import textwrap
+from pathlib import Path
+
+from trainer import runlog
+from trainer.config import ConfigError, load_config_file, make_config, parse_set
+from trainer.tricks import by_group, catalogue_json
+
+
+def _runs_dir(args: argparse.Namespace) -> Path:
+    return Path(args.runs_dir) if args.runs_dir else runlog.default_runs_root()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from trainer.runner import create_run, execute  # torch loads only for commands that train
+
+    try:
+        data = load_config_file(args.config) if args.config else {}
+        config = make_config(data, **parse_set(args.set or []))
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.queue:
+        run_dir = create_run(_runs_dir(args), config, state="queued")
+        print(f"queued; start it with: python -m trainer worker --runs-dir {_runs_dir(args)}")
+        print(run_dir)
+        return 0
+    run_dir = create_run(_runs_dir(args), config, state="running")
+    print(f"run {run_dir.name}", flush=True)
+    state = execute(run_dir, foreground=True)
+    print(run_dir)
+    return {"finished": 0, "cancelled": 130}.get(state, 1)
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    from trainer.runner import execute
+
+    state = execute(Path(args.run_dir))
+    return 0 if state in ("finished", "cancelled") else 1
+
+
+def cmd_tricks(args: argparse.Namespace) -> int:
+    if args.json:
+        print(json.dumps(catalogue_json(), indent=1, default=str))
+        return 0
+    for group, entries in by_group().items():
+        print(f"\n{group}")
+        for t in entries:
+            rng = ""
+            if t.choices:
+                rng = " | ".join(map(str, t.choices))
+            elif any(b is not None for b in (t.ge, t.gt, t.le, t.lt)):
+                lo = t.ge if t.ge is not None else t.gt
+                hi = t.le if t.le is not None else t.lt
+                rng = f"{lo} .. {hi}"
+            print(f"  {t.name:<22} default {t.default!r:<10} {rng}")
+            for line in textwrap.wrap(t.what, 76):
+                print(f"      {line}")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from trainer.queue import work
+
+    if args.max_parallel < 1:
+        print("error: --max-parallel must be at least 1", file=sys.stderr)
+        return 2
+    return work(_runs_dir(args), max_parallel=args.max_parallel, wait=args.wait)
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    from trainer.queue import cancel
+
+    try:
+        print(cancel(_runs_dir(args), args.run_id))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m trainer", description="Danlu's trainer.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    runs_dir_help = "runs root (default: $DANLU_RUNS_DIR or ./runs)"
+
+    p = sub.add_parser("run", help="train one run in the foreground")
+    p.add_argument("--config", help="JSON file with RunConfig fields")
+    p.add_argument("--runs-dir", help=runs_dir_help)
+    p.add_argument("--set", action="extend", nargs="+", metavar="FIELD=VALUE",
+                   help="override a field, e.g. --set dataset=digits epochs=3")
+    p.add_argument("--queue", action="store_true", help="only queue it for a worker")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("tricks", help="print the trick catalogue")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_tricks)
+
+    p = sub.add_parser("worker", help="start queued runs until the queue is empty")
+    p.add_argument("--runs-dir", help=runs_dir_help)
+    p.add_argument("--max-parallel", type=int, default=1)
+    p.add_argument("--wait", action="store_true", help="keep waiting for new runs")
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("cancel", help="cancel a queued or running run")
+    p.add_argument("run_id")
+    p.add_argument("--runs-dir", help=runs_dir_help)
+    p.set_defaults(func=cmd_cancel)
+
+    p = sub.add_parser("start", help=argparse.SUPPRESS)  # the worker's way to run a queued run
+    p.add_argument("run_dir")
+    p.set_defaults(func=cmd_start)
+
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,294 @@
+"""The run directory: the only channel between a running trainer and anything that reads it.
+
+Layout (DESIGN.md section 3)::
+
+    <root>/<run_id>/config.json      resolved RunConfig + schema_version, written before training
+                    status.json      state, pid, host, times, heartbeat, progress, error
+                    metrics.jsonl    append-only, one JSON object per line, never rewritten
+                    summary.json     final test metrics, written at the end
+                    predictions.npz  y_true (int64, N) and y_prob (float32, N x K)
+                    checkpoint.pt    weights of the model that produced summary.json
+                    stdout.log       the process's output
+
+Writers replace every ``*.json`` atomically; readers tolerate partial last lines, unknown keys and
+missing files, and never take a lock a writer waits on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import re
+import secrets
+import socket
+import tempfile
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+STATES = ("queued", "running", "finished", "failed", "cancelled")
+FINAL_STATES = ("finished", "failed", "cancelled")
+RUN_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
+
+CONFIG, STATUS, METRICS, SUMMARY = "config.json", "status.json", "metrics.jsonl", "summary.json"
+PREDICTIONS, CHECKPOINT, STDOUT = "predictions.npz", "checkpoint.pt", "stdout.log"
+
+HEARTBEAT_EVERY_S = 2.0
+LOST_AFTER_S = 30.0  # a running run whose heartbeat is older than this is shown as lost
+FLUSH_EVERY_S = 0.5  # metrics reach the disk at least this often (contract: at least once a second)
+
+
+def default_runs_root() -> Path:
+    return Path(os.environ.get("DANLU_RUNS_DIR", "runs"))
+
+
+def check_run_id(run_id: str) -> str:
+    """Return ``run_id`` if it is a valid run id, else raise ValueError (ids come from browsers)."""
+    if not isinstance(run_id, str) or not RUN_ID_RE.match(run_id):
+        raise ValueError(f"invalid run id {run_id!r}: use lowercase letters, digits and '-' only")
+    return run_id
+
+
+def run_path(root: str | os.PathLike, run_id: str) -> Path:
+    """The directory of ``run_id`` under ``root``; refuses anything that would leave the root."""
+    root = Path(root).resolve()
+    path = (root / check_run_id(run_id)).resolve()
+    if path.parent != root:
+        raise ValueError(f"run id {run_id!r} points outside the runs root")
+    return path
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40]
+
+
+def new_run_dir(root: str | os.PathLike, name: str = "") -> Path:
+    """Create and return a fresh run directory whose id sorts by creation time."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    slug = _slug(name)
+    for _ in range(100):
+        parts = [stamp, slug, secrets.token_hex(2)] if slug else [stamp, secrets.token_hex(2)]
+        path = root / "-".join(parts)
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+    raise RuntimeError(f"could not create a unique run directory under {root}")
+
+
+# --- JSON files -------------------------------------------------------------------------------
+
+
+def _jsonable(value: Any) -> Any:
+    """Make numpy/torch scalars and non-finite floats JSON-safe (NaN -> null keeps files valid)."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "tolist"):  # numpy arrays and scalars, torch tensors
+        return _jsonable(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
+    """Write ``data`` as JSON so that readers see the old file or the new one, never half of one."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(_jsonable(data), f, indent=1, allow_nan=False)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def read_json(path: str | os.PathLike) -> dict[str, Any] | None:
+    """The JSON object at ``path``, or None if it is missing, unreadable or not an object."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+# --- status -----------------------------------------------------------------------------------
+
+
+def new_status(run_id: str, state: str = "queued", **fields: Any) -> dict[str, Any]:
+    status = {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": run_id,
+        "state": state,
+        "pid": None,
+        "host": socket.gethostname(),
+        "created": time.time(),
+        "started": None,
+        "ended": None,
+        "heartbeat": None,
+        "step": 0,
+        "total_steps": None,
+        "epoch": 0,
+        "epochs": None,
+        "error": None,
+        "reason": None,
+    }
+    status.update(fields)
+    return status
+
+
+def update_status(run_dir: str | os.PathLike, **fields: Any) -> dict[str, Any]:
+    """Merge ``fields`` into status.json (atomically) and return the new status."""
+    path = Path(run_dir) / STATUS
+    status = read_json(path) or new_status(Path(run_dir).name)
+    status.update(fields)
+    write_json_atomic(path, status)
+    return status
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (exited, not yet reaped) still answers kill(0); it is not running.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def effective_state(status: dict[str, Any] | None, now: float | None = None) -> str:
+    """The state to show: the written one, or ``lost`` for a running run that stopped beating."""
+    if not status:
+        return "unknown"
+    state = status.get("state")
+    if state not in STATES:
+        return "unknown"
+    if state != "running":
+        return state
+    now = time.time() if now is None else now
+    beat = status.get("heartbeat") or status.get("started") or 0
+    try:
+        stale = now - float(beat) > LOST_AFTER_S
+    except (TypeError, ValueError):
+        stale = True
+    if stale:
+        return "lost"
+    # Same machine and the process is gone: no need to wait for the heartbeat to go stale.
+    if status.get("host") == socket.gethostname() and status.get("pid"):
+        with contextlib.suppress(TypeError, ValueError):
+            if not pid_alive(int(status["pid"])):
+                return "lost"
+    return "running"
+
+
+# --- metrics.jsonl ----------------------------------------------------------------------------
+
+
+class MetricsWriter:
+    """Append-only writer of metrics.jsonl rows, flushed at least every ``FLUSH_EVERY_S``.
+
+    Rows are serialised as they come and handed to the OS in batches; a killed process loses at
+    most the rows of the last flush interval, and every line that reached the file is complete
+    except possibly the very last one.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self._f = open(path, "a", encoding="utf-8", buffering=1 << 16)  # noqa: SIM115
+        self._last_flush = time.monotonic()
+
+    def write(self, row: dict[str, Any]) -> None:
+        self._f.write(json.dumps(row, separators=(",", ":"), allow_nan=True) + "\n")
+        if time.monotonic() - self._last_flush >= FLUSH_EVERY_S:
+            self.flush()
+
+    def write_many(self, rows: Iterable[dict[str, Any]]) -> None:
+        self._f.write("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in rows))
+        if time.monotonic() - self._last_flush >= FLUSH_EVERY_S:
+            self.flush()
+
+    def flush(self) -> None:
+        self._f.flush()
+        self._last_flush = time.monotonic()
+
+    def close(self) -> None:
+        if not self._f.closed:
+            self._f.flush()
+            self._f.close()
+
+    def __enter__(self) -> MetricsWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class JsonlTail:
+    """Incremental reader of an append-only JSON-lines file.
+
+    Each ``read_new()`` returns the complete rows appended since the last call, reading only the
+    new bytes. A partial last line is left for the next call; a line that is not a JSON object is
+    skipped and counted in ``bad_lines``. A file that shrank (was replaced) is read from the start.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.offset = 0
+        self.bad_lines = 0
+
+    def read_new(self) -> list[dict[str, Any]]:
+        try:
+            size = self.path.stat().st_size
+        except OSError:
+            return []
+        if size < self.offset:
+            self.offset, self.bad_lines = 0, 0
+        if size == self.offset:
+            return []
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            chunk = f.read(size - self.offset)
+        end = chunk.rfind(b"\n")
+        if end < 0:
+            return []
+        self.offset += end + 1
+        rows = []
+        for line in chunk[:end].split(b"\n"):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError:
+                self.bad_lines += 1
+                continue
+            if isinstance(row, dict):
+                rows.append(row)
+            else:
+                self.bad_lines += 1
+        return rows
+
+
+def read_metrics(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """Every complete row of a run's metrics.jsonl (a partial last line is ignored)."""
+    return JsonlTail(Path(run_dir) / METRICS).read_new()

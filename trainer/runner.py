@@ -1,0 +1,168 @@
+"""Runs one run directory: status transitions, signals, failures, and the files of the contract."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+import torch
+
+from trainer import runlog
+from trainer.config import ConfigError, config_to_json, make_config
+from trainer.data import DataError
+from trainer.loop import Cancelled, NonFiniteLoss, train
+
+
+def create_run(root: str | os.PathLike, config: Any, state: str = "queued") -> Path:
+    """Write a new run directory for ``config`` (config.json, then status.json) and return it."""
+    run_dir = runlog.new_run_dir(root, config.name or f"{config.dataset}-{config.resolved_model}")
+    runlog.write_json_atomic(run_dir / runlog.CONFIG, {**config_to_json(config),
+                                                       "run_id": run_dir.name})
+    runlog.write_json_atomic(run_dir / runlog.STATUS, runlog.new_status(run_dir.name, state,
+                                                                        epochs=config.epochs))
+    return run_dir
+
+
+class FileReporter:
+    """Sends the loop's measurements to the run directory (and a terminal, if there is one)."""
+
+    def __init__(self, run_dir: Path, out: TextIO, progress_bar: bool):
+        self.run_dir = run_dir
+        self.out = out
+        self.progress_bar = progress_bar
+        self.metrics = runlog.MetricsWriter(run_dir / runlog.METRICS)
+        self.stop_requested = False
+        self.total_steps = 0
+        self.epochs = 0
+        self._last_beat = 0.0
+        self._bar_shown = False
+
+    # the loop's Reporter protocol
+    def start(self, total_steps: int, epochs: int, info: dict[str, Any]) -> None:
+        self.total_steps, self.epochs = total_steps, epochs
+        runlog.update_status(self.run_dir, total_steps=total_steps, epochs=epochs,
+                             heartbeat=time.time(), **info)
+
+    def rows(self, rows: list[dict[str, Any]]) -> None:
+        self.metrics.write_many(rows)
+
+    def progress(self, step: int, epoch: float) -> None:
+        now = time.time()
+        if now - self._last_beat >= runlog.HEARTBEAT_EVERY_S:
+            self._last_beat = now
+            self.metrics.flush()
+            runlog.update_status(self.run_dir, heartbeat=now, step=step, epoch=epoch)
+        if self.progress_bar and self.total_steps:
+            done = step / self.total_steps
+            bar = "#" * int(30 * done)
+            self.out.write(f"\r[{bar:<30}] {done:6.1%} step {step}/{self.total_steps} "
+                           f"epoch {epoch:.1f}/{self.epochs}")
+            self.out.flush()
+            self._bar_shown = True
+
+    def epoch_end(self, epoch: int, train_loss: float, val: dict[str, Any]) -> None:
+        auc = val.get("auc")
+        self.message(
+            f"epoch {epoch}/{self.epochs}  train loss {train_loss:.4f}  val loss {val['loss']:.4f}"
+            f"  acc {val['accuracy']:.4f}  f1 {val['f1']:.4f}"
+            + (f"  auc {auc:.4f}" if auc is not None else "")
+        )
+
+    def message(self, text: str) -> None:
+        if self._bar_shown:
+            self.out.write("\r\033[K")
+            self._bar_shown = False
+        self.out.write(text + "\n")
+        self.out.flush()
+
+    def should_stop(self) -> bool:
+        return self.stop_requested
+
+    def close(self) -> None:
+        if self._bar_shown:
+            self.out.write("\n")
+        self.metrics.close()
+
+
+class _Tee:
+    """Writes to a terminal and to stdout.log at once (foreground runs)."""
+
+    def __init__(self, *streams: TextIO):
+        self.streams = streams
+
+    def write(self, text: str) -> None:
+        for s in self.streams:
+            s.write(text)
+
+    def flush(self) -> None:
+        for s in self.streams:
+            s.flush()
+
+
+def execute(run_dir: str | os.PathLike, *, foreground: bool = False,
+            cache_dir: str | None = None) -> str:
+    """Train the run in ``run_dir`` and return its final state.
+
+    ``foreground``: output also goes to stdout.log (a worker-started run already has its stdout
+    redirected there) and a terminal gets a progress bar.
+    """
+    run_dir = Path(run_dir)
+    status = runlog.read_json(run_dir / runlog.STATUS) or {}
+    if status.get("state") == "cancelled":
+        return "cancelled"  # cancelled while queued
+    log_file = open(run_dir / runlog.STDOUT, "a", encoding="utf-8") if foreground else None  # noqa: SIM115
+    out: TextIO = _Tee(sys.stdout, log_file) if log_file else sys.stdout  # type: ignore[assignment]
+    reporter = FileReporter(run_dir, out, progress_bar=foreground and sys.stdout.isatty())
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        reporter.stop_requested = True
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    runlog.update_status(run_dir, state="running", pid=os.getpid(), started=time.time(),
+                         heartbeat=time.time(), error=None, reason=None)
+    final: dict[str, Any]
+    try:
+        config = make_config(runlog.read_json(run_dir / runlog.CONFIG) or {})
+        result = train(config, reporter, cache_dir=cache_dir)
+        _write_results(run_dir, config, result)
+        final = {"state": "finished", "step": result.summary["steps"]}
+        reporter.message(
+            f"test accuracy {result.summary['test']['accuracy']:.4f}  macro F1 "
+            f"{result.summary['test']['f1']:.4f}  in {result.summary['wall_time_s']:.1f}s"
+        )
+    except Cancelled as exc:
+        final = {"state": "cancelled", "reason": str(exc)}
+        reporter.message(str(exc))
+    except (NonFiniteLoss, DataError, ConfigError) as exc:
+        final = {"state": "failed", "reason": str(exc), "error": str(exc)}
+        reporter.message(f"failed: {exc}")
+    except Exception as exc:  # any bug or environment problem: keep the traceback for the user
+        final = {"state": "failed", "reason": f"{type(exc).__name__}: {exc}",
+                 "error": traceback.format_exc()}
+        reporter.message(traceback.format_exc())
+    finally:
+        reporter.close()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    runlog.update_status(run_dir, ended=time.time(), heartbeat=time.time(), **final)
+    if log_file:
+        log_file.close()
+    return final["state"]
+
+
+def _write_results(run_dir: Path, config: Any, result: Any) -> None:
+    # predictions first: summary.json's presence tells readers the run's results are complete
+    tmp = run_dir / f".{runlog.PREDICTIONS}.tmp.npz"
+    np.savez(tmp, y_true=result.y_true.astype(np.int64), y_prob=result.y_prob.astype(np.float32))
+    os.replace(tmp, run_dir / runlog.PREDICTIONS)
+    if config.checkpoint:
+        tmp = run_dir / f".{runlog.CHECKPOINT}.tmp"
+        torch.save({"state_dict": result.model.state_dict(), "config": config_to_json(config)}, tmp)
+        os.replace(tmp, run_dir / runlog.CHECKPOINT)
+    runlog.write_json_atomic(run_dir / runlog.SUMMARY, result.summary)

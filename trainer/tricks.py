@@ -1,0 +1,366 @@
+"""The catalogue: every setting and trick Danlu offers, in one place.
+
+Each entry names a field of ``RunConfig`` (built from this list in ``config.py``), its type,
+default, range, group and help text. The launch form, ``python -m trainer tricks`` and the Tricks
+page are all generated from ``CATALOGUE``: adding an entry here adds the control everywhere. A
+trick's default always means "off", so a config with only defaults is the plain baseline.
+
+How each trick is applied lives where it acts (``loop.py`` for the loss and optimiser, ``models.py``
+for architecture, ``data.py``/``augment.py`` for data); ``applied_in`` points there.
+"""
+
+from __future__ import annotations
+
+import typing
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+GROUPS = (
+    "Run",
+    "Data & augmentation",
+    "Architecture",
+    "Regularisation",
+    "Loss",
+    "Optimisation & schedule",
+    "Evaluation",
+    "Precision & speed",
+)
+
+
+@dataclass(frozen=True)
+class Trick:
+    name: str  # the RunConfig field
+    group: str
+    label: str
+    annotation: Any  # the field's type, e.g. float or Literal["a", "b"]
+    default: Any
+    what: str  # what it does
+    helps: str = ""  # when it helps
+    hurts: str = ""  # when it hurts
+    show: str = ""  # what to look at when comparing it with a baseline
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+    step: float | None = None  # UI increment for numbers
+    kind: Literal["setting", "trick"] = "trick"
+    when: tuple[str, tuple[Any, ...]] | None = None  # only meaningful when field in values
+    applied_in: str = ""
+    pitfall: bool = False  # a demonstration of a mistake, not something to use
+
+    @property
+    def choices(self) -> tuple[Any, ...] | None:
+        """The allowed values of a Literal field (first Literal in a union), else None."""
+        for ann in (self.annotation, *typing.get_args(self.annotation)):
+            if typing.get_origin(ann) is Literal:
+                return typing.get_args(ann)
+        return None
+
+    @property
+    def type_name(self) -> str:
+        if self.choices is not None and typing.get_origin(self.annotation) is Literal:
+            return "choice"
+        if self.annotation in (bool, int, float, str):
+            return self.annotation.__name__
+        return "list" if "list" in repr(self.annotation) else "json"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["annotation"] = self.type_name
+        d["choices"] = list(self.choices) if self.choices is not None else None
+        d["when"] = {"field": self.when[0], "in": list(self.when[1])} if self.when else None
+        return d
+
+
+T = Trick
+IMAGE_OR_SEQ = "needs an image or sequence dataset (digits, mnist1d)"
+
+CATALOGUE: tuple[Trick, ...] = (
+    # --- Run ---------------------------------------------------------------------------------
+    T("name", "Run", "Run name", str, "", "A label for charts and tables; the run id stays unique.",
+      kind="setting"),
+    T("tags", "Run", "Tags", list[str], [], "Free-form labels to filter runs by.", kind="setting"),
+    T("dataset", "Run", "Dataset", Literal["digits", "mnist1d", "synthetic", "csv"], "digits",
+      "digits: scikit-learn's 8x8 handwritten digits (1,797 images, 10 classes). mnist1d: the "
+      "MNIST-1D benchmark (4,000 train / 1,000 test sequences of length 40), generated offline. "
+      "synthetic: a tabular task with imbalance and label-noise knobs. csv: your own file.",
+      kind="setting", applied_in="trainer/data.py"),
+    T("model", "Run", "Model", Literal["auto", "mlp", "cnn"], "auto",
+      "mlp: fully-connected layers. cnn: convolutions (2D for images, 1D for sequences). auto: "
+      "cnn for images and sequences, mlp for tabular data.",
+      kind="setting", applied_in="trainer/models.py"),
+    T("epochs", "Run", "Epochs", int, 20, "Passes over the training set.", ge=1, le=1000,
+      kind="setting"),
+    T("batch_size", "Run", "Batch size", int, 128,
+      "Samples per optimiser step. The notes start a search at 128 and try x0.5 and x2.",
+      helps="Larger batches: smoother gradients and faster epochs on a GPU.",
+      hurts="Very large batches can generalise worse; very small ones make BatchNorm noisy.",
+      show="Search path with each step's metric.", ge=1, le=8192, kind="setting"),
+    T("lr", "Run", "Learning rate", float, 1e-3, "The optimiser's (peak) learning rate.",
+      gt=0, le=10, step=1e-4, kind="setting"),
+    T("optimizer", "Run", "Optimizer", Literal["adam", "adamw", "sgd", "rmsprop"], "adam",
+      "adam; adamw (Adam with decoupled weight decay); sgd (with momentum, optionally Nesterov); "
+      "rmsprop.", helps="Adam-family: fast progress with little tuning.",
+      hurts="SGD needs a tuned learning rate and schedule but often generalises a little better.",
+      show="Curves side by side.", kind="setting", applied_in="trainer/loop.py"),
+    T("seed", "Run", "Seed", int, 0,
+      "Seeds initialisation, batch order and augmentation. Runs that differ only by seed are "
+      "grouped as mean ± spread.", ge=0, le=2**31 - 1, kind="setting"),
+    T("device", "Run", "Device", Literal["auto", "cpu", "cuda", "mps"], "auto",
+      "auto picks CUDA, then Apple MPS, then the CPU.", kind="setting"),
+    # --- Data & augmentation ------------------------------------------------------------------
+    T("split_seed", "Data & augmentation", "Split seed", int, 0,
+      "Seeds the train/val/test split (and label noise). Kept apart from the training seed so that "
+      "runs with different seeds share one test set.", ge=0, le=2**31 - 1, kind="setting"),
+    T("val_fraction", "Data & augmentation", "Validation fraction", float, 0.15,
+      "Share of the data held out for validation (stratified).", gt=0, lt=0.5, step=0.05,
+      kind="setting"),
+    T("test_fraction", "Data & augmentation", "Test fraction", float, 0.15,
+      "Share of the data held out for the final test (stratified). MNIST-1D keeps its own test "
+      "set.", gt=0, lt=0.5, step=0.05, kind="setting"),
+    T("csv_path", "Data & augmentation", "CSV file", str, "",
+      "Path to a CSV with numeric feature columns and one label column.", kind="setting",
+      when=("dataset", ("csv",))),
+    T("csv_label", "Data & augmentation", "CSV label column", str, "label",
+      "Name of the label column in the CSV.", kind="setting", when=("dataset", ("csv",))),
+    T("n_samples", "Data & augmentation", "Samples", int, 3000, "Size of the synthetic task.",
+      ge=100, le=1_000_000, kind="setting", when=("dataset", ("synthetic",))),
+    T("n_features", "Data & augmentation", "Features", int, 20, "Features of the synthetic task.",
+      ge=2, le=1000, kind="setting", when=("dataset", ("synthetic",))),
+    T("n_classes", "Data & augmentation", "Classes", int, 4, "Classes of the synthetic task.",
+      ge=2, le=50, kind="setting", when=("dataset", ("synthetic",))),
+    T("imbalance", "Data & augmentation", "Class imbalance", float, 1.0,
+      "Ratio of the largest class to the smallest in the synthetic task (1 = balanced); class 0 "
+      "is the majority, the last class the minority.",
+      helps="Shows which tricks (focal loss, class weights) protect minority-class recall.",
+      show="Minority-class recall and F1 in Compare's per-class view.",
+      ge=1, le=100, step=1, when=("dataset", ("synthetic",)), applied_in="trainer/data.py"),
+    T("label_noise", "Data & augmentation", "Label noise", float, 0.0,
+      "Share of TRAIN labels replaced by a random other class; validation and test stay clean "
+      "(the notes' competition had noisy train labels and a clean test set).",
+      helps="Tests which tricks hold up under noise (label smoothing, early stopping, flooding).",
+      show="Which tricks keep test metrics up.", ge=0, lt=1, step=0.05,
+      applied_in="trainer/data.py"),
+    T("augment_hflip", "Data & augmentation", "Horizontal flip", bool, False,
+      "Flip each training sample left-right with probability 1/2 (reverses a sequence).",
+      helps="Natural images and tasks whose classes are mirror-symmetric.",
+      hurts="The notes warn augmentation must suit the task: a flipped digit is another digit.",
+      show="Flips hurt digits.", applied_in="trainer/augment.py"),
+    T("augment_vflip", "Data & augmentation", "Vertical flip", bool, False,
+      "Flip each training image upside-down with probability 1/2 (images only).",
+      helps="Satellite and microscopy images, which have no 'up'.",
+      hurts="Digits and anything with an orientation.", applied_in="trainer/augment.py"),
+    T("augment_dflip", "Data & augmentation", "Diagonal flip", bool, False,
+      "Transpose each training image with probability 1/2 (square images only).",
+      helps="Rotation-invariant imagery (the notes' satellite road segmentation).",
+      hurts="Anything with an orientation.", applied_in="trainer/augment.py"),
+    T("augment_shift", "Data & augmentation", "Random shift", int, 0,
+      "Shift each training sample by up to this many pixels/steps, padding with zeros.",
+      helps="Translation-invariant signals: shifts help MNIST-1D.",
+      hurts="Large shifts on tiny inputs (8x8 digits) crop away the object.",
+      show="Shifts help MNIST-1D.", ge=0, le=16, applied_in="trainer/augment.py"),
+    T("augment_noise", "Data & augmentation", "Gaussian noise", float, 0.0,
+      "Add Gaussian noise of this standard deviation to each training input.",
+      helps="Small data, smooth inputs.", hurts="Too much noise drowns the signal.",
+      ge=0, le=2, step=0.01, applied_in="trainer/augment.py"),
+    # --- Architecture -------------------------------------------------------------------------
+    T("norm", "Architecture", "Normalisation", Literal["none", "batch", "group"], "none",
+      "Normalisation after each hidden layer: BatchNorm or GroupNorm.",
+      helps="BatchNorm speeds up and stabilises training (the notes found BN helps conv nets "
+      "more than dropout); GroupNorm does not depend on the batch size.",
+      hurts="BatchNorm degrades with very small batches; GroupNorm holds up.",
+      show="Curves; small-batch behaviour.", applied_in="trainer/models.py"),
+    T("norm_groups", "Architecture", "GroupNorm groups", int, 4,
+      "Groups G of GroupNorm (channels are rounded up to a multiple of G).", ge=1, le=64,
+      kind="setting", when=("norm", ("group",))),
+    T("activation", "Architecture", "Activation",
+      Literal["relu", "leaky_relu", "gelu", "tanh", "sigmoid"], "relu",
+      "The non-linearity of hidden layers.",
+      helps="ReLU-family and GELU keep gradients flowing in deep nets.",
+      hurts="sigmoid/tanh deep nets train slower (vanishing gradients).",
+      show="Loss curves of deep variants.", applied_in="trainer/models.py"),
+    T("residual", "Architecture", "Skip connections", bool, False,
+      "Residual blocks: F(x) + x around each hidden block.",
+      helps="Deep variants keep training.", hurts="Little effect on shallow nets.",
+      show="Deep variant trains; without skips it degrades.", applied_in="trainer/models.py"),
+    T("head", "Architecture", "Head", Literal["fc", "gap"], "fc",
+      "fc: flatten the feature map into a fully-connected classifier. gap: global average "
+      "pooling then one linear layer (CNN only).",
+      helps="gap: far fewer parameters, less overfitting.",
+      hurts="gap: loses position information some tasks need.",
+      show="Parameter count vs accuracy.", applied_in="trainer/models.py"),
+    T("width", "Architecture", "Width multiplier", float, 1.0,
+      "Multiplies every layer's width (channels or hidden units).",
+      helps="Halving widths often barely hurts (the notes: halving U-Net's channels did not) and "
+      "runs faster.", hurts="Too narrow underfits.", show="Accuracy vs parameter count.",
+      ge=0.125, le=8, step=0.125, applied_in="trainer/models.py"),
+    T("depth", "Architecture", "Depth", int, 3, "Hidden blocks (conv blocks or hidden layers).",
+      ge=1, le=16, kind="setting", applied_in="trainer/models.py"),
+    T("forget_eval", "Architecture", "Forget eval() (pitfall demo)", bool, False,
+      "PITFALL DEMONSTRATION: evaluate with the model left in train() mode, as a forgotten "
+      "model.eval() would. BatchNorm then normalises with batch statistics and dropout stays on.",
+      helps="Never: it exists to show why calling eval() matters.",
+      hurts="Val/test metrics with BatchNorm or dropout.", show="Val metrics with and without.",
+      pitfall=True, applied_in="trainer/loop.py"),
+    # --- Regularisation -----------------------------------------------------------------------
+    T("weight_decay", "Regularisation", "Weight decay", float, 0.0,
+      "L2 penalty on the weights through the optimiser. For SGD, weight decay λ equals an L2 term "
+      "(λ/2)·Σw² in the loss; with adamw it is decoupled from the gradient scaling.",
+      helps="Overfitting models; pairs well with adamw.",
+      hurts="Too strong underfits; on BN layers' scale it mostly changes the effective LR.",
+      show="Total weight norm falls vs baseline.", ge=0, le=1, step=1e-4,
+      applied_in="trainer/loop.py"),
+    T("wd_exclude_norm_bias", "Regularisation", "No decay on norm/bias", bool, False,
+      "Exempt biases and normalisation parameters from weight decay.",
+      helps="Common practice for BN nets: decaying BN scales and biases rarely helps.",
+      applied_in="trainer/loop.py"),
+    T("l1", "Regularisation", "L1 penalty", float, 0.0,
+      "Adds λ·Σ|w| over weight matrices to the loss, pushing weights to exactly zero.",
+      helps="Sparse, prunable models; many useless inputs.", hurts="Too strong underfits.",
+      show="Weight sparsity (share of near-zero weights).", ge=0, le=0.1, step=1e-5,
+      applied_in="trainer/loop.py"),
+    T("dropout", "Regularisation", "Dropout (FC layers)", float, 0.0,
+      "Drop probability on fully-connected hidden layers.",
+      helps="Large fully-connected layers that overfit.",
+      hurts="Small models underfit; slows convergence.", show="Train/val gap.", ge=0, le=0.9,
+      step=0.05, applied_in="trainer/models.py"),
+    T("spatial_dropout", "Regularisation", "Spatial dropout (conv)", float, 0.0,
+      "Drops whole channels of conv feature maps (Dropout1d/2d).",
+      helps="Rarely: conv layers have few parameters to regularise.",
+      hurts="The notes found dropout in conv layers lowered accuracy while BN raised it.",
+      show="Conv-dropout vs BatchNorm comparison.", ge=0, le=0.9, step=0.05,
+      applied_in="trainer/models.py"),
+    T("early_stopping", "Regularisation", "Early stopping patience", int, 0,
+      "Stop when the monitored val metric has not improved for this many epochs (0 = off) and "
+      "restore the best epoch's weights.",
+      helps="Long runs that start overfitting; saves time.",
+      hurts="Noisy val metrics can stop too soon: raise the patience.",
+      show="Stop epoch marked on the curves.", ge=0, le=1000, applied_in="trainer/loop.py"),
+    T("flooding", "Regularisation", "Flooding level b", float, 0.0,
+      "loss' = |loss - b| + b on the batch-mean loss: below level b the gradient reverses, so "
+      "the training loss hovers around b instead of going to zero (0 = off).",
+      helps="Overconfident models that drive train loss to zero.",
+      hurts="b above the achievable loss stops learning.", show="Train loss flattens at b.",
+      ge=0, le=5, step=0.01, applied_in="trainer/loop.py"),
+    T("label_smoothing", "Regularisation", "Label smoothing ε", float, 0.0,
+      "Targets become (1-ε)·onehot + ε/K, countering softmax over-confidence.",
+      helps="Calibration and noisy labels.",
+      hurts="Needs well-ranked logits (e.g. distillation) or very small K.",
+      show="Calibration (ECE, reliability diagram), max-probability histogram.",
+      ge=0, le=0.5, step=0.01, applied_in="trainer/loop.py"),
+    T("random_loss_scale", "Regularisation", "Random loss scaling", bool, False,
+      "Multiply each step's loss by a fresh uniform random number in [0, 1) (the notes' "
+      "random.random()*loss): a random per-step learning rate.",
+      helps="Sometimes escapes sharp minima.", hurts="Halves the average step size; noisier.",
+      show="Noisier curve; final metrics.", applied_in="trainer/loop.py"),
+    # --- Loss ---------------------------------------------------------------------------------
+    T("loss", "Loss", "Loss", Literal["ce", "focal", "bce"], "ce",
+      "ce: softmax cross-entropy. focal: (1-p_t)^γ·CE, down-weighting easy examples. bce: "
+      "one-vs-rest binary cross-entropy on each class's sigmoid (for binary / multi-label style "
+      "training).",
+      helps="focal: imbalanced tasks where easy majority examples dominate the loss.",
+      hurts="focal: can under-fit balanced tasks; bce: saturates near 0 and 1.",
+      show="Minority-class recall/F1 on an imbalanced task.", applied_in="trainer/losses.py"),
+    T("focal_gamma", "Loss", "Focal γ", float, 2.0,
+      "Focusing parameter: 0 equals cross-entropy; higher ignores easy examples more.",
+      ge=0, le=10, step=0.5, kind="setting", when=("loss", ("focal",))),
+    T("focal_alpha", "Loss", "Focal α", Literal["none", "balanced"] | list[float], "none",
+      "Per-class weights: none, balanced (inverse class frequency in train), or a list of K "
+      "numbers.", kind="setting", when=("loss", ("focal",))),
+    T("bce_linear", "Loss", "BCE linear term", float, 0.0,
+      "Adds λ·|y - σ(z)| to BCE: the notes warn BCE's gradient is cut off when predictions "
+      "saturate near 0 and 1, and a linear term keeps gradients flowing.",
+      helps="Saturated binary outputs.", show="Gradient norm late in training.",
+      ge=0, le=10, step=0.1, when=("loss", ("bce",)), applied_in="trainer/losses.py"),
+    # --- Optimisation & schedule --------------------------------------------------------------
+    T("momentum", "Optimisation & schedule", "Momentum", float, 0.9,
+      "Momentum of SGD and RMSprop.", ge=0, lt=1, step=0.05, kind="setting",
+      when=("optimizer", ("sgd", "rmsprop"))),
+    T("nesterov", "Optimisation & schedule", "Nesterov", bool, False,
+      "Nesterov momentum for SGD.", helps="Slightly faster SGD convergence.",
+      when=("optimizer", ("sgd",)), applied_in="trainer/loop.py"),
+    T("lr_schedule", "Optimisation & schedule", "LR schedule",
+      Literal["constant", "step", "cosine", "cosine_restarts"], "constant",
+      "constant; step (×γ every N epochs); cosine (anneal to the minimum LR); cosine_restarts "
+      "(cyclic LR: restart every cycle, annealing from lr to the minimum LR; torch's "
+      "CosineAnnealingWarmRestarts). Stepped every batch.",
+      helps="Annealing reaches lower loss; restarts escape poor minima and pair with SWA.",
+      hurts="A step or restart at the wrong time bumps the loss up.",
+      show="LR curve under the loss curve.", applied_in="trainer/schedules.py"),
+    T("lr_step_epochs", "Optimisation & schedule", "Step every (epochs)", int, 10,
+      "Epochs between LR drops of the step schedule.", ge=1, le=1000, kind="setting",
+      when=("lr_schedule", ("step",))),
+    T("lr_gamma", "Optimisation & schedule", "Step factor γ", float, 0.1,
+      "Factor applied to the LR at each step.", gt=0, le=1, step=0.05, kind="setting",
+      when=("lr_schedule", ("step",))),
+    T("cycle_epochs", "Optimisation & schedule", "Cycle length (epochs)", int, 5,
+      "Epochs per cosine cycle before the LR restarts.", ge=1, le=1000, kind="setting",
+      when=("lr_schedule", ("cosine_restarts",))),
+    T("lr_min", "Optimisation & schedule", "Minimum LR", float, 0.0,
+      "Lowest LR of cosine schedules.", ge=0, le=10, step=1e-5, kind="setting",
+      when=("lr_schedule", ("cosine", "cosine_restarts"))),
+    T("warmup_epochs", "Optimisation & schedule", "Warm-up epochs", float, 0.0,
+      "Ramp the LR linearly from 1% to lr over this many epochs before the schedule starts.",
+      helps="Large LRs, Adam with BN, big batches.", show="LR curve.", ge=0, le=100, step=0.5,
+      applied_in="trainer/schedules.py"),
+    T("grad_clip", "Optimisation & schedule", "Gradient clipping", float, 0.0,
+      "Clip the global gradient norm to this value (0 = off).",
+      helps="Spiky losses, RNN-like instability.", hurts="Too low slows learning.",
+      ge=0, le=1000, step=0.5, applied_in="trainer/loop.py"),
+    T("swa", "Optimisation & schedule", "SWA", bool, False,
+      "Stochastic weight averaging: average the weights over the last epochs with a constant "
+      "or annealed LR, recompute BatchNorm statistics, and evaluate the averaged model.",
+      helps="Flatter minima, better test accuracy for nearly free.",
+      hurts="Averaging too early (before convergence) blurs a poor model.",
+      show="SWA model vs final model metrics.", applied_in="trainer/loop.py"),
+    T("swa_start", "Optimisation & schedule", "SWA start (fraction of epochs)", float, 0.75,
+      "Averaging starts after this fraction of the epochs.", gt=0, lt=1, step=0.05,
+      kind="setting", when=("swa", (True,))),
+    T("swa_lr", "Optimisation & schedule", "SWA LR", float | None, None,
+      "LR during averaging (empty: the run's lr).", gt=0, le=10, kind="setting",
+      when=("swa", (True,))),
+    # --- Evaluation ---------------------------------------------------------------------------
+    T("monitor", "Evaluation", "Monitored val metric", Literal["loss", "accuracy", "f1", "auc"],
+      "loss", "The val metric that picks the best epoch (and drives early stopping).",
+      kind="setting"),
+    T("top_k", "Evaluation", "Top-k", int, 3, "k of the top-k accuracy.", ge=1, le=20,
+      kind="setting"),
+    T("tta", "Evaluation", "Test-time augmentation", Literal["off", "flips", "shifts"], "off",
+      "Average the predicted probabilities over several views of each val/test input. flips: "
+      "identity, horizontal, vertical and diagonal flips (only those the input allows). shifts: "
+      "identity and ±1, ±2 shifts.",
+      helps="The notes cite +3 points on satellite road segmentation with flip TTA.",
+      hurts="Views the task is not invariant to (flipped digits).", show="TTA vs no-TTA metrics.",
+      applied_in="trainer/augment.py"),
+    # --- Precision & speed --------------------------------------------------------------------
+    T("amp", "Precision & speed", "Mixed precision", Literal["off", "fp16", "bf16"], "off",
+      "Autocast the forward pass: fp16 with a GradScaler (CUDA only) or bf16 (CUDA or CPU).",
+      helps="2-3x faster on tensor-core GPUs, half the activation memory.",
+      hurts="bf16 is slow on most CPUs; fp16 can overflow without the scaler.",
+      show="Samples/s and metrics vs fp32.", applied_in="trainer/loop.py"),
+    T("nonfinite", "Precision & speed", "On NaN/inf loss", Literal["fail", "continue"], "fail",
+      "fail: stop the run as failed with a clear reason. continue: log it and carry on.",
+      kind="setting"),
+    T("checkpoint", "Precision & speed", "Save weights", bool, True,
+      "Save the final model's weights as checkpoint.pt.", kind="setting"),
+)
+
+BY_NAME: dict[str, Trick] = {t.name: t for t in CATALOGUE}
+TRICKS: tuple[Trick, ...] = tuple(t for t in CATALOGUE if t.kind == "trick")
+
+
+def by_group(entries: tuple[Trick, ...] = CATALOGUE) -> dict[str, list[Trick]]:
+    """Catalogue entries grouped in display order."""
+    groups: dict[str, list[Trick]] = {g: [] for g in GROUPS}
+    for t in entries:
+        groups[t.group].append(t)
+    return {g: ts for g, ts in groups.items() if ts}
+
+
+def is_active(trick: Trick, config: dict[str, Any]) -> bool:
+    """Whether ``trick`` matters under ``config`` (its ``when`` condition holds)."""
+    return trick.when is None or config.get(trick.when[0]) in trick.when[1]
+
+
+def catalogue_json() -> list[dict[str, Any]]:
+    return [t.to_dict() for t in CATALOGUE]
