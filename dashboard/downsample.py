@@ -1,0 +1,155 @@
+"""Spike-preserving reduction of long series before they are sent to the browser.
+
+A chart only has a few thousand pixels across, so sending 10^5 points per series
+wastes bandwidth and makes the browser slow. Plain striding would drop the single-step
+loss spikes users most need to see; MinMaxLTTB (tsdownsample) keeps the shape, and on
+top of it the global finite maximum and minimum, and the first and last points, are
+always kept.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+from numpy.typing import ArrayLike
+from tsdownsample import MinMaxLTTBDownsampler
+
+__all__ = ["DEFAULT_POINTS", "MIN_POINTS", "downsample", "downsample_indices"]
+
+DEFAULT_POINTS = 2000
+# tsdownsample's LTTB panics (a BaseException, not an Exception) below 3 points.
+MIN_POINTS = 3
+# At most this share of the budget marks gaps (runs of non-finite values), so a series
+# riddled with NaN still gets most of its points spent on data.
+_GAP_SHARE = 4
+
+_MINMAX_LTTB = MinMaxLTTBDownsampler()
+
+
+def _check_n_out(n_out: object) -> int:
+    if isinstance(n_out, bool) or not isinstance(n_out, numbers.Integral) or n_out < MIN_POINTS:
+        raise ValueError(f"n_out must be an integer >= {MIN_POINTS}, got {n_out!r}")
+    return int(n_out)
+
+
+def _sortable_x(x: np.ndarray) -> np.ndarray | None:
+    """``x`` as a contiguous dtype tsdownsample accepts, or None if it is not usable.
+
+    Usable means every value is finite and strictly increasing; LTTB bins by x and
+    returns garbage otherwise.
+    """
+    if x.dtype.kind in "Mm":
+        if np.any(np.isnat(x)):
+            return None
+        xs = x.view(np.int64)
+    elif x.dtype.kind in "iu":
+        xs = x.astype(np.int64, copy=False)
+    else:
+        try:
+            xs = x.astype(np.float64, copy=False)
+        except (TypeError, ValueError):
+            return None
+        if not np.all(np.isfinite(xs)):
+            return None
+    if xs.size > 1 and not np.all(np.diff(xs) > 0):
+        return None
+    return np.ascontiguousarray(xs)
+
+
+def _gap_markers(finite: np.ndarray, budget: int) -> np.ndarray:
+    """First index of each run of non-finite values, thinned evenly to ``budget``.
+
+    Keeping one non-finite point per run makes the chart break the line there instead
+    of drawing straight across the gap.
+    """
+    bad = ~finite
+    starts = np.flatnonzero(bad & ~np.concatenate(([False], bad[:-1])))
+    if starts.size > budget:
+        if budget == 0:
+            return starts[:0]
+        starts = starts[np.unique(np.linspace(0, starts.size - 1, budget).round().astype(int))]
+    return starts
+
+
+def downsample_indices(
+    x: ArrayLike | None, y: ArrayLike, n_out: int = DEFAULT_POINTS
+) -> np.ndarray:
+    """Indices of the points to draw so a long series fits in about ``n_out`` points.
+
+    * ``len(y) <= n_out``: every index.
+    * Otherwise MinMaxLTTB picks the finite points. It bins by ``x``, which must be
+      finite and strictly increasing; if it is not (or is None) the position in the
+      series is used instead.
+    * One non-finite point is kept at the start of each run of NaN/inf (at most
+      ``n_out // 4`` such runs, thinned evenly), so the chart shows the gap.
+    * The first and last point and the global maximum and minimum of the finite values
+      are always included, even if the algorithm dropped them.
+
+    The result can exceed ``n_out`` by at most 4 (those forced points).
+
+    Parameters
+    ----------
+    x : array-like of shape (n,) or None
+        Horizontal coordinate (step, time); numeric or datetime64.
+    y : array-like of shape (n,)
+        Values; NaN and ±inf are allowed.
+    n_out : int, default DEFAULT_POINTS
+        Target number of points; >= 3.
+
+    Returns
+    -------
+    ndarray of int64
+        Sorted, unique indices into ``y``.
+
+    Raises
+    ------
+    ValueError
+        If ``n_out`` is not an integer >= 3, ``y`` is not 1-D, or ``x`` and ``y`` differ
+        in length.
+    """
+    n_out = _check_n_out(n_out)
+    yv = np.asarray(y, dtype=np.float64)
+    if yv.ndim != 1:
+        raise ValueError(f"y must be a 1-D array, got an array of shape {yv.shape}")
+    xv = None if x is None else np.asarray(x)
+    if xv is not None and xv.shape != yv.shape:
+        raise ValueError(
+            f"x must be a 1-D array with the same length as y, got shapes {xv.shape} and {yv.shape}"
+        )
+    n = yv.size
+    if n <= n_out:
+        return np.arange(n, dtype=np.int64)
+
+    finite = np.isfinite(yv)
+    finite_idx = np.flatnonzero(finite)
+    gaps = _gap_markers(finite, n_out // _GAP_SHARE)
+    budget = max(n_out - gaps.size, MIN_POINTS)
+    forced = [np.array([0, n - 1]), gaps]
+
+    if finite_idx.size > budget:
+        yf = np.ascontiguousarray(yv[finite_idx])
+        xf = None if xv is None else _sortable_x(xv[finite_idx])
+        if xf is None:
+            # The original positions, not 0..k, so gaps keep their width in the binning.
+            xf = finite_idx.astype(np.int64)
+        picked = _MINMAX_LTTB.downsample(xf, yf, n_out=budget)
+        forced.append(finite_idx[picked.astype(np.int64)])
+    else:
+        forced.append(finite_idx)
+    if finite_idx.size:
+        finite_values = yv[finite_idx]
+        forced.append(finite_idx[[np.argmax(finite_values), np.argmin(finite_values)]])
+    return np.unique(np.concatenate(forced).astype(np.int64))
+
+
+def downsample(
+    x: ArrayLike | None, y: ArrayLike, n_out: int = DEFAULT_POINTS
+) -> tuple[np.ndarray, np.ndarray]:
+    """Reduced ``(x, y)`` of a series; see `downsample_indices` for the rules.
+
+    Dtypes are preserved. If ``x`` is None the kept indices are returned as x.
+    """
+    idx = downsample_indices(x, y, n_out)
+    xs = idx if x is None else np.asarray(x)[idx]
+    return xs, np.asarray(y)[idx]

@@ -1,0 +1,366 @@
+"""Tests for dashboard.smoothing: TensorBoard-exact EMA and the other curve smoothers."""
+
+import math
+import time
+
+import numpy as np
+import pytest
+
+from dashboard.smoothing import (
+    SMOOTHING_KINDS,
+    ema,
+    gaussian,
+    running_mean,
+    smooth,
+    strength_to_half_life,
+    strength_to_sigma,
+    strength_to_window,
+    time_weighted_ema,
+)
+
+
+def tensorboard_loop(values, weight):
+    """TensorBoard's classicSmoothing, transcribed point by point (minus the constant check)."""
+    weight = min(max(weight, 0.0), 1.0) if math.isfinite(weight) else 0.0
+    last, num_accum, out = 0.0, 0, []
+    for v in values:
+        if not math.isfinite(v):
+            out.append(v)
+            continue
+        last = last * weight + (1 - weight) * v
+        num_accum += 1
+        debias = 1.0 if weight == 1 else 1 - weight**num_accum
+        out.append(last / debias)
+    return np.array(out, dtype=np.float64)
+
+
+def time_ema_loop(values, times, half_life):
+    """Point-by-point time-decayed EMA, debiased like TensorBoard's."""
+    used = [
+        i
+        for i, (v, t) in enumerate(zip(values, times, strict=True))
+        if math.isfinite(v) and math.isfinite(t)
+    ]
+    gaps = np.diff([times[i] for i in used])
+    first_gap = float(np.median(gaps[gaps > 0]))
+    out = np.array(values, dtype=np.float64)
+    last = total = 0.0
+    prev_t = None
+    for i in used:
+        dt = first_gap if prev_t is None else times[i] - prev_t
+        alpha = 1 - math.exp(-math.log(2) * dt / half_life)
+        last = (1 - alpha) * last + alpha * values[i]
+        total = (1 - alpha) * total + alpha
+        prev_t = times[i]
+        out[i] = last / total
+    return out
+
+
+def noisy_series(n=2000, seed=0, gaps=True):
+    rng = np.random.default_rng(seed)
+    y = 5.0 + rng.normal(size=n).cumsum() + rng.normal(scale=3.0, size=n)
+    if gaps:
+        y[rng.choice(n, n // 20, replace=False)] = np.nan
+        y[rng.choice(n, 5, replace=False)] = np.inf
+        y[rng.choice(n, 5, replace=False)] = -np.inf
+    return y
+
+
+# --------------------------------------------------------------------------- ema
+
+
+def test_ema_matches_hand_computed_values():
+    # weight 0.5, last starts at 0:
+    #   1: last = 0.5*0   + 0.5*1 = 0.5,   debias 1 - 0.5   = 0.5   -> 1
+    #   2: last = 0.5*0.5 + 0.5*2 = 1.25,  debias 1 - 0.25  = 0.75  -> 5/3
+    #   3: last = 0.5*1.25+ 0.5*3 = 2.125, debias 1 - 0.125 = 0.875 -> 17/7
+    np.testing.assert_allclose(ema([1, 2, 3], 0.5), [1.0, 5 / 3, 17 / 7], rtol=1e-15)
+
+
+def test_ema_hand_computed_with_gap():
+    # Weight 0.25; the NaN is skipped, so the 3 is the 2nd accumulated point:
+    #   1: last = 0.25*0    + 0.75*1 = 0.75,   debias 1 - 0.25   = 0.75   -> 1
+    #   3: last = 0.25*0.75 + 0.75*3 = 2.4375, debias 1 - 0.0625 = 0.9375 -> 2.6
+    out = ema([1.0, np.nan, 3.0], 0.25)
+    assert out[0] == 1.0
+    assert np.isnan(out[1])
+    assert out[2] == pytest.approx(2.6, rel=1e-15)
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.1, 0.5, 0.6, 0.9, 0.99, 0.999, 1.0])
+def test_ema_matches_reference_loop_with_gaps(weight):
+    y = noisy_series()
+    np.testing.assert_allclose(ema(y, weight), tensorboard_loop(y, weight), rtol=1e-12, atol=0)
+
+
+def test_ema_weight_is_clamped_like_tensorboard():
+    y = noisy_series(300)
+    np.testing.assert_array_equal(ema(y, 1.5), ema(y, 1.0))
+    np.testing.assert_array_equal(ema(y, -0.2), ema(y, 0.0))
+    np.testing.assert_array_equal(ema(y, float("nan")), ema(y, 0.0))
+
+
+def test_ema_weight_zero_returns_raw_values():
+    y = noisy_series(300)
+    np.testing.assert_array_equal(ema(y, 0.0), y)
+
+
+def test_ema_constant_series_is_returned_unchanged():
+    # 0.1 is not exactly representable: a real EMA would wobble in the last bits.
+    y = np.full(1000, 0.1)
+    out = ema(y, 0.9)
+    np.testing.assert_array_equal(out, y)
+    assert out is not y
+
+
+def test_ema_constant_series_with_gaps_is_unchanged():
+    y = np.array([0.3, np.nan, 0.3, np.inf, 0.3])
+    np.testing.assert_array_equal(ema(y, 0.7), y)
+
+
+def test_ema_passes_non_finite_through_without_poisoning_later_points():
+    y = np.array([1.0, 2.0, np.nan, np.inf, -np.inf, 3.0, 4.0])
+    out = ema(y, 0.6)
+    assert np.isnan(out[2])
+    assert out[3] == np.inf
+    assert out[4] == -np.inf
+    # The finite outputs are those of the series without the non-finite points.
+    np.testing.assert_array_equal(out[[0, 1, 5, 6]], ema([1.0, 2.0, 3.0, 4.0], 0.6))
+    assert np.all(np.isfinite(out[[0, 1, 5, 6]]))
+
+
+def test_ema_all_non_finite_and_empty():
+    np.testing.assert_array_equal(ema([np.nan, np.inf], 0.5), [np.nan, np.inf])
+    out = ema([], 0.5)
+    assert out.dtype == np.float64
+    assert out.shape == (0,)
+
+
+def test_ema_returns_float64_copy_and_leaves_input_alone():
+    y = np.array([1, 5, 2, 8], dtype=np.int32)
+    out = ema(y, 0.5)
+    assert out.dtype == np.float64
+    np.testing.assert_array_equal(y, [1, 5, 2, 8])
+
+
+def test_ema_is_fast_on_100k_points():
+    y = noisy_series(100_000)
+    ema(y, 0.9)  # warm-up (imports, first-call allocation)
+    start = time.perf_counter()
+    ema(y, 0.99)
+    assert time.perf_counter() - start < 0.05
+
+
+def test_ema_rejects_non_1d_input():
+    with pytest.raises(ValueError, match="values must be a 1-D array"):
+        ema(np.ones((3, 3)), 0.5)
+
+
+# ---------------------------------------------------------------- time-weighted
+
+
+@pytest.mark.parametrize("half_life", [0.3, 2.0, 25.0, 1e4])
+def test_time_ema_matches_reference_loop(half_life):
+    rng = np.random.default_rng(1)
+    y = noisy_series(1500, seed=1)
+    t = np.cumsum(rng.exponential(size=y.size))
+    t[[3, 700]] = np.nan  # a point without a time is a gap too
+    np.testing.assert_allclose(
+        time_weighted_ema(y, t, half_life), time_ema_loop(y, t, half_life), rtol=1e-10
+    )
+
+
+def test_time_ema_on_even_spacing_equals_tensorboard_ema():
+    y = noisy_series(500, gaps=False)  # a gap would be a longer dt for time_ema
+    t = 10.0 + 3.0 * np.arange(y.size)  # dt = 3, half-life 6 -> weight 0.5**0.5
+    # The log-space sum is accurate relative to the series' range, not to each value.
+    np.testing.assert_allclose(
+        time_weighted_ema(y, t, 6.0), ema(y, 0.5**0.5), rtol=1e-12, atol=1e-12 * np.ptp(y)
+    )
+
+
+def test_time_ema_long_gap_forgets_the_past():
+    # Ten half-lives after the last point the old level weighs 2**-10 ≈ 0.001.
+    y = [0.0, 0.0, 0.0, 100.0]
+    t = [0.0, 1.0, 2.0, 12.0]
+    assert time_weighted_ema(y, t, 1.0)[-1] == pytest.approx(100.0, rel=2e-3)
+
+
+def test_time_ema_gaps_constant_and_edge_cases():
+    y = np.array([1.0, np.nan, 4.0, np.inf, 2.0])
+    t = np.arange(5.0)
+    out = time_weighted_ema(y, t, 2.0)
+    assert np.isnan(out[1]) and out[3] == np.inf
+    assert np.all(np.isfinite(out[[0, 2, 4]]))
+    np.testing.assert_array_equal(time_weighted_ema(np.full(5, 0.7), t, 2.0), np.full(5, 0.7))
+    np.testing.assert_array_equal(time_weighted_ema(y, t, 0.0), y)
+    assert time_weighted_ema([], [], 1.0).shape == (0,)
+
+
+def test_time_ema_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="half_life must be a finite number >= 0"):
+        time_weighted_ema([1, 2], [0, 1], -1.0)
+    with pytest.raises(ValueError, match="times must have the same length"):
+        time_weighted_ema([1, 2], [0, 1, 2], 1.0)
+    with pytest.raises(ValueError, match="times must be non-decreasing"):
+        time_weighted_ema([1, 2, 3], [0, 2, 1], 1.0)
+
+
+# --------------------------------------------------------------------- gaussian
+
+
+def gaussian_reference(y, sigma):
+    """Direct normalised convolution, one output point at a time."""
+    radius = int(4 * sigma + 0.5)
+    out = y.copy()
+    for i in np.flatnonzero(np.isfinite(y)):
+        lo, hi = max(0, i - radius), min(y.size, i + radius + 1)
+        window = y[lo:hi]
+        k = np.exp(-0.5 * ((np.arange(lo, hi) - i) / sigma) ** 2)
+        ok = np.isfinite(window)
+        out[i] = np.sum(k[ok] * window[ok]) / np.sum(k[ok])
+    return out
+
+
+@pytest.mark.parametrize("sigma", [0.5, 3.0, 40.0])
+def test_gaussian_matches_direct_normalised_convolution(sigma):
+    y = noisy_series(1200, seed=2)
+    np.testing.assert_allclose(gaussian(y, sigma), gaussian_reference(y, sigma), rtol=1e-9)
+
+
+def test_gaussian_gaps_do_not_poison_neighbours():
+    y = np.array([1.0, 2.0, np.nan, 4.0, np.inf, 6.0, -np.inf, 8.0])
+    out = gaussian(y, 1.5)
+    assert np.isnan(out[2]) and out[4] == np.inf and out[6] == -np.inf
+    finite = np.isfinite(y)
+    assert np.all(np.isfinite(out[finite]))
+    # A weighted mean of finite points stays inside their range: no pull towards 0.
+    assert np.all((out[finite] >= 1.0) & (out[finite] <= 8.0))
+
+
+def test_gaussian_constant_and_strength_zero():
+    np.testing.assert_array_equal(gaussian(np.full(50, 1e4 + 0.1), 5.0), np.full(50, 1e4 + 0.1))
+    y = noisy_series(200)
+    np.testing.assert_array_equal(gaussian(y, 0.0), y)
+    # A tiny sigma puts ~all weight on the point itself.
+    np.testing.assert_allclose(gaussian(y, 0.05), y, rtol=1e-12)
+
+
+def test_gaussian_removes_noise():
+    rng = np.random.default_rng(3)
+    truth = np.sin(np.linspace(0, 4 * np.pi, 5000))
+    y = truth + rng.normal(scale=0.5, size=truth.size)
+    out = gaussian(y, 10.0)
+    assert np.std(out - truth) < 0.25 * np.std(y - truth)
+
+
+# ----------------------------------------------------------------- running mean
+
+
+def test_running_mean_hand_computed():
+    # Window 2 over the finite points 1, 2, 4, 8 -> 1, 1.5, 3, 6; the NaN stays put.
+    out = running_mean([1.0, 2.0, np.nan, 4.0, 8.0], 2)
+    np.testing.assert_array_equal(out, [1.0, 1.5, np.nan, 3.0, 6.0])
+
+
+def test_running_mean_matches_reference_loop():
+    y = noisy_series(1000, seed=4)
+    finite = np.flatnonzero(np.isfinite(y))
+    expected = y.copy()
+    for k, i in enumerate(finite):
+        expected[i] = y[finite[max(0, k - 24) : k + 1]].mean()
+    np.testing.assert_allclose(running_mean(y, 25), expected, rtol=1e-10)
+
+
+def test_running_mean_constant_window_one_and_validation():
+    np.testing.assert_array_equal(running_mean(np.full(30, 0.1), 7), np.full(30, 0.1))
+    y = noisy_series(100)
+    np.testing.assert_array_equal(running_mean(y, 1), y)
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match="window must be an integer >= 1"):
+            running_mean(y, bad)
+
+
+# ----------------------------------------------------------------------- smooth
+
+
+@pytest.mark.parametrize("kind", SMOOTHING_KINDS)
+def test_smooth_keeps_length_dtype_and_gaps(kind):
+    y = noisy_series(800, seed=5)
+    out = smooth(y, kind, 0.8)
+    assert out.dtype == np.float64 and out.shape == y.shape
+    finite = np.isfinite(y)
+    np.testing.assert_array_equal(out[~finite], y[~finite])
+    assert np.all(np.isfinite(out[finite]))
+
+
+@pytest.mark.parametrize("kind", SMOOTHING_KINDS)
+def test_smooth_constant_series_stays_constant(kind):
+    y = np.full(300, 2.2)
+    y[[10, 20]] = np.nan
+    np.testing.assert_array_equal(smooth(y, kind, 0.9), y)
+
+
+@pytest.mark.parametrize("kind", SMOOTHING_KINDS)
+def test_smooth_strength_zero_is_raw(kind):
+    y = noisy_series(400, seed=6)
+    np.testing.assert_allclose(smooth(y, kind, 0.0), y, rtol=1e-12)
+
+
+@pytest.mark.parametrize("kind", SMOOTHING_KINDS)
+def test_smooth_empty_input(kind):
+    out = smooth([], kind, 0.5)
+    assert out.dtype == np.float64 and out.shape == (0,)
+
+
+def test_smooth_none_returns_a_copy():
+    y = noisy_series(10)
+    out = smooth(y, "none", 0.9)
+    np.testing.assert_array_equal(out, y)
+    assert out is not y
+
+
+def test_smooth_dispatches_with_documented_mappings():
+    y = noisy_series(600, seed=7)
+    t = np.linspace(0.0, 50.0, y.size)
+    np.testing.assert_array_equal(smooth(y, "ema", 0.6), ema(y, 0.6))
+    np.testing.assert_array_equal(smooth(y, "gaussian", 0.6), gaussian(y, 5.0))
+    np.testing.assert_array_equal(smooth(y, "running_mean", 0.6), running_mean(y, 18))
+    # half-life 1 % of the 50-unit span at strength 0.5.
+    np.testing.assert_array_equal(smooth(y, "time_ema", 0.5, times=t), time_weighted_ema(y, t, 0.5))
+    # Without times the index is the clock: span 599 -> half-life 9 % of it at 0.9.
+    np.testing.assert_allclose(
+        smooth(y, "time_ema", 0.9), time_weighted_ema(y, np.arange(600.0), 0.09 * 599)
+    )
+
+
+def test_strength_mappings():
+    assert strength_to_sigma(0.0) == 0.0
+    assert strength_to_sigma(0.6) == pytest.approx(5.0)
+    assert strength_to_sigma(0.9) == pytest.approx(30.0)
+    assert strength_to_window(0.0) == 1
+    assert strength_to_window(0.6) == 18
+    assert strength_to_half_life(0.5, 200.0) == pytest.approx(2.0)
+    assert strength_to_half_life(0.0, 200.0) == 0.0
+    # Each kind smooths more as strength grows.
+    y = noisy_series(2000, gaps=False)
+    for kind in ("ema", "time_ema", "gaussian", "running_mean"):
+        roughness = [np.abs(np.diff(smooth(y, kind, s))).mean() for s in (0.2, 0.6, 0.95)]
+        assert roughness[0] > roughness[1] > roughness[2], kind
+
+
+@pytest.mark.parametrize("kind", ["EMA", "median", "", None])
+def test_smooth_rejects_unknown_kind(kind):
+    with pytest.raises(ValueError, match=r"kind must be one of \('ema', 'time_ema'"):
+        smooth([1.0, 2.0], kind, 0.5)
+
+
+@pytest.mark.parametrize("strength", [-0.1, 1.0, 1.5, float("nan"), float("inf"), "0.5", True])
+def test_smooth_rejects_strength_outside_unit_interval(strength):
+    with pytest.raises(ValueError, match=r"strength must be .*(\[0, 1\)|real number)"):
+        smooth([1.0, 2.0], "ema", strength)
+
+
+def test_smooth_rejects_times_of_wrong_length():
+    with pytest.raises(ValueError, match="times must have the same length"):
+        smooth([1.0, 2.0, 3.0], "time_ema", 0.5, times=[0.0, 1.0])
