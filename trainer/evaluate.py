@@ -92,7 +92,7 @@ def classification_metrics(y_true: np.ndarray, y_prob: np.ndarray, top_k: int = 
         "f1": float(f),
         "auc": _auc(y_true, y_prob, labels),
         "average_precision": float(ap),
-        "log_loss": float(log_loss(y_true, np.clip(y_prob, 1e-7, 1), labels=labels)),
+        "log_loss": float(log_loss(y_true, y_prob, labels=labels)),
         "ece": expected_calibration_error(y_true, y_prob, n_bins),
         "mean_max_prob": float(y_prob.max(1).mean()),
         "n": len(y_true),

@@ -338,6 +338,7 @@ def train(config: Any, reporter: Reporter, cache_dir: str | None = None) -> Trai
     if config.tta != "off":
         summary["test_without_tta"], _ = _evaluate(model, x_test, data.y_test, config, amp_dtype)
     final_val, _ = _evaluate(model, x_val, data.y_val, config, amp_dtype)
+    final_val.update(weight_stats(model))
     reporter.rows([{"split": "test", "step": step, "epoch": epoch, "t": time.time() - t0,
                     **{k: v for k, v in test.items() if not isinstance(v, dict | list)}}])
     wall = time.time() - t0

@@ -1,0 +1,551 @@
+"""Finds runs under the runs root and reads their files cheaply and safely (DESIGN.md sections 3-4).
+
+The run directory contract (file names, the incremental JSON-lines reader, run id checks, the
+``lost`` state) lives in :mod:`trainer.runlog`; this module only caches what it reads:
+
+- the small JSON files are re-read only when their (mtime, size, inode) changes;
+- ``metrics.jsonl`` is read incrementally, so a refresh parses only the bytes appended since;
+- a damaged file becomes a sentence in ``RunInfo.problems``, never an exception.
+
+No Streamlit here: pages wrap a ``RunStore`` in ``st.cache_resource``. Everything returned is a
+shared snapshot; treat it as read-only.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from trainer import runlog
+
+META = "meta.json"  # user tags and notes, written by the app only (never by the trainer)
+TRASH = ".trash"
+BASE_COLUMNS = ("split", "step", "epoch", "t")
+
+_Sig = tuple[int, int, int]  # (mtime_ns, size, inode): atomic replaces always change the inode
+
+
+def _num(value: Any) -> float | None:
+    """``value`` as a finite float, or None (status files may hold anything)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    value = float(value)
+    return value if np.isfinite(value) else None
+
+
+def normalise_tags(tags: Iterable[str] | str | None) -> list[str]:
+    """Stripped, de-duplicated (first wins), non-empty tags; a string is split on commas."""
+    if tags is None:
+        return []
+    if isinstance(tags, str):
+        tags = tags.split(",")
+    out: list[str] = []
+    for tag in tags:
+        if isinstance(tag, str) and (tag := tag.strip()) and tag not in out:
+            out.append(tag)
+    return out
+
+
+@dataclass
+class RunInfo:
+    """One run as read at ``checked_at``. ``problems`` lists what is wrong with its files."""
+
+    run_id: str
+    path: Path
+    config: dict[str, Any]  # {} if config.json is missing or unreadable
+    status: dict[str, Any]  # {} if status.json is missing or unreadable
+    state: str  # runlog.effective_state: a STATES value, "lost" or "unknown"
+    summary: dict[str, Any] | None
+    meta: dict[str, Any]  # {"tags": [...], "notes": "..."} from meta.json, {} if none
+    problems: list[str] = field(default_factory=list)
+    checked_at: float = field(default_factory=time.time)
+
+    @property
+    def name(self) -> str:
+        name = self.config.get("name")
+        return name.strip() if isinstance(name, str) and name.strip() else self.run_id
+
+    @property
+    def tags(self) -> list[str]:
+        # Once the user has edited tags (meta.json), they replace the tags given at launch.
+        tags = self.meta["tags"] if "tags" in self.meta else self.config.get("tags")
+        return normalise_tags(tags if isinstance(tags, list | str) else None)
+
+    @property
+    def notes(self) -> str:
+        notes = self.meta.get("notes")
+        return notes if isinstance(notes, str) else ""
+
+    @property
+    def damaged(self) -> bool:
+        return bool(self.problems)
+
+    @property
+    def is_final(self) -> bool:
+        return self.state in runlog.FINAL_STATES
+
+    @property
+    def created(self) -> float | None:
+        return _num(self.status.get("created"))
+
+    @property
+    def started(self) -> float | None:
+        return _num(self.status.get("started"))
+
+    @property
+    def ended(self) -> float | None:
+        return _num(self.status.get("ended"))
+
+    @property
+    def heartbeat(self) -> float | None:
+        return _num(self.status.get("heartbeat"))
+
+    @property
+    def step(self) -> int | None:
+        step = _num(self.status.get("step"))
+        return None if step is None else int(step)
+
+    @property
+    def total_steps(self) -> int | None:
+        total = _num(self.status.get("total_steps"))
+        return None if total is None else int(total)
+
+    @property
+    def error(self) -> str | None:
+        error = self.status.get("error")
+        return error if isinstance(error, str) and error else None
+
+    @property
+    def reason(self) -> str | None:
+        reason = self.status.get("reason")
+        return reason if isinstance(reason, str) and reason else None
+
+    @property
+    def elapsed_s(self) -> float | None:
+        """Seconds from start to end (or to ``checked_at`` while it has not ended)."""
+        if self.started is None:
+            return None
+        end = self.ended
+        if end is None:
+            # A lost or damaged run has no end time; its last heartbeat is the best guess.
+            end = self.checked_at if self.state == "running" else self.heartbeat or self.checked_at
+        return max(0.0, end - self.started)
+
+    @property
+    def progress(self) -> float | None:
+        """Fraction of steps done, 0..1, or None if the run does not say."""
+        if self.state == "finished":
+            return 1.0
+        step, total = _num(self.status.get("step")), _num(self.status.get("total_steps"))
+        if step is None or not total or total <= 0:
+            return None
+        return min(1.0, max(0.0, step / total))
+
+    @property
+    def eta_s(self) -> float | None:
+        """Seconds left for a running run, extrapolated from its progress so far."""
+        progress, elapsed = self.progress, self.elapsed_s
+        if self.state != "running" or not progress or progress >= 1.0 or elapsed is None:
+            return None
+        return elapsed * (1.0 - progress) / progress
+
+
+class _Column:
+    """A growable column: float64 while every value is a number, object once one is not."""
+
+    __slots__ = ("all_int", "data", "filled")
+
+    def __init__(self, capacity: int):
+        self.data = np.full(capacity, np.nan)
+        self.all_int = True  # every value so far is a Python int (candidates for int64)
+        self.filled = 0  # values that were present (not missing, not null)
+
+    @property
+    def is_object(self) -> bool:
+        return self.data.dtype == object
+
+    def grow(self, capacity: int) -> None:
+        new = np.full(capacity, None if self.is_object else np.nan, dtype=self.data.dtype)
+        new[: len(self.data)] = self.data
+        self.data = new
+
+    def put(self, start: int, values: list[Any]) -> None:
+        present = [v for v in values if v is not None]
+        self.filled += len(present)
+        if not self.is_object and all(type(v) is int or type(v) is float for v in present):
+            try:
+                self.data[start : start + len(values)] = np.array(values, dtype=np.float64)
+            except OverflowError:  # an int beyond float64: keep it exact as an object
+                pass
+            else:
+                self.all_int = self.all_int and all(type(v) is int for v in present)
+                return
+        if not self.is_object:
+            self.data = self.data.astype(object)
+        for i, value in enumerate(values):  # one by one: a list value must not broadcast
+            self.data[start + i] = value
+
+    def array(self, n: int) -> np.ndarray:
+        data = self.data[:n]
+        if self.is_object or not self.all_int or self.filled != n:
+            return data
+        # Whole numbers only: int64, unless too large for float64 to have held them exactly.
+        return data.astype(np.int64) if n == 0 or np.abs(data).max() < 2**53 else data
+
+
+class _Metrics:
+    """The rows of one metrics.jsonl so far, kept column-wise, plus the frame last built."""
+
+    def __init__(self, path: Path):
+        self.lock = threading.Lock()  # one reader per run at a time: JsonlTail is not thread-safe
+        self.path = path
+        self.reset()
+
+    def reset(self) -> None:
+        self.tail = runlog.JsonlTail(self.path)
+        self.inode: int | None = None
+        self.size = 0
+        self.n = 0
+        self.capacity = 0
+        self.columns: dict[str, _Column] = {}
+        self.frame: pd.DataFrame | None = None
+
+    def append(self, rows: list[dict[str, Any]]) -> None:
+        batch: dict[str, list[Any]] = {}
+        for i, row in enumerate(rows):
+            for key, value in row.items():
+                if (values := batch.get(key)) is None:
+                    values = batch[key] = [None] * len(rows)
+                values[i] = value
+        need = self.n + len(rows)
+        if need > self.capacity:
+            self.capacity = max(need, 2 * self.capacity, 1024)  # doubling: appends stay O(new)
+            for column in self.columns.values():
+                column.grow(self.capacity)
+        for key, values in batch.items():
+            if (column := self.columns.get(key)) is None:
+                column = self.columns[key] = _Column(self.capacity)
+            column.put(self.n, values)
+        self.n = need
+        self.frame = None
+
+    def build(self) -> pd.DataFrame:
+        names = list(BASE_COLUMNS) + [k for k in self.columns if k not in BASE_COLUMNS]
+        data = {}
+        for name in names:
+            column = self.columns.get(name) or _Column(self.n)  # a base column no row had
+            data[name] = column.array(self.n)
+        frame = pd.DataFrame(data, copy=True)  # a copy: our buffers keep growing under it
+        frame["split"] = frame["split"].astype("str")
+        return frame
+
+
+class RunStore:
+    """Cached, thread-safe access to the runs under ``root`` (default: runlog.default_runs_root)."""
+
+    def __init__(self, root: str | os.PathLike | None = None):
+        self.root = Path(runlog.default_runs_root() if root is None else root).resolve()
+        self._lock = threading.Lock()  # guards the dicts below; never held while reading files
+        self._json: dict[Path, tuple[_Sig, dict[str, Any] | None]] = {}
+        self._metrics: dict[str, _Metrics] = {}
+        self._predictions: dict[str, tuple[_Sig, tuple[np.ndarray, np.ndarray] | None]] = {}
+        self._problems: dict[tuple[str, str], str] = {}  # (run_id, file) -> found while reading
+
+    # --- listing --------------------------------------------------------------------------
+
+    def list_runs(self) -> list[RunInfo]:
+        """Every run under the root, newest first. Cheap to repeat: unchanged files are not read."""
+        now = time.time()
+        runs = []
+        for entry in self._run_entries():
+            runs.append(self._info(entry.name, Path(entry.path), now))
+        self._prune({r.run_id for r in runs})
+
+        def newest(run: RunInfo) -> tuple[float, str]:
+            created = run.created
+            if created is None:  # no readable status: fall back to the directory's time
+                try:
+                    created = run.path.stat().st_mtime
+                except OSError:
+                    created = 0.0
+            return created, run.run_id
+
+        return sorted(runs, key=newest, reverse=True)
+
+    def get(self, run_id: str) -> RunInfo | None:
+        """The run ``run_id``, or None if the id is invalid or there is no such run."""
+        try:
+            path = runlog.run_path(self.root, run_id)
+        except ValueError:
+            return None
+        if not path.is_dir():
+            return None
+        return self._info(run_id, path, time.time())
+
+    def root_problems(self) -> list[str]:
+        """Directories in the root that are ignored because their name is not a valid run id."""
+        try:
+            entries = list(os.scandir(self.root))
+        except OSError:
+            return []
+        return sorted(
+            f"directory {e.name!r} in the runs root is ignored: not a valid run id"
+            for e in entries
+            if not e.name.startswith(".")
+            and e.is_dir(follow_symlinks=False)
+            and not runlog.RUN_ID_RE.match(e.name)
+        )
+
+    def _run_entries(self) -> list[os.DirEntry]:
+        try:
+            entries = list(os.scandir(self.root))
+        except OSError:  # no root yet: no runs
+            return []
+        # Hidden entries (.trash, .cache, locks), files, symlinks and bad names are not runs.
+        return [
+            e for e in entries if runlog.RUN_ID_RE.match(e.name) and e.is_dir(follow_symlinks=False)
+        ]
+
+    def _prune(self, alive: set[str]) -> None:
+        with self._lock:
+            for path in [p for p in self._json if p.parent.name not in alive]:
+                del self._json[path]
+            for cache in (self._metrics, self._predictions):
+                for run_id in [r for r in cache if r not in alive]:
+                    del cache[run_id]
+            for key in [k for k in self._problems if k[0] not in alive]:
+                del self._problems[key]
+
+    def _info(self, run_id: str, path: Path, now: float) -> RunInfo:
+        problems: list[str] = []
+        config, config_there = self._read_json(path / runlog.CONFIG)
+        status, status_there = self._read_json(path / runlog.STATUS)
+        summary, summary_there = self._read_json(path / runlog.SUMMARY)
+        meta, meta_there = self._read_json(path / META)
+
+        if not config_there and not status_there:
+            problems.append("no config.json and no status.json: not a run, or one being created")
+        else:
+            for name, data, there in (
+                (runlog.CONFIG, config, config_there),
+                (runlog.STATUS, status, status_there),
+            ):
+                if not there:
+                    problems.append(f"{name} is missing")
+                elif data is None:
+                    problems.append(_bad_json(path / name))
+        if status is not None and status.get("state") not in runlog.STATES:
+            problems.append(f"status.json has an unknown state {status.get('state')!r}")
+        state = runlog.effective_state(status, now)
+        if summary_there and summary is None:
+            problems.append(_bad_json(path / runlog.SUMMARY))
+        elif summary is not None and not isinstance(summary.get("test"), dict):
+            problems.append("summary.json has no test metrics")
+        elif not summary_there and state == "finished":
+            problems.append("the run finished but summary.json is missing")
+        if meta_there and meta is None:
+            problems.append(_bad_json(path / META) + " (tags and notes ignored)")
+
+        with self._lock:
+            problems += [text for (rid, _), text in self._problems.items() if rid == run_id]
+        return RunInfo(
+            run_id=run_id,
+            path=path,
+            config=config or {},
+            status=status or {},
+            state=state,
+            summary=summary,
+            meta=meta or {},
+            problems=problems,
+            checked_at=now,
+        )
+
+    def _read_json(self, path: Path) -> tuple[dict[str, Any] | None, bool]:
+        """(the JSON object or None, whether the file exists), re-read only if it changed."""
+        try:
+            st = path.stat()
+        except OSError:
+            return None, False
+        sig = (st.st_mtime_ns, st.st_size, st.st_ino)
+        with self._lock:
+            cached = self._json.get(path)
+        if cached is not None and cached[0] == sig:
+            return cached[1], True
+        data = runlog.read_json(path)
+        with self._lock:
+            self._json[path] = (sig, data)
+        return data, True
+
+    def _note(self, run_id: str, file: str, problem: str | None) -> None:
+        with self._lock:
+            if problem is None:
+                self._problems.pop((run_id, file), None)
+            else:
+                self._problems[(run_id, file)] = problem
+
+    # --- metrics, log, predictions -----------------------------------------------------------
+
+    def metrics(self, run_id: str) -> pd.DataFrame:
+        """Every complete metrics row so far: columns split, step, epoch, t, then one per metric.
+
+        Incremental: only bytes appended since the last call are read. Returns the same frame
+        object while nothing changed. Raises ValueError for an invalid run id.
+        """
+        path = runlog.run_path(self.root, run_id) / runlog.METRICS
+        with self._lock:
+            cache = self._metrics.get(run_id)
+            if cache is None:
+                cache = self._metrics[run_id] = _Metrics(path)
+        with cache.lock:
+            try:
+                st = path.stat()
+            except OSError:
+                st = None
+            if st is not None:
+                if cache.inode is not None and (
+                    st.st_ino != cache.inode or st.st_size < cache.tail.offset
+                ):
+                    cache.reset()  # replaced or truncated: start over
+                cache.inode = st.st_ino
+                if rows := cache.tail.read_new():
+                    cache.append(rows)
+                cache.size = st.st_size
+            if cache.frame is None:
+                cache.frame = cache.build()
+            self._note(run_id, runlog.METRICS, self._metrics_problem(cache))
+            frame = cache.frame
+        return frame
+
+    def _metrics_problem(self, cache: _Metrics) -> str | None:
+        problems = []
+        if cache.tail.bad_lines:
+            n = cache.tail.bad_lines
+            problems.append(f"{n} line{'s' if n > 1 else ''} of metrics.jsonl could not be read")
+        if cache.size > cache.tail.offset:
+            # Normal while a run writes; for a run that has ended the line will never complete.
+            status, _ = self._read_json(cache.tail.path.parent / runlog.STATUS)
+            if runlog.effective_state(status) in (*runlog.FINAL_STATES, "lost"):
+                problems.append("metrics.jsonl ends with an incomplete line")
+        return "; ".join(problems) or None
+
+    def log_tail(self, run_id: str, n_bytes: int = 20000) -> str:
+        """The last ``n_bytes`` of the run's stdout.log ("" if there is none)."""
+        path = runlog.run_path(self.root, run_id) / runlog.STDOUT
+        try:
+            with open(path, "rb") as f:
+                start = max(0, f.seek(0, os.SEEK_END) - max(0, n_bytes))
+                f.seek(start)
+                data = f.read()
+        except OSError:
+            return ""
+        if start:
+            data = data.lstrip(bytes(range(0x80, 0xC0)))  # don't start inside a UTF-8 character
+        return data.decode("utf-8", errors="replace")
+
+    def predictions(self, run_id: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """(y_true, y_prob) from predictions.npz, or None if missing or malformed.
+
+        A malformed file is reported in the run's problems. The arrays are read-only and cached.
+        """
+        path = runlog.run_path(self.root, run_id) / runlog.PREDICTIONS
+        try:
+            st = path.stat()
+        except OSError:
+            self._note(run_id, runlog.PREDICTIONS, None)
+            return None
+        sig = (st.st_mtime_ns, st.st_size, st.st_ino)
+        with self._lock:
+            cached = self._predictions.get(run_id)
+        if cached is not None and cached[0] == sig:
+            return cached[1]
+        result, problem = _load_predictions(path)
+        with self._lock:
+            self._predictions[run_id] = (sig, result)
+        self._note(run_id, runlog.PREDICTIONS, problem)
+        return result
+
+    # --- changes made by the app -------------------------------------------------------------
+
+    def set_meta(self, run_id: str, tags: Iterable[str] | str, notes: str) -> dict[str, Any]:
+        """Save the user's tags and notes in the run's meta.json (atomically); return them."""
+        path = self._existing(run_id)
+        meta = {"tags": normalise_tags(tags), "notes": str(notes or ""), "updated": time.time()}
+        runlog.write_json_atomic(path / META, meta)
+        return meta
+
+    def move_to_trash(self, run_id: str) -> Path:
+        """Move the run to ``<root>/.trash/`` (never deletes) and return its new path.
+
+        Raises ValueError for an invalid id, a missing run, or a run that is still running.
+        """
+        path = self._existing(run_id)
+        state = runlog.effective_state(runlog.read_json(path / runlog.STATUS))  # fresh, not cached
+        if state == "running":
+            raise ValueError(f"run {run_id} is running: cancel it before moving it to the trash")
+        trash = self.root / TRASH
+        trash.mkdir(exist_ok=True)
+        target = trash / run_id
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        for i in range(1, 1000):
+            if not target.exists():
+                break
+            target = trash / f"{run_id}-{stamp}" if i == 1 else trash / f"{run_id}-{stamp}-{i}"
+        path.rename(target)  # atomic, and never a copy-then-delete
+        self.forget(run_id)
+        return target
+
+    def forget(self, run_id: str) -> None:
+        """Drop everything cached about ``run_id``."""
+        with self._lock:
+            for path in [p for p in self._json if p.parent.name == run_id]:
+                del self._json[path]
+            self._metrics.pop(run_id, None)
+            self._predictions.pop(run_id, None)
+            for key in [k for k in self._problems if k[0] == run_id]:
+                del self._problems[key]
+
+    def _existing(self, run_id: str) -> Path:
+        path = runlog.run_path(self.root, run_id)
+        if not path.is_dir():
+            raise ValueError(f"there is no run {run_id} in {self.root}")
+        return path
+
+
+def _bad_json(path: Path) -> str:
+    try:
+        empty = path.stat().st_size == 0
+    except OSError:
+        return f"{path.name} could not be read"
+    return f"{path.name} is empty" if empty else f"{path.name} is not a valid JSON object"
+
+
+def _load_predictions(path: Path) -> tuple[tuple[np.ndarray, np.ndarray] | None, str | None]:
+    """((y_true, y_prob), None) or (None, what is wrong)."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:  # never unpickle files from disk
+            missing = [k for k in ("y_true", "y_prob") if k not in npz.files]
+            if missing:
+                return None, f"predictions.npz has no {' or '.join(missing)}"
+            y_true, y_prob = npz["y_true"], npz["y_prob"]
+    except Exception as exc:  # zipfile, OSError, ValueError, EOFError...: all mean "damaged"
+        return None, f"predictions.npz could not be read ({type(exc).__name__})"
+    if y_true.ndim != 1 or not np.issubdtype(y_true.dtype, np.integer):
+        found = f"{y_true.dtype} {y_true.shape}"
+        return None, f"predictions.npz y_true should be 1-D integers, not {found}"
+    if y_prob.ndim != 2 or not np.issubdtype(y_prob.dtype, np.floating):
+        return None, f"predictions.npz y_prob should be a 2-D float array, not {y_prob.shape}"
+    if len(y_true) != len(y_prob):
+        return None, f"predictions.npz has {len(y_true)} labels but {len(y_prob)} rows of y_prob"
+    if len(y_true) and (y_true.min() < 0 or y_true.max() >= y_prob.shape[1]):
+        return None, f"predictions.npz has labels outside 0..{y_prob.shape[1] - 1}"
+    y_true.flags.writeable = False
+    y_prob.flags.writeable = False
+    return (y_true, y_prob), None
