@@ -273,20 +273,21 @@ class JsonlTail:
         if end < 0:
             return []
         self.offset += end + 1
-        rows = []
-        for line in chunk[:end].split(b"\n"):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError:
-                self.bad_lines += 1
-                continue
-            if isinstance(row, dict):
-                rows.append(row)
-            else:
-                self.bad_lines += 1
-        return rows
+        lines = [line for line in chunk[:end].split(b"\n") if line.strip()]
+        try:  # one parse for the whole chunk is ~2x faster than a parse per line
+            rows = json.loads(b"[" + b",".join(lines) + b"]")
+        except ValueError:
+            rows = [self._parse(line) for line in lines]
+        good = [r for r in rows if isinstance(r, dict)]
+        self.bad_lines += len(rows) - len(good)
+        return good
+
+    @staticmethod
+    def _parse(line: bytes) -> Any:
+        try:
+            return json.loads(line)
+        except ValueError:
+            return None
 
 
 def read_metrics(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
