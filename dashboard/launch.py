@@ -1,0 +1,136 @@
+"""Turning validated configs into queued runs (and a worker to drain them); sweeps; cancel.
+
+The only process the app ever starts is the trainer's worker, with an argument list built here
+and in trainer.queue, never through a shell.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from trainer.config import ConfigError, FieldError, make_config
+from trainer.queue import cancel, spawn_worker
+from trainer.runner import create_run
+from trainer.tricks import BY_NAME
+
+MAX_SWEEP_RUNS = 200
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "Plain baseline": {},
+    "Bag of tricks": {
+        "norm": "batch", "dropout": 0.2, "label_smoothing": 0.1, "weight_decay": 0.05,
+        "optimizer": "adamw", "wd_exclude_norm_bias": True, "lr_schedule": "cosine",
+        "warmup_epochs": 1.0,
+    },
+}
+
+# The first-visit demo: a small comparison on digits that finishes in about a minute on 2 cores.
+DEMO_RUNS: list[dict[str, Any]] = [
+    {"name": "demo baseline", "tags": ["demo"]},
+    {"name": "demo label smoothing", "tags": ["demo"], "label_smoothing": 0.2},
+    {"name": "demo batchnorm", "tags": ["demo"], "norm": "batch"},
+    {"name": "demo flooding", "tags": ["demo"], "flooding": 0.1},
+]
+DEMO_BASE = {"dataset": "digits", "epochs": 15}
+
+
+class LaunchRefused(PermissionError):
+    """Launching is switched off (read-only mode or a missing token)."""
+
+
+def validate_all(configs: Sequence[Mapping[str, Any]]) -> list[Any]:
+    """Validate every config first so that a bad one launches nothing."""
+    validated = []
+    for i, data in enumerate(configs):
+        try:
+            validated.append(make_config(data))
+        except ConfigError as exc:
+            if len(configs) > 1:
+                raise ConfigError([FieldError(e.field, f"{e.message} (run {i + 1} of "
+                                              f"{len(configs)})") for e in exc.errors]) from None
+            raise
+    return validated
+
+
+def queue_runs(root: str | os.PathLike, configs: Sequence[Mapping[str, Any]], *,
+               allowed: bool = True, max_parallel: int = 1) -> list[str]:
+    """Queue ``configs`` as runs under ``root`` and make sure a worker drains them.
+
+    Raises ConfigError (nothing queued) if any config is invalid, LaunchRefused if not ``allowed``.
+    """
+    if not allowed:
+        raise LaunchRefused("launching is switched off on this server (read-only mode)")
+    validated = validate_all(configs)
+    ids = [create_run(root, c, state="queued").name for c in validated]
+    spawn_worker(root, max_parallel=max_parallel)
+    return ids
+
+
+def parse_sweep_values(field: str, text: str) -> list[Any]:
+    """Parse a comma-separated list of values for ``field`` ("0, 0.1, 0.2" or "adam, sgd")."""
+    if field not in BY_NAME:
+        raise ConfigError([FieldError(field, "unknown field")])
+    trick = BY_NAME[field]
+    values: list[Any] = []
+    for raw in (part.strip() for part in text.split(",")):
+        if not raw:
+            continue
+        if trick.type_name in ("str", "choice"):
+            values.append(raw)
+            continue
+        try:
+            values.append(json.loads(raw.lower() if trick.type_name == "bool" else raw))
+        except ValueError:
+            raise ConfigError([FieldError(field, f"{raw!r} is not a valid value")]) from None
+    if not values:
+        raise ConfigError([FieldError(field, "give at least one value, separated by commas")])
+    # Validate each value on its own so the error names the field, not a whole run.
+    for v in values:
+        try:
+            make_config({field: v})
+        except ConfigError as exc:
+            errs = [e for e in exc.errors if e.field == field]
+            if errs:
+                raise ConfigError(errs) from None
+    return values
+
+
+def sweep_configs(base: Mapping[str, Any], grid: Mapping[str, Sequence[Any]],
+                  seeds: Sequence[int] = (0,)) -> list[dict[str, Any]]:
+    """The grid over ``grid``'s fields × ``seeds``, each run named after what it varies."""
+    fields = list(grid)
+    seeds = list(seeds) or [base.get("seed", 0)]
+    runs = []
+    for combo in itertools.product(*(grid[f] for f in fields)):
+        for seed in seeds:
+            cfg = {**base, **dict(zip(fields, combo, strict=True)), "seed": seed}
+            label = " ".join(f"{f}={v}" for f, v in zip(fields, combo, strict=True))
+            base_name = base.get("name") or "sweep"
+            cfg["name"] = f"{base_name} {label} seed={seed}".strip()
+            runs.append(cfg)
+    if len(runs) > MAX_SWEEP_RUNS:
+        raise ConfigError([FieldError("sweep", f"{len(runs)} runs is more than the limit of "
+                                      f"{MAX_SWEEP_RUNS}; use fewer values or seeds")])
+    return runs
+
+
+def sweep_size(grid: Mapping[str, Sequence[Any]], seeds: Sequence[int]) -> int:
+    n = 1
+    for values in grid.values():
+        n *= len(values)
+    return n * max(1, len(seeds))
+
+
+def queue_demo(root: str | os.PathLike, max_parallel: int = 1) -> list[str]:
+    return queue_runs(root, [{**DEMO_BASE, **r} for r in DEMO_RUNS], max_parallel=max_parallel)
+
+
+def cancel_run(root: str | os.PathLike, run_id: str, *, allowed: bool = True) -> str:
+    if not allowed:
+        raise LaunchRefused("cancelling is switched off on this server (read-only mode)")
+    return cancel(Path(root), run_id)
