@@ -80,7 +80,7 @@ def pick_runs(runs: list[RunInfo], *, key: str, default_latest: int = 0) -> list
     picked = st.sidebar.multiselect(
         f"Runs ({len(shown)} of {len(runs)} match)", options, default=chosen,
         format_func=lambda i: run_label(by_id[i]), key=f"{key}_runs",
-        help="Choose runs to show. The choice is kept in the URL: share the link to share the view.",
+        help="Choose runs to show. The choice is kept in the URL: share the link, share the view.",
     )
     st.session_state[SELECTED] = picked
     set_query(runs=picked)
