@@ -24,6 +24,7 @@ use ``alt.data_transformers.disable_max_rows()`` there (Streamlit ships its data
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 
 import altair as alt
@@ -46,8 +47,10 @@ __all__ = [
     "BAND_COLUMNS",
     "CURVE_COLUMNS",
     "MAX_CURVE_POINTS",
+    "SELECTION",
     "X_CHOICES",
     "X_LABELS",
+    "ZOOM",
     "band_chart",
     "band_frame",
     "bar_chart",
@@ -66,9 +69,7 @@ __all__ = [
 X_LABELS: dict[str, str] = {"step": "step", "epoch": "epoch", "t": "wall time (s)"}
 X_CHOICES: tuple[str, ...] = tuple(X_LABELS)
 CURVE_COLUMNS: tuple[str, ...] = ("run", "run_id", "x", "raw", "smooth")
-BAND_COLUMNS: tuple[str, ...] = (
-    "group", "x", "mean", "std", "lower", "upper", "min", "max", "n"
-)
+BAND_COLUMNS: tuple[str, ...] = ("group", "x", "mean", "std", "lower", "upper", "min", "max", "n")
 MAX_CURVE_POINTS = 1000  # ROC / PR points per run
 
 RAW_OPACITY = 0.25
@@ -91,6 +92,11 @@ def colour_scale(labels: Sequence[str]) -> alt.Scale:
     return alt.Scale(domain=domain, scheme="tableau10" if len(domain) <= 10 else "tableau20")
 
 
+def _run_legend(title: str = "run") -> alt.Legend:
+    # Legend symbols would inherit the faded raw layer's opacity; draw them as solid strokes.
+    return alt.Legend(title=title, symbolType="stroke", symbolOpacity=1.0, symbolStrokeWidth=3)
+
+
 def no_data_chart(message: str = "no data", height: int = 120) -> alt.Chart:
     """A chart that only says ``message``: what every builder returns for empty input."""
     return (
@@ -105,12 +111,13 @@ def _no_data_layer(message: str, height: int = 120) -> alt.LayerChart:
     return alt.layer(no_data_chart(message, height))
 
 
-def _legend_pick() -> alt.Parameter:
+def _legend_pick(field: str = "run") -> alt.Parameter:
     # Clicking a legend entry keeps that run bright and dims the others; empty means all.
-    return alt.selection_point(name=SELECTION, fields=["run"], bind="legend")
+    # Vega-Lite binds to the legend only when the field is the one the colour legend shows.
+    return alt.selection_point(name=SELECTION, fields=[field], bind="legend")
 
 
-def _pick_opacity(pick: alt.Parameter) -> alt.StrokeOpacityValue:
+def _pick_opacity(pick: alt.Parameter) -> dict:
     return alt.condition(pick, alt.value(1.0), alt.value(DIMMED))
 
 
@@ -207,6 +214,12 @@ def curve_frame(
     """
     _check_x(x)
     _validate_smoothing(smoothing, strength)
+    if (
+        isinstance(max_points, bool)
+        or not isinstance(max_points, numbers.Integral)
+        or max_points < 3
+    ):
+        raise ValueError(f"max_points must be an integer >= 3, got {max_points!r}")
     names = _unique_labels(list(runs), labels)
     parts: dict[str, list[np.ndarray]] = {c: [] for c in ("x", "raw", "smooth")}
     run_col: list[np.ndarray] = []
@@ -272,12 +285,13 @@ def curve_chart(
     _check_x(x)
     if frame is None or frame.empty:
         return _no_data_layer(f"no data for {metric}", height)
+    asked = colour_domain or frame.attrs.get("runs") or []
+    domain = sorted({*map(str, asked), *frame["run"].astype(str)})
     if log_y:
         frame = _log_safe(frame, ["raw", "smooth"])
         if frame.empty:
             return _no_data_layer(f"no positive values of {metric} for a log scale", height)
-    domain = colour_domain or frame.attrs.get("runs") or frame["run"].unique().tolist()
-    colour = alt.Color("run:N", scale=colour_scale(domain), title="run")
+    colour = alt.Color("run:N", scale=colour_scale(domain), legend=_run_legend())
     pick = _legend_pick()
     x_enc = alt.X("x:Q", title=X_LABELS[x])
     y_raw = alt.Y("raw:Q", title=metric, scale=_y_scale(log_y))
@@ -315,7 +329,7 @@ def curve_chart(
                 .mark_rule(description="stop marks", strokeDash=[5, 4], strokeWidth=1.5)
                 .encode(
                     x="x:Q",
-                    color=alt.Color("run:N", scale=colour_scale(domain), title="run"),
+                    color=alt.Color("run:N", scale=colour_scale(domain), legend=_run_legend()),
                     tooltip=["run:N", "label:N", alt.Tooltip("x:Q", title=X_LABELS[x])],
                 )
             )
@@ -431,7 +445,9 @@ def band_chart(
             return _no_data_layer(f"no positive values of {metric} for a log scale", height)
         floor = float(frame["mean"].min())
         frame[low_col] = frame[low_col].clip(lower=floor)
-    colour = alt.Color("run:N", scale=colour_scale(frame["run"].unique()), title="group")
+    colour = alt.Color(
+        "run:N", scale=colour_scale(frame["run"].unique()), legend=_run_legend("group")
+    )
     pick = _legend_pick()
     x_enc = alt.X("x:Q", title=X_LABELS[x])
     area = (
@@ -471,23 +487,25 @@ def band_chart(
 # --- prediction charts --------------------------------------------------------------------------
 
 
-def _as_preds(y_true: np.ndarray, y_prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Labels as int64 and probabilities as float64 rows renormalised to sum to 1.
+def _as_preds(y_true: np.ndarray, y_prob: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Labels as int64 and probabilities as float64 rows renormalised to sum to 1, or None.
 
     The same normalisation as trainer.evaluate.classification_metrics, so the numbers here
-    match the run's summary (float32 rows sum to 1 only within ~1e-7).
+    match the run's summary (float32 rows sum to 1 only within ~1e-7). Rows with a non-finite
+    probability (a diverged model) are left out, since no curve or bin can place them. None
+    when the arrays are not (N,) and (N, K): one bad run must not take a chart down.
     """
-    y_true = np.asarray(y_true).astype(np.int64, copy=False).reshape(-1)
+    y_true = np.asarray(y_true).reshape(-1)
     y_prob = np.asarray(y_prob, dtype=np.float64)
     if y_prob.ndim == 1:  # a bare P(class 1)
         y_prob = np.column_stack([1.0 - y_prob, y_prob])
-    if y_prob.ndim != 2 or y_prob.shape[0] != y_true.size:
-        raise ValueError(
-            f"y_prob must be N x K with N = len(y_true) = {y_true.size}, got {y_prob.shape}"
-        )
-    if y_prob.size:
-        y_prob = y_prob / np.clip(y_prob.sum(1, keepdims=True), 1e-12, None)
-    return y_true, y_prob
+    if y_prob.ndim != 2 or y_prob.shape[0] != y_true.size or y_prob.shape[1] == 0:
+        return None
+    keep = np.isfinite(y_prob).all(1)
+    if y_true.dtype.kind == "f":
+        keep &= np.isfinite(y_true)
+    y_true, y_prob = y_true[keep].astype(np.int64), y_prob[keep]
+    return y_true, y_prob / np.clip(y_prob.sum(1, keepdims=True), 1e-12, None)
 
 
 def _scores(y_true: np.ndarray, y_prob: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
@@ -495,7 +513,10 @@ def _scores(y_true: np.ndarray, y_prob: np.ndarray) -> tuple[np.ndarray, np.ndar
 
     None when a curve is undefined (no rows, one column, or only one truth value).
     """
-    y_true, y_prob = _as_preds(y_true, y_prob)
+    preds = _as_preds(y_true, y_prob)
+    if preds is None:
+        return None
+    y_true, y_prob = preds
     k = y_prob.shape[1]
     if y_true.size == 0 or k < 2:
         return None
@@ -523,7 +544,7 @@ def _curve_chart(
     # The legend shows "run (AUC 0.981)"; ordering the domain by run keeps run colours in the
     # same slots as on the curve charts for the same runs.
     order = data.drop_duplicates("run").sort_values("run")
-    pick = _legend_pick()
+    pick = _legend_pick("label")
     return (
         alt.Chart(data)
         .mark_line(description=kind, strokeWidth=SMOOTH_WIDTH, clip=True)
@@ -573,8 +594,15 @@ def roc_chart(
         fpr, tpr, thresholds = roc_curve(truth, score)
         auc = float(roc_auc_score(truth, score))
         curve = pd.DataFrame(
-            {"run": str(run), "label": f"{run} (AUC {auc:.3f})", "auc": auc,
-             "fpr": fpr, "tpr": tpr, "threshold": thresholds, "i": np.arange(fpr.size)}
+            {
+                "run": str(run),
+                "label": f"{run} (AUC {auc:.3f})",
+                "auc": auc,
+                "fpr": fpr,
+                "tpr": tpr,
+                "threshold": thresholds,
+                "i": np.arange(fpr.size),
+            }
         )
         # Rotated 45°, a ROC curve is a function of fpr + tpr, which LTTB can thin faithfully.
         curves.append(_thin(curve, fpr + tpr, tpr - fpr).assign(i=lambda c: np.arange(len(c))))
@@ -606,10 +634,16 @@ def pr_chart(preds: Mapping[str, tuple[np.ndarray, np.ndarray]], height: int = 3
         precision, recall, thresholds = precision_recall_curve(truth, score)
         ap = float(average_precision_score(truth, score))
         curve = pd.DataFrame(
-            {"run": str(run), "label": f"{run} (AP {ap:.3f})", "ap": ap,
-             "recall": recall, "precision": precision,
-             # sklearn gives one threshold fewer: the last point (recall 0) has none.
-             "threshold": np.append(thresholds, np.nan), "i": np.arange(recall.size)}
+            {
+                "run": str(run),
+                "label": f"{run} (AP {ap:.3f})",
+                "ap": ap,
+                "recall": recall,
+                "precision": precision,
+                # sklearn gives one threshold fewer: the last point (recall 0) has none.
+                "threshold": np.append(thresholds, np.nan),
+                "i": np.arange(recall.size),
+            }
         )
         curves.append(_thin(curve, None, precision).assign(i=lambda c: np.arange(len(c))))
     if not curves:
@@ -636,10 +670,11 @@ def confusion_chart(
     over every class 0..K-1. ``class_names`` must have K distinct names, else the class
     indices are shown.
     """
-    y_true, y_prob = _as_preds(y_true, y_prob)
-    k = y_prob.shape[1]
-    if y_true.size == 0 or k == 0:
+    preds = _as_preds(y_true, y_prob)
+    if preds is None or preds[0].size == 0:
         return no_data_chart("no predictions", size)
+    y_true, y_prob = preds
+    k = y_prob.shape[1]
     names = _class_names(class_names, k)
     cm = confusion_matrix(y_true, y_prob.argmax(1), labels=np.arange(k))
     rates = cm / np.maximum(cm.sum(1, keepdims=True), 1)
@@ -652,7 +687,7 @@ def confusion_chart(
             "rate": rates.ravel(),
         }
     )
-    x = alt.X("predicted:N", sort=names, title="predicted")
+    x = alt.X("predicted:N", sort=names, title="predicted", axis=alt.Axis(labelAngle=0))
     y = alt.Y("true:N", sort=names, title="true")
     cells = (
         alt.Chart()
@@ -697,9 +732,10 @@ def reliability_chart(
     bins); empty bins are not drawn. A dot marks each bin's mean confidence, so the gap to
     the bar top is the calibration error of that bin; the title shows the ECE.
     """
-    y_true, y_prob = _as_preds(y_true, y_prob)
-    if y_true.size == 0 or y_prob.shape[1] == 0:
+    preds = _as_preds(y_true, y_prob)
+    if preds is None or preds[0].size == 0:
         return _no_data_layer("no predictions", height)
+    y_true, y_prob = preds
     bins = reliability(y_true, y_prob, n_bins)
     ece = expected_calibration_error(y_true, y_prob, n_bins)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
@@ -728,6 +764,8 @@ def reliability_chart(
             x=alt.X("bin_start:Q", title="confidence", scale=x_scale),
             x2="bin_end:Q",
             y=alt.Y("accuracy:Q", title="accuracy", scale=alt.Scale(domain=[0, 1])),
+            # With x and x2 given, Vega-Lite would draw a horizontal span at y; bars rise from 0.
+            y2=alt.datum(0),
             tooltip=tooltip,
         )
     )
@@ -772,38 +810,47 @@ def bar_chart(
     data = pd.DataFrame({"run": frame["run"].astype(str), "value": _numeric(frame[metric])})
     values = data["value"].to_numpy()
     finite = np.isfinite(values)
-    target = (values[finite].max() if best == "max" else values[finite].min()) if finite.any() \
+    target = (
+        (values[finite].max() if best == "max" else values[finite].min())
+        if finite.any()
         else np.nan
+    )
     data["best"] = finite & (values == target)
     data["text"] = [
         ("★ " if b else "") + (f"{v:.4g}" if math.isfinite(v) else "–")
         for v, b in zip(values, data["best"], strict=True)
     ]
+    tooltip = ["run:N", alt.Tooltip("value:Q", title=metric, format=".4g"), "best:N"]
+    has_error = error is not None and error in frame.columns
+    data["label_x"] = values
+    if has_error:
+        err = np.abs(_numeric(frame[error]))
+        data["lower"], data["upper"], data["error"] = values - err, values + err, err
+        # The value text goes past the error bar, not on top of it.
+        data["label_x"] = np.fmax(values, values + err)
+        tooltip.append(alt.Tooltip("error:Q", title="±", format=".3g"))
     y = alt.Y("run:N", sort=None, title=None)
     colour = alt.condition("datum.best", alt.value(BEST_COLOUR), alt.value(OTHER_COLOUR))
-    tooltip = ["run:N", alt.Tooltip("value:Q", title=metric, format=".4g"), "best:N"]
-    bars = (
+    layers: list[alt.Chart] = [
         alt.Chart()
         .mark_bar(description="bars")
         .encode(x=alt.X("value:Q", title=metric), y=y, color=colour, tooltip=tooltip)
-    )
-    labels = (
-        alt.Chart()
-        .mark_text(description="values", align="left", dx=4)
-        .encode(x="value:Q", y=y, text="text:N")
-    )
-    layers: list[alt.Chart] = [bars]
-    if error is not None and error in frame.columns:
-        err = _numeric(frame[error])
-        data["lower"], data["upper"] = values - err, values + err
-        data["error"] = err
-        tooltip.append(alt.Tooltip("error:Q", title="±", format=".3g"))
+    ]
+    if has_error:
         layers.append(
             alt.Chart()
             .mark_rule(description="error bars", color="black", strokeWidth=1.5)
             .encode(x="lower:Q", x2="upper:Q", y=y)
         )
-    layers.append(labels)
+    layers.append(
+        alt.Chart()
+        .mark_text(description="values", align="left", dx=4)
+        .encode(
+            x="label_x:Q",
+            y=y,
+            text="text:N",
+        )
+    )
     return alt.layer(*layers, data=data).properties(
         height=alt.Step(22), title=f"{metric} ({'higher' if best == 'max' else 'lower'} is better)"
     )
@@ -822,7 +869,7 @@ def per_class_chart(
     to indices when they do not match the number of values).
     """
     rows = [
-        (str(run), i, float(v))
+        (str(run), i, np.nan if v is None else float(v))
         for run, values in per_class.items()
         for i, v in enumerate(values if values is not None else [])
     ]
@@ -837,7 +884,7 @@ def per_class_chart(
         alt.Chart(data)
         .mark_bar(description="per class")
         .encode(
-            x=alt.X("class:N", sort=names, title="class"),
+            x=alt.X("class:N", sort=names, title="class", axis=alt.Axis(labelAngle=0)),
             xOffset=alt.XOffset("run:N", scale=alt.Scale(domain=sorted(per_class))),
             y=alt.Y("value:Q", title=metric),
             color=alt.Color("run:N", scale=colour_scale(list(map(str, per_class))), title="run"),
@@ -861,9 +908,10 @@ def confidence_histogram(
     parts = []
     edges = np.linspace(0.0, 1.0, n_bins + 1)
     for run, (y_true, y_prob) in preds.items():
-        _, prob = _as_preds(y_true, y_prob)
-        if prob.shape[0] == 0 or prob.shape[1] == 0:
+        preds = _as_preds(y_true, y_prob)
+        if preds is None or preds[0].size == 0:
             continue
+        prob = preds[1]
         counts, _ = np.histogram(prob.max(1), bins=edges)
         parts.append(
             pd.DataFrame(
@@ -883,8 +931,9 @@ def confidence_histogram(
     pick = _legend_pick()
     return (
         alt.Chart(data)
-        .mark_line(description="histogram", interpolate="step", strokeWidth=SMOOTH_WIDTH,
-                   point=True)
+        .mark_line(
+            description="histogram", interpolate="step", strokeWidth=SMOOTH_WIDTH, point=True
+        )
         .encode(
             x=alt.X("centre:Q", title="max probability", scale=alt.Scale(domain=[0, 1])),
             y=alt.Y("share:Q", title="share of test rows", axis=alt.Axis(format="%")),

@@ -38,6 +38,8 @@ class FileReporter:
         self.progress_bar = progress_bar
         self.metrics = runlog.MetricsWriter(run_dir / runlog.METRICS)
         self.stop_requested = False
+        self.last_step = 0
+        self.last_epoch: float = 0
         self.total_steps = 0
         self.epochs = 0
         self._last_beat = 0.0
@@ -51,6 +53,8 @@ class FileReporter:
 
     def rows(self, rows: list[dict[str, Any]]) -> None:
         self.metrics.write_many(rows)
+        if rows:
+            self.last_step, self.last_epoch = rows[-1]["step"], rows[-1]["epoch"]
 
     def progress(self, step: int, epoch: float) -> None:
         now = time.time()
@@ -131,7 +135,7 @@ def execute(run_dir: str | os.PathLike, *, foreground: bool = False,
         config = make_config(runlog.read_json(run_dir / runlog.CONFIG) or {})
         result = train(config, reporter, cache_dir=cache_dir)
         _write_results(run_dir, config, result)
-        final = {"state": "finished", "step": result.summary["steps"]}
+        final = {"state": "finished"}
         reporter.message(
             f"test accuracy {result.summary['test']['accuracy']:.4f}  macro F1 "
             f"{result.summary['test']['f1']:.4f}  in {result.summary['wall_time_s']:.1f}s"
@@ -150,7 +154,8 @@ def execute(run_dir: str | os.PathLike, *, foreground: bool = False,
         reporter.close()
         for s, handler in previous.items():
             signal.signal(s, handler)
-    runlog.update_status(run_dir, ended=time.time(), heartbeat=time.time(), **final)
+    runlog.update_status(run_dir, ended=time.time(), heartbeat=time.time(),
+                         step=reporter.last_step, epoch=reporter.last_epoch, **final)
     if log_file:
         log_file.close()
     return final["state"]
