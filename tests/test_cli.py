@@ -52,3 +52,10 @@ def test_cancel_refuses_bad_and_unknown_ids(tmp_path: Path):
 def test_runs_dir_comes_from_the_environment(tmp_path: Path):
     proc = run_cli("run", "--queue", "--set", "epochs=1", env={"DANLU_RUNS_DIR": str(tmp_path)})
     assert Path(proc.stdout.strip().splitlines()[-1]).parent == tmp_path
+
+
+def test_readme_trick_table_is_generated_from_the_catalogue():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    embedded = readme.split("<!-- tricks:start -->\n")[1].split("<!-- tricks:end -->")[0]
+    assert embedded == run_cli("tricks", "--markdown").stdout, (
+        "README.md's trick table is stale: regenerate it with python -m trainer tricks --markdown")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from trainer import runlog
 from trainer.config import ConfigError, load_config_file, make_config, parse_set
-from trainer.tricks import by_group, catalogue_json
+from trainer.tricks import by_group, catalogue_json, catalogue_markdown
 
 
 def _runs_dir(args: argparse.Namespace) -> Path:
@@ -48,6 +48,9 @@ def cmd_start(args: argparse.Namespace) -> int:
 def cmd_tricks(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(catalogue_json(), indent=1, default=str))
+        return 0
+    if args.markdown:
+        print(catalogue_markdown())
         return 0
     for group, entries in by_group().items():
         print(f"\n{group}")
@@ -100,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("tricks", help="print the trick catalogue")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--markdown", action="store_true", help="the table README.md embeds")
     p.set_defaults(func=cmd_tricks)
 
     p = sub.add_parser("worker", help="start queued runs until the queue is empty")

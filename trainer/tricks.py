@@ -404,3 +404,16 @@ def is_active(trick: Trick, config: dict[str, Any]) -> bool:
 
 def catalogue_json() -> list[dict[str, Any]]:
     return [t.to_dict() for t in CATALOGUE]
+
+
+def catalogue_markdown() -> str:
+    """The tricks as Markdown tables by group (embedded in README.md)."""
+    out = []
+    for group, entries in by_group(TRICKS).items():
+        out += [f"**{group}**", "", "| field | trick | default | what it does |",
+                "|---|---|---|---|"]
+        for t in entries:
+            what = t.what.replace("|", "\\|")
+            out.append(f"| `{t.name}` | {t.label} | `{t.default!r}` | {what} |")
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
