@@ -42,6 +42,26 @@ def test_weight_decay_lowers_the_weight_norm():
     assert decayed.summary["val"]["weight_norm"] < 0.9 * base.summary["val"]["weight_norm"]
 
 
+def test_sgd_weight_decay_equals_an_l2_term_with_a_half_factor():
+    # The notes: weight decay == L2 regularisation with a 1/2 multiplier (for plain SGD).
+    torch.manual_seed(0)
+    x, y, lam = torch.randn(32, 5), torch.randint(0, 3, (32,)), 0.1
+    a, b = torch.nn.Linear(5, 3), torch.nn.Linear(5, 3)
+    b.load_state_dict(a.state_dict())
+    opt_a = torch.optim.SGD(a.parameters(), lr=0.5, weight_decay=lam)
+    opt_b = torch.optim.SGD(b.parameters(), lr=0.5)
+    for _ in range(5):
+        opt_a.zero_grad()
+        F.cross_entropy(a(x), y).backward()
+        opt_a.step()
+        opt_b.zero_grad()
+        l2 = sum((p**2).sum() for p in b.parameters())
+        (F.cross_entropy(b(x), y) + lam / 2 * l2).backward()
+        opt_b.step()
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        torch.testing.assert_close(pa, pb)
+
+
 def test_weight_decay_can_exclude_norm_and_bias_parameters():
     model = build_model(make_config(**{"norm": "batch"}), (1, 8, 8), 10)
     groups = loop.param_groups(model, 0.1, exclude_norm_bias=True)
