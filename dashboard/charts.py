@@ -132,7 +132,7 @@ def _numeric(column: pd.Series) -> np.ndarray:
     return pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
 
 
-def _unique_labels(run_ids: Sequence[str], labels: Mapping[str, str] | None) -> dict[str, str]:
+def unique_labels(run_ids: Sequence[str], labels: Mapping[str, str] | None) -> dict[str, str]:
     """Display label per run id; a label two runs share gets the run id appended."""
     wanted = {rid: str((labels or {}).get(rid, rid)) for rid in run_ids}
     counts = pd.Series(list(wanted.values()), dtype=object).value_counts()
@@ -220,7 +220,7 @@ def curve_frame(
         or max_points < 3
     ):
         raise ValueError(f"max_points must be an integer >= 3, got {max_points!r}")
-    names = _unique_labels(list(runs), labels)
+    names = unique_labels(list(runs), labels)
     parts: dict[str, list[np.ndarray]] = {c: [] for c in ("x", "raw", "smooth")}
     run_col: list[np.ndarray] = []
     id_col: list[np.ndarray] = []

@@ -23,16 +23,21 @@ LOCK_NAME = ".worker.lock"
 WORKER_LOG = ".worker.log"
 
 
-def _open_lock(root: Path) -> IO[str] | None:
-    """Hold the runs root's worker lock, or return None if another worker holds it."""
+def _open_lock(root: Path, patience_s: float = 0.0) -> IO[str] | None:
+    """Hold the runs root's worker lock, or return None if another process keeps holding it for
+    ``patience_s``."""
     root.mkdir(parents=True, exist_ok=True)
     f = open(root / LOCK_NAME, "a+")  # noqa: SIM115 - held for the worker's lifetime
-    try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        f.close()
-        return None
-    return f
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return f
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                f.close()
+                return None
+            time.sleep(0.05)
 
 
 def worker_running(root: str | os.PathLike) -> bool:
@@ -92,7 +97,8 @@ def work(root: str | os.PathLike, max_parallel: int = 1, wait: bool = False,
     Returns when the queue is empty and no run is left (or, with ``wait``, on SIGTERM/SIGINT).
     """
     root = Path(root)
-    lock = _open_lock(root)
+    # worker_running() holds the lock for a moment when it checks; don't mistake that for a worker.
+    lock = _open_lock(root, patience_s=1.0)
     if lock is None:
         print(f"a worker is already draining {root}; nothing to do")
         return 0

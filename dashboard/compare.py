@@ -1,0 +1,275 @@
+"""The Compare page's table logic, kept free of Streamlit so it can be tested directly.
+
+- `differing_fields`: the config fields whose values are not the same in every chosen run;
+- `comparison_table`: one row per finished run, test metrics from ``summary.json`` plus those
+  fields;
+- `seed_groups` / `group_table`: runs that differ only by seed collapsed into mean ± std rows;
+- `best_mask` / `styled_table`: the best value per column, by each column's direction.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pandas.io.formats.style import Styler
+
+from dashboard import charts
+from dashboard.format import duration
+from dashboard.store import RunInfo
+from trainer.tricks import BY_NAME, CATALOGUE
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str  # the table's column name (also the CSV header and the ?metric= value)
+    label: str
+    best: Literal["max", "min"] | None  # None: no best value (best epoch is not a score)
+    help: str
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("precision", "Precision", "max", "Macro precision on the test set. Higher is better."),
+    Column("recall", "Recall", "max", "Macro recall on the test set. Higher is better."),
+    Column("f1", "F1", "max", "Macro F1 on the test set. Higher is better."),
+    Column("auc", "AUC", "max", "ROC AUC on the test set (one-vs-rest macro for several "
+           "classes). Higher is better."),
+    Column("accuracy", "Accuracy", "max", "Top-1 accuracy on the test set. Higher is better."),
+    Column("top_k_accuracy", "Top-k acc.", "max", "Top-k accuracy on the test set (k is the run's "
+           "top_k setting; empty for two classes). Higher is better."),
+    Column("average_precision", "Avg. precision", "max", "Macro average precision (area under "
+           "the PR curve) on the test set. Higher is better."),
+    Column("ece", "ECE", "min", "Expected calibration error on the test set: the gap between "
+           "confidence and accuracy. Lower is better."),
+    Column("test_loss", "Test loss", "min", "Cross-entropy on the test set, comparable across "
+           "losses and tricks. Lower is better."),
+    Column("best_epoch", "Best epoch", None, "The epoch whose weights were kept (by the "
+           "monitored val metric). Not ranked."),
+    Column("wall_time_s", "Wall time (s)", "min", "Training time in seconds. Lower is better."),
+    Column("n_params", "Params", "min", "Number of trainable parameters. Fewer is better (at "
+           "equal scores)."),
+)
+BY_KEY: dict[str, Column] = {c.key: c for c in COLUMNS}
+METRICS: tuple[str, ...] = tuple(c.key for c in COLUMNS)
+BAR_METRICS: tuple[str, ...] = tuple(c.key for c in COLUMNS if c.best)  # ranked ones only
+# Where each column comes from in summary.json: ("test", key) or a top-level key.
+_SOURCE: dict[str, tuple[str, ...]] = {
+    **{k: ("test", k) for k in ("precision", "recall", "f1", "auc", "accuracy", "top_k_accuracy",
+                                "average_precision", "ece")},
+    "test_loss": ("test", "loss"),
+    "best_epoch": ("best_epoch",),
+    "wall_time_s": ("wall_time_s",),
+    "n_params": ("n_params",),
+}
+IGNORED_FIELDS = frozenset({"name", "tags", "run_id", "schema_version"})  # never "differ"
+SEED = "seed"
+_ORDER = {t.name: i for i, t in enumerate(CATALOGUE)}
+_MISSING = object()
+
+
+def _float(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return math.nan
+    return float(value)
+
+
+def _canonical(field: str, config: Mapping[str, Any]) -> str:
+    """A comparable form of a config value; a missing field counts as its catalogue default."""
+    value = config.get(field, _MISSING)
+    if value is _MISSING:
+        value = BY_NAME[field].default if field in BY_NAME else None
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _field_order(field: str) -> tuple[int, str]:
+    return _ORDER.get(field, len(_ORDER)), field
+
+
+def differing_fields(configs: Sequence[Mapping[str, Any]],
+                     ignore: frozenset[str] = IGNORED_FIELDS) -> list[str]:
+    """Config fields whose value is not the same in all ``configs``, in catalogue order.
+
+    Name, tags and run id never count; seed does. A field missing from a config counts as its
+    catalogue default (configs written by an older trainer lack newer fields).
+    """
+    fields = {k for c in configs for k in c} - ignore
+    return sorted((f for f in fields if len({_canonical(f, c) for c in configs}) > 1),
+                  key=_field_order)
+
+
+def unique_labels(runs: Sequence[RunInfo]) -> dict[str, str]:
+    """Run id -> display name; names that two runs share get the run id appended."""
+    return charts.unique_labels([r.run_id for r in runs], {r.run_id: r.name for r in runs})
+
+
+def metric_values(summary: Mapping[str, Any] | None) -> dict[str, float]:
+    """The table's numbers from one run's summary.json (NaN where a value is missing)."""
+    out = {}
+    for key, path in _SOURCE.items():
+        value: Any = summary or {}
+        for part in path:
+            value = value.get(part) if isinstance(value, Mapping) else None
+        out[key] = _float(value)
+    return out
+
+
+def _display_value(value: Any) -> Any:
+    # Lists and dicts (focal_alpha) would not fit a table cell as objects.
+    return json.dumps(value) if isinstance(value, list | dict) else value
+
+
+def comparison_table(runs: Sequence[RunInfo]) -> pd.DataFrame:
+    """One row per run: ``run`` (name), ``run_id``, every `METRICS` column, then the config
+    fields that differ between the runs (`differing_fields`)."""
+    labels = unique_labels(runs)
+    fields = differing_fields([r.config for r in runs])
+    rows = []
+    for r in runs:
+        row: dict[str, Any] = {"run": labels[r.run_id], "run_id": r.run_id}
+        row.update(metric_values(r.summary))
+        for f in fields:
+            default = BY_NAME[f].default if f in BY_NAME else None
+            row[f] = _display_value(r.config.get(f, default))
+        rows.append(row)
+    table = pd.DataFrame(rows, columns=["run", "run_id", *METRICS, *fields])
+    table.attrs["fields"] = fields
+    return table
+
+
+def seed_groups(runs: Sequence[RunInfo]) -> list[list[RunInfo]]:
+    """Runs grouped by their config without name, tags, run id and seed; first-seen order."""
+    groups: dict[str, list[RunInfo]] = {}
+    for r in runs:
+        key = json.dumps({k: v for k, v in r.config.items()
+                          if k not in IGNORED_FIELDS and k != SEED}, sort_keys=True, default=str)
+        groups.setdefault(key, []).append(r)
+    return list(groups.values())
+
+
+def has_seed_groups(runs: Sequence[RunInfo]) -> bool:
+    """Whether at least two runs differ only by seed."""
+    return any(len(g) > 1 for g in seed_groups(runs))
+
+
+def _group_label(group: Sequence[RunInfo], fields: Sequence[str], single: bool) -> str:
+    if len(group) == 1:
+        return group[0].name
+    first = group[0].config
+    described = ", ".join(f"{f}={json.loads(_canonical(f, first))}" for f in fields)
+    base = group[0].name if single or not described else described
+    return f"{base} · {len(group)} seeds"
+
+
+def group_table(runs: Sequence[RunInfo]) -> pd.DataFrame:
+    """One row per seed group: the mean of each metric, ``<metric>_std`` (sample std, ddof=1;
+    0 for a single run), ``n`` (runs in the group), ``run_ids``, and the differing config
+    fields other than seed. Groups keep the order of ``runs``."""
+    groups = seed_groups(runs)
+    fields = [f for f in differing_fields([r.config for r in runs]) if f != SEED]
+    rows = []
+    for group in groups:
+        values = pd.DataFrame([metric_values(r.summary) for r in group], columns=list(METRICS))
+        row: dict[str, Any] = {"run": _group_label(group, fields, len(groups) == 1),
+                               "run_id": group[0].run_id, "n": len(group),
+                               "run_ids": " ".join(r.run_id for r in group)}
+        for key in METRICS:
+            column = values[key].to_numpy(dtype=np.float64)
+            finite = column[np.isfinite(column)]
+            row[key] = float(finite.mean()) if finite.size else math.nan
+            row[f"{key}_std"] = float(finite.std(ddof=1)) if finite.size > 1 else (
+                0.0 if finite.size else math.nan)
+        for f in fields:
+            row[f] = _display_value(json.loads(_canonical(f, group[0].config)))
+        rows.append(row)
+    columns = ["run", "run_id", "n", "run_ids", *METRICS, *(f"{k}_std" for k in METRICS), *fields]
+    table = pd.DataFrame(rows, columns=columns)
+    # Unique labels: two groups could describe themselves alike when only hidden fields differ.
+    dupes = table["run"].duplicated(keep=False)
+    table.loc[dupes, "run"] = table.loc[dupes, "run"] + " (" + table.loc[dupes, "run_id"] + ")"
+    table.attrs["fields"] = fields
+    return table
+
+
+def best_value(values: pd.Series, best: str | None) -> float | None:
+    """The best finite value of a column by its direction, or None when there is nothing to
+    compare: no direction, fewer than two finite values, or all of them equal."""
+    column = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
+    finite = column[np.isfinite(column)]
+    if best is None or finite.size < 2 or finite.min() == finite.max():
+        return None
+    return float(finite.max() if best == "max" else finite.min())
+
+
+def best_mask(table: pd.DataFrame) -> pd.DataFrame:
+    """True where a cell holds its column's best value (ties all marked); metric columns only."""
+    mask = pd.DataFrame(False, index=table.index, columns=table.columns)
+    for key in METRICS:
+        if key not in table:
+            continue
+        target = best_value(table[key], BY_KEY[key].best)
+        if target is not None:
+            mask[key] = pd.to_numeric(table[key], errors="coerce") == target
+    return mask
+
+
+def format_value(key: str, value: float) -> str:
+    if not math.isfinite(value):
+        return "—"
+    if key in ("best_epoch", "n_params"):
+        return f"{value:,.0f}"
+    if key == "wall_time_s":
+        return duration(value)
+    return f"{value:.4f}"
+
+
+def _plain(value: Any) -> str:
+    """A config value as a user would type it: 0.1 not 0.100000, '—' for none."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def cell_text(key: str, value: float, std: float | None = None, best: bool = False) -> str:
+    """'★ 0.8123', or '0.8123 ± 0.0100' for a group of several seeds."""
+    text = format_value(key, value)
+    if std is not None and math.isfinite(value) and math.isfinite(std):
+        spread = {"best_epoch": f"{std:.1f}", "n_params": f"{std:,.0f}"}.get(key)
+        text += f" ± {spread or format_value(key, std)}"
+    return ("★ " if best else "") + text
+
+
+def styled_table(table: pd.DataFrame, highlight: str = "background-color: #fde2c8; "
+                 "font-weight: 600") -> Styler:
+    """A Styler of the visible columns: best cells marked with ★ and ``highlight``, groups of
+    several seeds shown as 'mean ± std'. The numbers underneath stay numeric for sorting."""
+    grouped = "n" in table.columns
+    # The spread is shown inside the mean's cell; a group has several ids (they are in the CSV).
+    hidden = [c for c in table.columns
+              if c.endswith("_std") or c == "run_ids" or (grouped and c == "run_id")]
+    visible = table.drop(columns=hidden)
+    mask = best_mask(visible)
+    fields = [c for c in table.attrs.get("fields", []) if c in visible.columns]
+    styler = visible.style.format(_plain, subset=fields)
+    for key in METRICS:
+        target = best_value(visible[key], BY_KEY[key].best)
+        styler = styler.format(
+            lambda v, k=key, t=target: cell_text(k, float(v), best=t is not None and v == t),
+            subset=[key])
+        if not grouped:
+            continue
+        # A '± std' depends on the row, not just the value: those cells are set one by one.
+        for i in table.index[table["n"] > 1]:
+            text = cell_text(key, float(table.at[i, key]), float(table.at[i, f"{key}_std"]),
+                             bool(mask.at[i, key]))
+            styler = styler.format(lambda _v, t=text: t, subset=(i, key))
+    return styler.apply(lambda _: np.where(mask, highlight, ""), axis=None)
+
+
+def to_csv(table: pd.DataFrame) -> bytes:
+    """The comparison table as CSV (every column, full precision)."""
+    return table.to_csv(index=False).encode("utf-8")

@@ -1,0 +1,167 @@
+"""Compare: test metrics of finished runs side by side, their curves, matrices and calibration."""
+
+import streamlit as st
+
+from dashboard import charts, selection
+from dashboard import compare as cmp
+from dashboard.context import page_guard, store
+
+MAX_TABS = 12  # two charts per tab: more would make the page slow to draw
+
+st.title("Compare")
+
+with page_guard("the list of runs"):
+    runs = store().list_runs()
+if not runs:
+    st.info("There are no runs yet. Launch some on the Launch page (or try a trick on the Tricks "
+            "page), then come back to compare them.")
+    st.stop()
+
+chosen = selection.pick_runs(runs, key="compare", default_latest=5)
+finished = [r for r in chosen if r.state == "finished"]
+waiting = [r for r in chosen if r.state in ("queued", "running")]
+other = [r for r in chosen if r.state not in ("finished", "queued", "running")]
+if waiting:
+    n, names = len(waiting), ", ".join(r.name for r in waiting)
+    st.info(f"{n} chosen runs have not finished; they appear here when they do: {names}."
+            if n > 1 else f"1 chosen run has not finished; it appears here when it does: {names}.")
+if other:
+    st.caption("Not compared (no test results): "
+               + ", ".join(f"{r.name} ({r.state})" for r in other) + ".")
+
+
+if waiting:
+    waiting_ids = [r.run_id for r in waiting]
+
+    @st.fragment(run_every=3)
+    def _wait_for_results() -> None:
+        # Redraw the page once a waiting run has ended, so it joins the comparison by itself.
+        # store().get only re-reads a status.json that changed: cheap every few seconds.
+        for run_id in waiting_ids:
+            run = store().get(run_id)
+            if run is None or run.state not in ("queued", "running"):
+                st.rerun(scope="app")
+
+    _wait_for_results()
+
+if not chosen:
+    st.info("Choose runs in the sidebar to compare them.")
+    st.stop()
+if not finished:
+    st.info("None of the chosen runs has finished yet: the comparison needs test results. "
+            "Choose finished runs in the sidebar, or wait for these to finish.")
+    st.stop()
+
+labels = cmp.unique_labels(finished)
+groups_exist = cmp.has_seed_groups(finished)
+grouped = st.toggle(
+    "Group runs that differ only by seed", value=groups_exist, disabled=not groups_exist,
+    key="compare_group",
+    help="Runs whose configs are the same except for the seed become one row: the mean ± sample "
+    "standard deviation over the seeds (n shows how many)." + (
+        "" if groups_exist else " None of the chosen runs differ only by seed."),
+) and groups_exist
+
+# --- the table ------------------------------------------------------------------------------
+with page_guard("the comparison table"):
+    table = cmp.group_table(finished) if grouped else cmp.comparison_table(finished)
+    column_config = {
+        c.key: st.column_config.Column(c.label, help=c.help) for c in cmp.COLUMNS
+    } | {
+        "run": st.column_config.Column("Run" if not grouped else "Group", pinned=True),
+        "run_id": st.column_config.Column("Run id"),
+        "n": st.column_config.Column("n", help="Runs (seeds) in the group."),
+    }
+    for field in table.attrs["fields"]:
+        column_config[field] = st.column_config.Column(
+            field, help="A config field that differs between the chosen runs.")
+    st.dataframe(cmp.styled_table(table), column_config=column_config, hide_index=True)
+    st.caption("★ marks the best value of a column: highest for the scores, lowest for ECE, test "
+               "loss, wall time and parameter count. Only config fields that differ between "
+               "the chosen runs are shown.")
+    st.download_button("Download table (CSV)", cmp.to_csv(table), file_name="danlu-compare.csv",
+                       mime="text/csv", icon=":material/download:")
+
+# --- one metric as bars -------------------------------------------------------------------------
+with page_guard("the bar chart"):
+    metric = selection.query_value("metric", cmp.BAR_METRICS, "f1")
+    metric = st.selectbox(
+        "Metric for the bar chart", cmp.BAR_METRICS, index=cmp.BAR_METRICS.index(metric),
+        format_func=lambda k: cmp.BY_KEY[k].label, key="compare_metric",
+    )
+    selection.set_query(metric=metric)
+    column = cmp.BY_KEY[metric]
+    bars = table[["run", metric]].rename(columns={metric: column.label})
+    if grouped:
+        bars[f"{column.label}_std"] = table[f"{metric}_std"]
+    st.altair_chart(charts.bar_chart(bars, column.label, best=column.best))
+
+# --- predictions: ROC, PR, confusion, reliability -------------------------------------------
+preds = {}
+for run in finished:
+    with page_guard(f"the predictions of {run.name}"):
+        pred = store().predictions(run.run_id)
+        if pred is None:
+            fresh = store().get(run.run_id)
+            why = next((p for p in (fresh.problems if fresh else [])
+                        if "predictions" in p), "predictions.npz is missing")
+            st.warning(f"{labels[run.run_id]}: {why}. Its ROC and PR curves, confusion matrix, "
+                       "reliability diagram and confidence histogram are left out; its metrics "
+                       "above come from summary.json.")
+        else:
+            preds[labels[run.run_id]] = pred
+
+left, right = st.columns(2)
+with left, page_guard("the ROC curves"):
+    st.altair_chart(charts.roc_chart(preds))
+with right, page_guard("the precision-recall curves"):
+    st.altair_chart(charts.pr_chart(preds))
+if any(y_prob.shape[1] > 2 for _, y_prob in preds.values()):
+    st.caption("Several classes: ROC and PR curves are micro-averaged one-vs-rest; the table's "
+               "AUC is the macro average, so the two can differ a little.")
+
+with page_guard("the validation curves"):
+    st.subheader("Validation curves")
+    val_metric = st.selectbox("Val metric", ["f1", "accuracy", "auc", "loss", "ece"],
+                              key="compare_val_metric")
+    frames = {r.run_id: store().metrics(r.run_id) for r in finished}
+    if grouped:
+        band_groups = {}
+        for row, group in zip(table["run"], cmp.seed_groups(finished), strict=True):
+            band_groups[row] = {r.run_id: frames[r.run_id] for r in group}
+        frame = charts.band_frame(band_groups, val_metric, "val", "epoch", "none", 0.0)
+        st.altair_chart(charts.band_chart(frame, val_metric, "epoch"))
+        st.caption("Mean over seeds, shaded ± one standard deviation.")
+    else:
+        frame = charts.curve_frame(frames, val_metric, "val", "epoch", "none", 0.0,
+                                   labels=labels)
+        st.altair_chart(charts.curve_chart(frame, val_metric, "epoch"))
+
+if preds:
+    st.subheader("Per run")
+    names = list(preds)[:MAX_TABS]
+    if len(preds) > MAX_TABS:
+        st.caption(f"Confusion matrices and reliability diagrams of the first {MAX_TABS} runs "
+                   "(choose fewer runs to see the others).")
+    for tab, name in zip(st.tabs(names), names, strict=True):
+        run = next(r for r in finished if labels[r.run_id] == name)
+        with tab, page_guard(f"the charts of {name}"):
+            y_true, y_prob = preds[name]
+            a, b = st.columns(2)
+            a.altair_chart(charts.confusion_chart(y_true, y_prob,
+                                                  (run.summary or {}).get("class_names")))
+            b.altair_chart(charts.reliability_chart(y_true, y_prob))
+
+with page_guard("the per-class F1"):
+    st.subheader("Per class")
+    per_class = {labels[r.run_id]: r.summary["test"]["per_class"]["f1"] for r in finished
+                 if isinstance(((r.summary or {}).get("test") or {}).get("per_class"), dict)
+                 and "f1" in r.summary["test"]["per_class"]}
+    class_names = next((r.summary.get("class_names") for r in finished
+                        if r.summary and r.summary.get("class_names")), None)
+    st.altair_chart(charts.per_class_chart(per_class, class_names, "f1"))
+
+with page_guard("the confidence histogram"):
+    st.altair_chart(charts.confidence_histogram(preds))
+    st.caption("Share of test rows by the model's top-class probability. Label smoothing moves "
+               "mass away from 1.0; an over-confident model piles up at the right edge.")

@@ -1,0 +1,121 @@
+"""The Tricks page in AppTest: the catalogue listed, Try it queueing baseline vs trick."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dashboard import selection
+from trainer import runlog
+from trainer.tricks import BY_NAME, TRICKS
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+TRICKS_PAGE = "dashboard/pages/tricks.py"
+
+
+@pytest.fixture
+def spawned(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Calls to the worker spawner, which is replaced so no training starts."""
+    calls: list[Any] = []
+    monkeypatch.setattr("dashboard.launch.spawn_worker",
+                        lambda root, max_parallel=1: calls.append(root) or True)
+    return calls
+
+
+def open_tricks(monkeypatch: pytest.MonkeyPatch, root: Path) -> AppTest:
+    monkeypatch.setenv("DANLU_RUNS_DIR", str(root))
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.switch_page(TRICKS_PAGE)
+    at.run(timeout=30)
+    assert not at.exception, at.exception
+    return at
+
+
+def queued_configs(root: Path) -> dict[str, dict[str, Any]]:
+    return {p.name: json.loads((p / runlog.CONFIG).read_text())
+            for p in sorted(root.iterdir()) if (p / runlog.CONFIG).exists()}
+
+
+def differing(a: dict[str, Any], b: dict[str, Any]) -> set[str]:
+    return {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)} - {"name", "run_id"}
+
+
+def test_every_trick_is_listed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    at = open_tricks(monkeypatch, tmp_path)
+    text = "\n".join(m.value for m in at.markdown)
+    captions = "\n".join(c.value for c in at.caption)
+    for trick in TRICKS:
+        assert f"#### {trick.label}" in text, trick.name
+        assert trick.what in text
+        assert f"Field `{trick.name}`" in captions
+        if trick.hurts:
+            assert trick.hurts in text
+    assert "pitfall" in text  # forget_eval is marked as a pitfall demonstration
+    assert {b.key for b in at.button} >= {f"try_{t.name}" for t in TRICKS if t.try_overrides}
+
+
+def test_search_filters_tricks(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    at = open_tricks(monkeypatch, tmp_path)
+    at.text_input(key="tricks_search").input("calibration").run()
+    text = "\n".join(m.value for m in at.markdown)
+    assert "#### Label smoothing ε" in text and "#### Dropout (FC layers)" not in text
+    at.text_input(key="tricks_search").input("no such trick at all").run()
+    assert "No trick matches" in at.info[0].value
+
+
+def test_try_it_queues_baseline_and_trick_then_compares(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, spawned: list[Any]) -> None:
+    at = open_tricks(monkeypatch, tmp_path)
+    at.number_input(key="tricks_epochs").set_value(4).run()
+    at.button(key="try_label_smoothing").click().run()
+    assert not at.exception, at.exception
+
+    configs = queued_configs(tmp_path)
+    assert len(configs) == 2 and len(spawned) == 1
+    by_name = {c["name"]: c for c in configs.values()}
+    base, trick = by_name["baseline"], by_name["+label smoothing ε"]
+    assert differing(base, trick) == set(BY_NAME["label_smoothing"].try_overrides)
+    assert all(trick[k] == v for k, v in BY_NAME["label_smoothing"].try_overrides.items())
+    assert base["dataset"] == trick["dataset"] == "digits"
+    assert base["epochs"] == trick["epochs"] == 4
+    assert base["tags"] == trick["tags"] == ["try-label-smoothing"]
+    # ... and Compare opens on them, waiting for them to finish.
+    assert at.title[0].value == "Compare"
+    assert sorted(at.session_state[selection.SELECTED]) == sorted(configs)
+    assert at.info[0].value.startswith("2 chosen runs have not finished")
+
+
+def test_try_it_keeps_a_tricks_prerequisites_in_the_baseline(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, spawned: list[Any]) -> None:
+    # Nesterov only means something with SGD: both runs use SGD, only nesterov differs.
+    at = open_tricks(monkeypatch, tmp_path)
+    at.button(key="try_nesterov").click().run()
+    assert not at.exception, at.exception
+    base, trick = sorted(queued_configs(tmp_path).values(), key=lambda c: c["name"])
+    assert base["name"] == "+nesterov" or trick["name"] == "+nesterov"
+    assert differing(base, trick) == {"nesterov"}
+    assert base["optimizer"] == trick["optimizer"] == "sgd"
+
+
+def test_incompatible_trick_shows_why_and_queues_nothing(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, spawned: list[Any]) -> None:
+    at = open_tricks(monkeypatch, tmp_path)
+    at.selectbox(key="tricks_dataset").set_value("synthetic").run()
+    warnings = [w.value for w in at.warning]
+    assert any("Not on synthetic" in w and "augment_hflip" in w and "tabular" in w
+               for w in warnings)
+    assert at.button(key="try_augment_hflip").disabled  # a user cannot click it
+    assert queued_configs(tmp_path) == {} and spawned == []
+    assert not at.button(key="try_label_smoothing").disabled  # others still can be tried
+
+
+def test_read_only_mode_has_no_try_it_buttons(monkeypatch: pytest.MonkeyPatch,
+                                              tmp_path: Path) -> None:
+    monkeypatch.setenv("DANLU_READ_ONLY", "1")
+    at = open_tricks(monkeypatch, tmp_path)
+    assert not [b for b in at.button if (b.key or "").startswith("try_")]
+    assert "#### Label smoothing ε" in "\n".join(m.value for m in at.markdown)

@@ -1,0 +1,65 @@
+"""Launching from the app: presets, the demo, sweeps, and validation before anything is queued."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dashboard import launch
+from trainer import runlog
+from trainer.config import ConfigError, make_config
+
+
+def test_presets_and_demo_runs_are_valid_configs():
+    for name, overrides in launch.PRESETS.items():
+        assert make_config(overrides), name
+    for run in launch.DEMO_RUNS:
+        config = make_config({**launch.DEMO_BASE, **run})
+        assert config.dataset == "digits" and "demo" in config.tags
+    assert make_config(launch.PRESETS["Bag of tricks"]).tricks_on()
+
+
+def test_sweep_is_the_grid_times_the_seeds():
+    grid = {"label_smoothing": [0.0, 0.1], "optimizer": ["adam", "sgd"]}
+    runs = launch.sweep_configs({"dataset": "digits", "name": "ls"}, grid, seeds=[0, 1, 2])
+    assert len(runs) == launch.sweep_size(grid, [0, 1, 2]) == 12
+    assert {(r["label_smoothing"], r["optimizer"], r["seed"]) for r in runs} == {
+        (a, b, s) for a in (0.0, 0.1) for b in ("adam", "sgd") for s in (0, 1, 2)}
+    assert runs[0]["name"] == "ls label_smoothing=0.0 optimizer=adam seed=0"
+
+
+def test_sweep_values_are_parsed_by_field_type_and_checked():
+    assert launch.parse_sweep_values("label_smoothing", "0, 0.1,0.2") == [0, 0.1, 0.2]
+    assert launch.parse_sweep_values("optimizer", "adam, sgd") == ["adam", "sgd"]
+    assert launch.parse_sweep_values("swa", "true, false") == [True, False]
+    with pytest.raises(ConfigError, match="label_smoothing"):
+        launch.parse_sweep_values("label_smoothing", "0.1, 0.9")
+    with pytest.raises(ConfigError, match="optimizer"):
+        launch.parse_sweep_values("optimizer", "adam, lbfgs")
+    with pytest.raises(ConfigError):
+        launch.parse_sweep_values("no_such_field", "1")
+
+
+def test_a_too_large_sweep_is_refused():
+    with pytest.raises(ConfigError, match="limit"):
+        launch.sweep_configs({}, {"seed": list(range(300))})
+
+
+def test_one_invalid_config_queues_nothing(tmp_path: Path, monkeypatch):
+    spawned = []
+    monkeypatch.setattr(launch, "spawn_worker", lambda root, **kw: spawned.append(root))
+    with pytest.raises(ConfigError, match=r"run 2 of 2"):
+        launch.queue_runs(tmp_path, [{"epochs": 1}, {"epochs": 0}])
+    assert not any(tmp_path.iterdir()) and not spawned
+    ids = launch.queue_runs(tmp_path, [{"epochs": 1}, {"epochs": 2}])
+    assert [runlog.read_json(tmp_path / i / runlog.STATUS)["state"] for i in ids] == ["queued"] * 2
+    assert spawned == [tmp_path]
+
+
+def test_read_only_refuses_to_launch_or_cancel(tmp_path: Path):
+    with pytest.raises(launch.LaunchRefused):
+        launch.queue_runs(tmp_path, [{}], allowed=False)
+    with pytest.raises(launch.LaunchRefused):
+        launch.cancel_run(tmp_path, "20260101-000000-x", allowed=False)
+    assert not any(tmp_path.iterdir())
