@@ -34,6 +34,15 @@ def set_query(**params: str | list[str] | None) -> None:
             st.query_params[name] = text
 
 
+def choose(run_ids: Sequence[str]) -> None:
+    """Make ``run_ids`` the chosen runs of every page (e.g. right after launching them)."""
+    st.session_state[SELECTED] = list(run_ids)
+
+
+def unchoose(run_id: str) -> None:
+    st.session_state[SELECTED] = [i for i in st.session_state.get(SELECTED, []) if i != run_id]
+
+
 def run_label(run: RunInfo) -> str:
     return f"{run.name} · {state_label(run.state)}"
 

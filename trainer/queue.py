@@ -11,6 +11,7 @@ import contextlib
 import fcntl
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -159,6 +160,8 @@ def cancel(root: str | os.PathLike, run_id: str) -> str:
     if state != "running":
         return f"{run_id}: already {state}; nothing to cancel"
     pid = status.get("pid")
+    if status.get("host") not in (None, socket.gethostname()):
+        raise ValueError(f"{run_id} runs on {status['host']}; cancel it there")
     if pid and runlog.pid_alive(int(pid)):
         with contextlib.suppress(ProcessLookupError):
             os.kill(int(pid), signal.SIGTERM)

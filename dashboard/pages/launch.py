@@ -72,7 +72,7 @@ def _launched(where: str) -> None:
         st.success(f"Queued {len(ids)} runs: {', '.join(names[:3])}"
                    f"{', …' if len(ids) > 3 else ''}.", icon="🚀")
     if st.button("Watch it on the Runs page", key=f"watch_{where}", icon=":material/monitoring:"):
-        st.session_state[selection.SELECTED] = list(ids)
+        selection.choose(ids)
         st.session_state.pop(LAUNCHED, None)  # said and done: not shown again on return
         st.switch_page("dashboard/pages/runs.py")
 

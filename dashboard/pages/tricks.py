@@ -71,7 +71,7 @@ def try_it(trick: Trick) -> None:
     except launch.LaunchRefused as exc:
         st.error(f"Nothing was queued: {exc}.")
         return
-    st.session_state[selection.SELECTED] = ids
+    selection.choose(ids)
     st.switch_page("dashboard/pages/compare.py")
 
 

@@ -1,0 +1,252 @@
+"""Runs: live raw + smoothed curves of the chosen runs, their progress, config, log and actions."""
+
+import streamlit as st
+
+from dashboard import launch, live, selection
+from dashboard.charts import X_CHOICES, X_LABELS
+from dashboard.context import (
+    can_write,
+    max_parallel,
+    page_guard,
+    runs_root,
+    store,
+    token_box,
+    watcher,
+)
+from dashboard.smoothing import SMOOTHING_KINDS
+from dashboard.store import RunInfo
+
+VIEW = "danlu_runs_view"  # the last view; widget state is dropped when the page is left
+CHARTS = "danlu_runs_charts"  # live.ChartCache of this session
+FLASH = "danlu_runs_flash"  # a message to show after the rerun an action causes
+DEMO_LABEL = "Queue a demo comparison (4 runs on digits, about a minute)"
+
+
+def flash(message: str) -> None:
+    st.session_state[FLASH] = message
+    st.rerun()
+
+
+@st.fragment(run_every=2.0)
+def wait_for_runs() -> None:
+    # Runs queued elsewhere (the CLI, another tab) show up without a reload.
+    if store().list_runs():
+        st.rerun()
+
+
+def empty_state() -> None:
+    if not can_write():
+        st.info("There are no runs here yet.")
+    else:
+        st.markdown(
+            "**Danlu** is a training-tricks lab: it trains small PyTorch models in the background "
+            "with tricks such as label smoothing, batch norm or flooding switched on or off. Here "
+            "you watch their raw and smoothed curves live and compare what each trick did."
+        )
+        if st.button(DEMO_LABEL, type="primary"):
+            try:
+                ids = launch.queue_demo(runs_root(), max_parallel())
+            except Exception as exc:  # a config error, a full disk: say so, queue nothing more
+                st.error(f"Could not queue the demo: {exc}")
+            else:
+                selection.choose(ids)
+                st.rerun()
+        st.caption("Or open **Launch** to set up runs of your own.")
+    wait_for_runs()
+
+
+def _init(key: str, value: object) -> None:
+    if key not in st.session_state:
+        st.session_state[key] = value
+
+
+def view_controls(chosen: list[RunInfo]) -> live.View:
+    """Sidebar controls for how curves are drawn, read from and written to the URL."""
+    saved: live.View = st.session_state.get(VIEW, live.View(metrics=()))
+    query = st.query_params
+    any_live = any(live.is_live(r) for r in chosen)
+    available = live.metric_names(store().metrics(r.run_id) for r in chosen)
+    if "metric" in query:
+        metrics = live.parse_metrics(query.get("metric"))
+    else:
+        metrics = list(saved.metrics) or live.default_metrics(available, any_live)
+    _init("runs_metric", metrics)
+    _init("runs_smoothing", selection.query_value("smoothing", SMOOTHING_KINDS, saved.smoothing))
+    _init("runs_strength", live.parse_strength(query.get("strength"), saved.strength))
+    _init("runs_x", selection.query_value("x", X_CHOICES, saved.x))
+    _init("runs_log", live.parse_flag(query.get("log")) if "log" in query else saved.log_y)
+    _init("runs_group", live.parse_flag(query.get("group")) if "group" in query
+          else saved.group_seeds)
+
+    sidebar = st.sidebar
+    sidebar.subheader("View")
+    # Metrics asked for (by a link, or before a live run logged them) stay choosable.
+    extra = [m for m in (*st.session_state["runs_metric"],
+                         *(live.DEFAULT_METRICS if any_live else ())) if m not in available]
+    metrics = sidebar.multiselect(
+        "Metrics", list(dict.fromkeys([*available, *extra])), key="runs_metric",
+        help="One chart per metric: split/metric as the trainer logs it.")
+    smoothing = sidebar.selectbox(
+        "Smoothing", SMOOTHING_KINDS, key="runs_smoothing",
+        format_func=lambda k: live.SMOOTHING_LABELS.get(k, k),
+        help="The raw values are always drawn, faded, under the smoothed line.")
+    strength = sidebar.slider(
+        "Strength", 0.0, live.MAX_STRENGTH, step=0.01, key="runs_strength",
+        disabled=smoothing == "none", help="0 is no smoothing; EMA at 0.6 matches TensorBoard's "
+        "default look.")
+    x = sidebar.radio("x axis", X_CHOICES, key="runs_x", horizontal=True,
+                      format_func=lambda k: X_LABELS[k])
+    log_y = sidebar.toggle("Log scale (y)", key="runs_log")
+    group = False
+    if live.has_seed_groups(chosen):
+        group = sidebar.toggle("Group seeds (mean ± spread)", key="runs_group",
+                               help="Runs that differ only by seed become one band: the mean "
+                               "of their smoothed curves ± one standard deviation.")
+    view = live.View(metrics=tuple(metrics), smoothing=smoothing, strength=round(strength, 2),
+                     x=x, log_y=log_y, group_seeds=group)
+    st.session_state[VIEW] = view
+    selection.set_query(**view.to_query())
+    return view
+
+
+def status_row(run: RunInfo) -> None:
+    with st.container(border=True):
+        name, bar, clock = st.columns([3, 5, 2], vertical_alignment="center")
+        name.markdown(f"**{run.name}**  \n{live.state_text(run)}")
+        bar.progress(run.progress or 0.0, text=live.progress_text(run))
+        clock.caption(live.elapsed_text(run))
+        if run.state == "failed":
+            st.error(run.reason or "The run failed without saying why; see its log below.")
+            if run.error:
+                with st.expander("Trainer's error output", expanded=False):
+                    st.code(run.error, language=None)
+        elif run.reason:
+            st.caption(run.reason)
+        if run.problems:
+            st.warning(f"{run.run_id}: " + "; ".join(run.problems))
+
+
+def charts_grid(runs: list[RunInfo], versions: dict[str, int], view: live.View) -> None:
+    if not view.metrics:
+        st.info("Choose metrics to chart in the sidebar.")
+        return
+    cache: live.ChartCache = st.session_state.setdefault(CHARTS, live.ChartCache())
+    frames = live.frame_loader(store().metrics)
+    columns = st.columns(2)
+    for i, metric in enumerate(view.metrics):
+        with columns[i % 2], page_guard(f"the {metric} chart"):
+            st.altair_chart(live.metric_chart(cache, runs, versions, frames, metric, view))
+    cache.keep_only(view.metrics, versions)
+
+
+def live_section(run_ids: list[str], view: live.View, polling: bool) -> None:
+    """Status and charts; redrawn every second while a chosen run is queued or running."""
+    w = watcher()
+    versions = {i: w.version(i) for i in run_ids}  # before reading: a later write bumps them
+    runs = [r for r in (store().get(i) for i in run_ids) if r is not None]
+    with page_guard("the run status"):
+        for run in runs:
+            status_row(run)
+    with page_guard("the charts"):
+        charts_grid(runs, versions, view)
+    if polling and not any(live.is_live(r) for r in runs):
+        st.rerun()  # all done: a full rerun stops the polling
+
+
+def show_log(run_id: str) -> None:
+    text = store().log_tail(run_id)
+    st.code(text or "(no output yet)", language=None)
+
+
+def manage(run: RunInfo) -> None:
+    if not can_write():
+        st.markdown(f"Tags: {', '.join(run.tags) or '—'}")
+        if run.notes:
+            st.markdown(run.notes)
+        return
+    with st.form(f"runs_meta_{run.run_id}"):
+        tags = st.text_input("Tags (comma-separated)", ", ".join(run.tags))
+        notes = st.text_area("Notes", run.notes)
+        if st.form_submit_button("Save tags and notes"):
+            try:
+                store().set_meta(run.run_id, tags, notes)
+            except (ValueError, OSError) as exc:
+                st.error(f"Could not save: {exc}")
+            else:
+                flash(f"Saved tags and notes of {run.name}.")
+    if live.is_live(run) and st.button("Cancel run", key=f"runs_cancel_{run.run_id}"):
+        try:
+            message = launch.cancel_run(runs_root(), run.run_id, allowed=can_write())
+        except (launch.LaunchRefused, ValueError, OSError) as exc:
+            st.error(f"Could not cancel: {exc}")
+        else:
+            flash(message)
+    sure = st.checkbox("I understand: move this run to the trash",
+                       key=f"runs_delete_ok_{run.run_id}")
+    if st.button("Delete run", key=f"runs_delete_{run.run_id}", disabled=not sure):
+        try:
+            store().move_to_trash(run.run_id)
+        except (ValueError, OSError) as exc:
+            st.error(f"Not deleted: {exc}")
+        else:
+            selection.unchoose(run.run_id)
+            flash(f"Moved {run.name} to the trash ({runs_root() / '.trash'}).")
+
+
+def details(run: RunInfo) -> None:
+    with st.expander(f"Details · {run.name}", expanded=False):
+        config, log, actions = st.tabs(["Config", "Log", "Tags, notes & actions"])
+        with config:
+            changes = live.config_changes(run.config)
+            st.markdown("**Differs from the defaults**")
+            if changes:
+                st.json(changes)
+            else:
+                st.caption("Nothing: every field has its default value.")
+            st.markdown("**Full config**")
+            st.json(run.config, expanded=False)
+        with log:
+            st.fragment(run_every=2.0 if live.is_live(run) else None)(show_log)(run.run_id)
+        with actions:
+            manage(run)
+
+
+def problems(runs: list[RunInfo]) -> None:
+    damaged = [r for r in runs if r.problems]
+    root = store().root_problems()
+    if not damaged and not root:
+        return
+    title = f"{len(damaged)} run{'s have' if len(damaged) != 1 else ' has'} problems"
+    if root:
+        title += f" · {len(root)} note{'s' if len(root) != 1 else ''} on the runs folder"
+    with st.expander(title, expanded=False):
+        for r in damaged:
+            st.warning(f"**{r.name}** ({r.run_id}): " + "; ".join(r.problems))
+        for text in root:
+            st.warning(text)
+
+
+st.title("Runs")
+token_box()
+if FLASH in st.session_state:
+    st.success(st.session_state.pop(FLASH))
+
+with page_guard("the runs"):
+    runs = store().list_runs()
+    if not runs:
+        empty_state()
+        problems(runs)
+        st.stop()
+    chosen = selection.pick_runs(runs, key="runs", default_latest=5)
+    view = view_controls(chosen)
+    if not chosen:
+        st.info("Choose runs in the sidebar to see their curves.")
+    else:
+        polling = any(live.is_live(r) for r in chosen)
+        st.fragment(run_every=1.0 if polling else None)(live_section)(
+            [r.run_id for r in chosen], view, polling)
+        st.subheader("Details")
+        for run in chosen:
+            with page_guard(f"the details of {run.name}"):
+                details(run)
+    problems(store().list_runs())

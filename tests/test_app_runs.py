@@ -1,0 +1,268 @@
+"""The Runs page through Streamlit's AppTest: empty state, every run state, charts, URL, actions."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.fakeruns import make_all_states, make_damaged_runs, make_run
+from trainer import runlog
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+PAGE = "dashboard/pages/runs.py"
+DEMO = "Queue a demo comparison (4 runs on digits, about a minute)"
+
+
+@pytest.fixture
+def root(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("DANLU_RUNS_DIR", str(tmp_path))
+    monkeypatch.delenv("DANLU_READ_ONLY", raising=False)
+    monkeypatch.delenv("DANLU_TOKEN", raising=False)
+    # Tests must never start real training.
+    monkeypatch.setattr("dashboard.launch.spawn_worker", lambda *a, **k: False)
+    return tmp_path
+
+
+def open_page(runs: list[str] | None = None, **params: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=30)
+    if runs:
+        at.query_params["runs"] = ",".join(runs)
+    for name, value in params.items():
+        at.query_params[name] = value
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def charts(at: AppTest) -> list:
+    # Altair charts: "arrow_vega_lite_chart" in older Streamlit, "vega_lite_chart" in 1.67.
+    return [*at.get("arrow_vega_lite_chart"), *at.get("vega_lite_chart")]
+
+
+def chart_spec(element) -> tuple[dict, dict[str, pd.DataFrame]]:
+    """(the Vega-Lite spec, its datasets by name) of a chart element."""
+    proto = element.proto
+    spec = json.loads(proto.spec)
+    data = {d.name: pa.ipc.open_stream(io.BytesIO(d.data.data)).read_all().to_pandas()
+            for d in proto.datasets}
+    return spec, data
+
+
+def layer_descriptions(spec: dict) -> list[str]:
+    return [layer["mark"].get("description") for layer in spec.get("layer", [spec])
+            if isinstance(layer["mark"], dict)]
+
+
+def texts(elements) -> list[str]:
+    return [str(e.value) for e in elements]
+
+
+def button(at: AppTest, label: str):
+    found = [b for b in at.button if b.label == label]
+    assert found, f"no button {label!r} in {[b.label for b in at.button]}"
+    return found[0]
+
+
+# --- empty state ----------------------------------------------------------------------------
+
+
+def test_no_runs_offers_the_demo_and_queues_four_runs(root):
+    at = open_page()
+    assert "training-tricks lab" in " ".join(texts(at.markdown))
+    button(at, DEMO).click().run()
+    assert not at.exception
+    queued = [p for p in root.iterdir() if (p / runlog.CONFIG).is_file()]
+    assert len(queued) == 4
+    assert {runlog.read_json(p / runlog.STATUS)["state"] for p in queued} == {"queued"}
+    assert {runlog.read_json(p / runlog.CONFIG)["dataset"] for p in queued} == {"digits"}
+    # The page now shows the demo runs, waiting.
+    assert not [b for b in at.button if b.label == DEMO]
+    assert texts(at.get("progress")) and all(
+        "waiting in the queue" in p.proto.text for p in at.get("progress"))
+    assert len(at.get("progress")) == 4
+
+
+def test_no_runs_read_only_has_no_demo_button(root, monkeypatch):
+    monkeypatch.setenv("DANLU_READ_ONLY", "1")
+    at = open_page()
+    assert not [b for b in at.button if b.label == DEMO]
+    assert any("no runs" in t for t in texts(at.info))
+    assert not any(root.iterdir())
+
+
+# --- every state ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def zoo(root) -> dict[str, str]:
+    ids = make_all_states(root)
+    for i, run_id in enumerate(make_damaged_runs(root)):
+        ids[f"damaged{i}"] = run_id
+    return ids
+
+
+def test_every_state_renders(zoo):
+    at = open_page(list(zoo.values()))
+    status = " ".join(texts(at.markdown))
+    assert "lost: heartbeat stopped" in status
+    assert "running" in status and "finished" in status and "cancelled" in status
+    assert texts(at.error) == ["ValueError: boom"]  # the failed run's reason, nothing else
+    assert any(e.label == "Trainer's error output" for e in at.expander)
+    assert "Traceback" in " ".join(texts(at.code))  # inside that expander
+    # One warning per damaged run in the problems expander, and the rest still charts.
+    problems = [e for e in at.expander if "have problems" in e.label]
+    assert len(problems) == 1 and problems[0].label.startswith("4 runs have problems")
+    warned = " ".join(texts(problems[0].warning))
+    for key in ("damaged0", "damaged1", "damaged2", "damaged3"):
+        assert zoo[key] in warned
+    assert "Not A Run!" in warned  # the runs root's own problems are listed too
+    _, data = chart_spec(charts(at)[0])
+    drawn = set(pd.concat(data.values())["run_id"].dropna()) if data else set()
+    assert {zoo["finished"], zoo["running"], zoo["failed"], zoo["lost"]} <= drawn
+
+
+def test_chart_has_raw_and_smoothed_layers_for_each_chosen_run(root):
+    for i in range(3):
+        make_run(root, f"20260103-00000{i}-r{i}", "finished", seed=i, config={"name": f"r{i}"})
+    at = open_page(["20260103-000000-r0", "20260103-000002-r2"])
+    found = charts(at)
+    assert len(found) == 3  # train/loss, val/loss, val/accuracy by default
+    spec, data = chart_spec(found[0])
+    assert {"raw", "smoothed"} <= set(layer_descriptions(spec))
+    assert spec["layer"][0]["encoding"]["y"]["title"] == "train/loss"
+    curves = data[spec["data"]["name"]]
+    assert set(curves["run"]) == {"r0", "r2"}
+    for run in ("r0", "r2"):
+        rows = curves[curves["run"] == run]
+        assert rows["raw"].max() > 4  # the raw spike is kept
+        assert rows["smooth"].max() < rows["raw"].max()  # and smoothed below it
+
+
+def test_group_seeds_draws_bands(root):
+    for seed in (0, 1, 2):
+        make_run(root, f"20260103-00000{seed}-s{seed}", "finished", seed=seed,
+                 config={"name": f"base seed={seed}"})
+    at = open_page([f"20260103-00000{s}-s{s}" for s in (0, 1, 2)])
+    toggle = at.toggle(key="runs_group")
+    assert toggle.label.startswith("Group seeds")
+    toggle.set_value(True).run()
+    assert at.query_params["group"] == "1"
+    spec, _ = chart_spec(charts(at)[0])
+    assert {"band", "mean"} <= set(layer_descriptions(spec))
+
+
+# --- the view in the URL --------------------------------------------------------------------
+
+
+def test_query_params_set_the_view_and_follow_the_widgets(root):
+    ids = [f"20260103-00000{i}-r{i}" for i in range(3)]
+    for i, run_id in enumerate(ids):
+        make_run(root, run_id, "finished", seed=i)
+    at = open_page(ids[:2], metric="val/f1,train/lr", smoothing="gaussian", x="epoch",
+                   strength="0.3", log="1")
+    assert at.multiselect(key="runs_runs").value == ids[:2]
+    assert at.multiselect(key="runs_metric").value == ["val/f1", "train/lr"]
+    assert at.selectbox(key="runs_smoothing").value == "gaussian"
+    assert at.slider(key="runs_strength").value == pytest.approx(0.3)
+    assert at.radio(key="runs_x").value == "epoch"
+    assert at.toggle(key="runs_log").value is True
+    found = charts(at)
+    assert len(found) == 2
+    spec, _ = chart_spec(found[0])
+    assert spec["layer"][0]["encoding"]["y"]["title"] == "val/f1"
+    assert spec["layer"][0]["encoding"]["x"]["title"] == "epoch"
+
+    at.selectbox(key="runs_smoothing").set_value("running_mean").run()
+    at.radio(key="runs_x").set_value("t").run()
+    at.multiselect(key="runs_metric").set_value(["val/accuracy"]).run()
+    at.toggle(key="runs_log").set_value(False).run()
+    at.multiselect(key="runs_runs").set_value(ids).run()
+    assert not at.exception
+    assert at.query_params["smoothing"] == "running_mean"
+    assert at.query_params["x"] == "t"
+    assert at.query_params["metric"] == "val/accuracy"
+    assert "log" not in at.query_params
+    assert at.query_params["runs"] == ",".join(ids)
+    spec, _ = chart_spec(charts(at)[0])
+    assert spec["layer"][0]["encoding"]["x"]["title"] == "wall time (s)"
+
+
+def test_bad_query_params_fall_back_to_defaults(root):
+    make_run(root, "20260103-000000-r0", "finished")
+    at = open_page(smoothing="bogus", x="sideways", strength="lots", metric="nope/none")
+    assert at.selectbox(key="runs_smoothing").value == "ema"
+    assert at.radio(key="runs_x").value == "step"
+    assert at.slider(key="runs_strength").value == pytest.approx(0.6)
+    assert not at.error  # an unknown metric is an empty chart, not an error
+    assert len(charts(at)) == 1
+
+
+# --- actions --------------------------------------------------------------------------------
+
+
+def test_read_only_hides_edit_delete_and_cancel(zoo, monkeypatch):
+    monkeypatch.setenv("DANLU_READ_ONLY", "1")
+    at = open_page([zoo["running"], zoo["queued"], zoo["finished"]])
+    labels = {b.label for b in at.button}
+    assert not labels & {"Delete run", "Cancel run", "Save tags and notes"}
+    assert not at.main.text_input and not at.main.text_area  # no tags/notes form
+    assert charts(at)  # the rest still works
+
+
+def test_editing_tags_writes_meta_json(root):
+    run_id = "20260103-000000-r0"
+    make_run(root, run_id, "finished")
+    at = open_page([run_id])
+    at.text_input[0].set_value("baseline, keep ,baseline")
+    at.text_area[0].set_value("the one to beat")
+    button(at, "Save tags and notes").click().run()
+    assert not at.exception
+    meta = runlog.read_json(root / run_id / "meta.json")
+    assert meta["tags"] == ["baseline", "keep"] and meta["notes"] == "the one to beat"
+    assert any("Saved" in t for t in texts(at.success))
+    assert at.text_input[0].value == "baseline, keep"
+
+
+# Moving a watched run into .trash makes watchdog re-register its watch and warn (dashboard.watch
+# filters this, but pytest resets warning filters per test).
+@pytest.mark.filterwarnings("ignore:Callback with id:RuntimeWarning")
+def test_delete_moves_the_run_to_the_trash(root):
+    keep, gone = "20260103-000000-keep", "20260103-000001-gone"
+    make_run(root, keep, "finished")
+    make_run(root, gone, "failed")
+    at = open_page([gone, keep])
+    delete = [b for b in at.button if b.label == "Delete run"]
+    assert delete[0].disabled  # not before "I understand"
+    at.checkbox(key=f"runs_delete_ok_{gone}").check().run()
+    at.button(key=f"runs_delete_{gone}").click().run()
+    assert not at.exception
+    assert not (root / gone).exists() and (root / ".trash" / gone / runlog.CONFIG).is_file()
+    assert (root / keep).is_dir()
+    assert at.multiselect(key="runs_runs").value == [keep]
+    assert any("trash" in t for t in texts(at.success))
+
+
+def test_delete_of_a_running_run_is_refused(root, zoo):
+    running = zoo["running"]
+    at = open_page([running])
+    at.checkbox(key=f"runs_delete_ok_{running}").check().run()
+    at.button(key=f"runs_delete_{running}").click().run()
+    assert not at.exception
+    assert any("cancel it" in t for t in texts(at.error))
+    assert runlog.read_json(root / running / runlog.STATUS)["state"] == "running"
+
+
+def test_cancel_a_queued_run(root, zoo):
+    queued = zoo["queued"]
+    at = open_page([queued])
+    button(at, "Cancel run").click().run()
+    assert not at.exception
+    status = runlog.read_json(root / queued / runlog.STATUS)
+    assert status["state"] == "cancelled"
+    assert any("cancelled" in t for t in texts(at.success))

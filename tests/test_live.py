@@ -1,0 +1,286 @@
+"""The Runs page's helpers: metric discovery, epoch marks, seed groups, the view, chart reuse."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import altair as alt
+import numpy as np
+import pandas as pd
+import pytest
+
+from dashboard import live
+from dashboard.store import RunInfo, RunStore
+from tests.fakeruns import make_run
+
+
+@pytest.fixture(autouse=True)
+def _no_row_limit():
+    with alt.data_transformers.disable_max_rows():
+        yield
+
+
+def info(run_id: str, config: dict | None = None, **kw) -> RunInfo:
+    defaults = {"path": Path("/nowhere") / run_id, "status": {}, "state": "finished",
+                "summary": None, "meta": {}}
+    return RunInfo(run_id=run_id, config=config if config is not None else {}, **{**defaults,
+                                                                                  **kw})
+
+
+def frame(rows: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame(rows)
+
+
+# --- metrics --------------------------------------------------------------------------------
+
+
+def test_metric_names_lists_split_and_metric_in_reading_order():
+    a = frame([
+        {"split": "train", "step": 1, "epoch": 0.5, "t": 0.1, "lr": 0.1, "loss": 2.0},
+        {"split": "val", "step": 2, "epoch": 1, "t": 0.2, "loss": 1.5, "accuracy": 0.4,
+         "f1": 0.3},
+        {"split": "test", "step": 2, "epoch": 1, "t": 0.3, "accuracy": 0.5, "ece": 0.1},
+    ])
+    b = frame([{"split": "train", "step": 1, "epoch": 1, "t": 0.1, "loss": 1.0,
+                "grad_norm": np.inf, "note": "text"}])
+    names = live.metric_names([a, b, None, pd.DataFrame()])
+    # train before val; loss first; inf counts as logged; test (a single row) is no curve;
+    # a column that never held a number is no metric; accuracy (a val column) not under train.
+    assert names == ["train/loss", "train/lr", "train/grad_norm", "val/loss", "val/accuracy",
+                     "val/f1"]
+
+
+def test_metric_names_of_a_real_run(tmp_path):
+    make_run(tmp_path, "r1", "finished", steps=40)
+    names = live.metric_names([RunStore(tmp_path).metrics("r1")])
+    assert {"train/loss", "train/lr", "val/loss", "val/accuracy", "val/f1", "val/auc"} <= set(
+        names)
+    assert not any(n.startswith("test/") for n in names)
+
+
+def test_default_metrics():
+    available = ["train/loss", "train/lr", "val/accuracy"]
+    assert live.default_metrics(available) == ["train/loss", "val/accuracy"]
+    # A live run logs val rows after its first epoch: ask for them from the start.
+    assert live.default_metrics(["train/loss"], live=True) == list(live.DEFAULT_METRICS)
+    assert live.default_metrics(["train/a", "train/b", "train/c", "train/d"]) == [
+        "train/a", "train/b", "train/c"]
+    assert live.default_metrics([]) == []
+
+
+def test_split_metric():
+    assert live.split_metric("val/accuracy") == ("val", "accuracy")
+    assert live.split_metric("loss") == ("train", "loss")
+
+
+# --- the view in the URL --------------------------------------------------------------------
+
+
+def test_view_to_query_leaves_defaults_out():
+    assert live.View(metrics=("train/loss",)).to_query() == {
+        "metric": ["train/loss"], "smoothing": None, "strength": None, "x": None, "log": None,
+        "group": None}
+    q = live.View(metrics=("val/f1", "train/lr"), smoothing="gaussian", strength=0.85, x="t",
+                  log_y=True, group_seeds=True).to_query()
+    assert q == {"metric": ["val/f1", "train/lr"], "smoothing": "gaussian", "strength": "0.85",
+                 "x": "t", "log": "1", "group": "1"}
+    assert live.View(metrics=()).to_query()["metric"] is None
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("0.3", 0.3), ("0.999", 0.99), ("-1", 0.0), ("nan", 0.6), ("inf", 0.6), ("x", 0.6),
+    (None, 0.6), ("0.123", 0.12),
+])
+def test_parse_strength_clamps_and_falls_back(text, value):
+    assert live.parse_strength(text) == value
+
+
+def test_parse_metrics_and_flag():
+    assert live.parse_metrics("val/f1, train/lr,,val/f1") == ["val/f1", "train/lr"]
+    assert live.parse_metrics(None) == []
+    assert live.parse_flag("1") and live.parse_flag("true") and not live.parse_flag("0")
+    assert not live.parse_flag(None)
+
+
+# --- epoch marks ----------------------------------------------------------------------------
+
+RUN = frame(
+    [{"split": "train", "step": s, "epoch": s / 10, "t": s * 0.5, "loss": 1.0}
+     for s in range(1, 31)]
+    + [{"split": "val", "step": 10 * e, "epoch": e, "t": 5.0 * e + 0.25, "loss": 1.0}
+       for e in (1, 2, 3)]
+)
+
+
+@pytest.mark.parametrize(("x", "best", "stop"), [
+    ("epoch", 2.0, 3.0),
+    ("step", 20.0, 30.0),  # the step of that epoch's val row
+    ("t", 10.25, 15.25),  # the wall time of that epoch's val row, not of the train rows
+])
+def test_stop_marks_on_each_x_axis(x, best, stop):
+    summary = {"best_epoch": 2, "stopped_epoch": 3, "monitor": "loss"}
+    marks = live.stop_marks({"a": summary}, {"a": RUN}, {"a": "run A"}, x)
+    assert list(marks.columns) == ["run", "x", "label"]
+    assert marks["run"].tolist() == ["run A", "run A"]
+    assert marks["x"].tolist() == [best, stop]
+    assert marks["label"].tolist() == ["best val loss (epoch 2)", "early stop (epoch 3)"]
+
+
+def test_stop_marks_skip_what_cannot_be_placed():
+    summaries = {
+        "none": None,  # still running
+        "no_stop": {"best_epoch": 1, "stopped_epoch": None},
+        "zero": {"best_epoch": 0},  # no epoch improved
+        "missing_row": {"best_epoch": 9},  # no val row for epoch 9
+        "junk": {"best_epoch": "two", "stopped_epoch": True},
+    }
+    frames = dict.fromkeys(summaries, RUN)
+    marks = live.stop_marks(summaries, frames, {}, "step")
+    assert marks[["run", "x"]].values.tolist() == [["no_stop", 10.0]]
+    by_epoch = live.stop_marks(summaries, {}, {}, "epoch")  # epochs need no frame
+    assert sorted(by_epoch["x"]) == [1.0, 9.0]
+    assert live.stop_marks({}, {}, {}, "t").empty
+
+
+def test_epoch_x_without_val_rows():
+    train_only = RUN[RUN["split"] == "train"]
+    assert live.epoch_x(train_only, 1, "step") is None
+    assert live.epoch_x(None, 1, "t") is None
+    assert live.epoch_x(None, 4, "epoch") == 4.0
+
+
+# --- seed groups and labels -----------------------------------------------------------------
+
+
+def test_seed_groups_join_runs_that_differ_only_by_seed():
+    base = {"dataset": "digits", "lr": 0.01}
+    runs = [
+        info("a0", {**base, "seed": 0, "name": "lr sweep lr=0.01 seed=0", "tags": ["x"]}),
+        info("b0", {**base, "lr": 0.1, "seed": 0, "name": "fast seed=0"}),
+        info("a1", {**base, "seed": 1, "name": "lr sweep lr=0.01 seed=1", "run_id": "a1"}),
+        info("damaged", {}),
+        info("a2", {**base, "seed": 2, "name": "lr sweep lr=0.01 seed=2"}),
+    ]
+    groups = live.seed_groups(runs)
+    assert groups == {
+        "lr sweep lr=0.01 (3 seeds)": ["a0", "a1", "a2"],
+        "fast": ["b0"],
+        "damaged": ["damaged"],
+    }
+    assert live.has_seed_groups(runs)
+    assert not live.has_seed_groups([runs[0], runs[1], runs[3]])
+
+
+def test_seed_groups_with_alike_names_stay_apart():
+    runs = [info("a", {"lr": 0.1, "name": "same"}), info("b", {"lr": 0.2, "name": "same"})]
+    groups = live.seed_groups(runs)
+    assert sorted(groups.values()) == [["a"], ["b"]]
+
+
+def test_run_labels_add_the_id_only_to_shared_names():
+    runs = [info("a", {"name": "base"}), info("b", {"name": "base"}), info("c", {"name": "x"}),
+            info("d")]
+    assert live.run_labels(runs) == {"a": "base (a)", "b": "base (b)", "c": "x", "d": "d"}
+
+
+# --- status text and config -----------------------------------------------------------------
+
+
+def test_status_texts():
+    now = time.time()
+    running = info("r", state="running", checked_at=now, status={
+        "started": now - 30, "step": 100, "total_steps": 400, "heartbeat": now})
+    assert live.progress_text(running) == "step 100 / 400 · ETA 1m 30s"
+    assert live.elapsed_text(running) == "elapsed 30.0s"
+    lost = info("l", state="lost", checked_at=now, status={"heartbeat": now - 3600})
+    assert live.state_text(lost).endswith("lost: heartbeat stopped 1h 00m ago")
+    assert live.progress_text(info("q", state="queued")) == "waiting in the queue"
+    assert live.progress_text(info("u", state="unknown")) == "no progress reported"
+    assert live.elapsed_text(info("u", state="unknown")) == ""
+    assert live.is_live(running) and not live.is_live(lost)
+
+
+def test_config_changes_shows_what_differs_from_defaults():
+    from trainer.config import config_to_json, make_config
+
+    config = {**config_to_json(make_config({"lr": 0.1, "dropout": 0.2, "name": "n"})),
+              "run_id": "x", "future_field": 1}
+    assert live.config_changes(config) == {"lr": 0.1, "dropout": 0.2, "future_field": 1}
+    assert live.config_changes({}) == {}
+
+
+# --- charts and their reuse -----------------------------------------------------------------
+
+
+def spec_layers(chart) -> list[dict]:
+    d = chart.to_dict()
+    return d.get("layer", [d])
+
+
+def descriptions(chart) -> set[str]:
+    return {layer["mark"].get("description") for layer in spec_layers(chart)
+            if isinstance(layer["mark"], dict)}
+
+
+def test_metric_chart_is_reused_until_a_run_changes(tmp_path):
+    for i, rid in enumerate(("a", "b")):
+        make_run(tmp_path, rid, "finished", steps=60, seed=i)
+    store = RunStore(tmp_path)
+    runs = [store.get("a"), store.get("b")]
+    view = live.View(metrics=("train/loss",))
+    loads: list[str] = []
+
+    def frames(run_id):
+        loads.append(run_id)
+        return store.metrics(run_id)
+
+    cache = live.ChartCache()
+    versions = {"a": 1, "b": 1}
+    first = live.metric_chart(cache, runs, versions, live.frame_loader(frames), "train/loss", view)
+    assert {"raw", "smoothed", "stop marks"} <= descriptions(first)
+    data = pd.DataFrame(first.to_dict()["datasets"][first.to_dict()["data"]["name"]])
+    assert set(data["run"]) == {"a", "b"}
+    assert cache.builds == 1
+
+    loads.clear()
+    again = live.metric_chart(cache, runs, dict(versions), live.frame_loader(frames),
+                              "train/loss", view)
+    assert again is first and cache.builds == 1 and loads == []  # nothing read, nothing built
+
+    parts = {k[0]: v[1] for k, v in cache.parts.items()}
+    bumped = live.metric_chart(cache, runs, {"a": 1, "b": 2}, live.frame_loader(frames),
+                               "train/loss", view)
+    assert bumped is not first and cache.builds == 2
+    after = {k[0]: v[1] for k, v in cache.parts.items()}
+    assert after["a"] is parts["a"] and after["b"] is not parts["b"]  # only b was smoothed again
+
+    live.metric_chart(cache, runs, {"a": 1, "b": 2}, live.frame_loader(frames), "train/loss",
+                      live.View(smoothing="gaussian"))
+    assert cache.builds == 3  # another view is another chart
+
+    cache.keep_only(["val/loss"], ["a"])
+    assert not cache.charts and all(k[0] == "a" for k in cache.parts)
+
+
+def test_metric_chart_groups_seeds_as_bands(tmp_path):
+    for seed in (0, 1):
+        make_run(tmp_path, f"s{seed}", "finished", steps=40, seed=seed,
+                 config={"name": f"base seed={seed}"})
+    store = RunStore(tmp_path)
+    runs = [store.get("s0"), store.get("s1")]
+    chart = live.metric_chart(live.ChartCache(), runs, {}, store.metrics, "val/loss",
+                              live.View(group_seeds=True))
+    assert {"band", "mean"} <= descriptions(chart)
+    d = chart.to_dict()
+    names = [layer.get("data", d.get("data", {})).get("name") for layer in spec_layers(chart)]
+    groups = {g for n in names if n for g in pd.DataFrame(d["datasets"][n]).get("run", [])}
+    assert groups == {"base (2 seeds)"}
+
+
+def test_metric_chart_of_a_missing_metric_says_no_data(tmp_path):
+    make_run(tmp_path, "a", "finished", steps=20)
+    store = RunStore(tmp_path)
+    chart = live.metric_chart(live.ChartCache(), [store.get("a")], {}, store.metrics,
+                              "val/nothing", live.View())
+    assert descriptions(chart) == {"no data"}
