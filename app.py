@@ -7,8 +7,9 @@ from dashboard.context import read_only
 st.set_page_config(page_title="Danlu", page_icon="⚗️", layout="wide")
 
 pages = [
-    st.Page("dashboard/pages/runs.py", title="Runs", icon=":material/monitoring:",
-            url_path="runs", default=True),
+    # The default page is served at "/" (Streamlit ignores its url_path), so links to a view of
+    # runs look like /?runs=...&metric=...
+    st.Page("dashboard/pages/runs.py", title="Runs", icon=":material/monitoring:", default=True),
     st.Page("dashboard/pages/compare.py", title="Compare", icon=":material/compare_arrows:",
             url_path="compare"),
     st.Page("dashboard/pages/tricks.py", title="Tricks", icon=":material/science:",

@@ -22,6 +22,7 @@ from trainer.config import FieldError
 from trainer.tricks import CATALOGUE, Trick, by_group, is_active
 
 KEY_PREFIX = "cfg_"
+FORM_COLUMNS = 3
 CUSTOM = "custom"  # the extra choice of a "choice or list" field (focal_alpha)
 _CUSTOM_SUFFIX = "__custom"
 
@@ -251,6 +252,8 @@ def render_field(trick: Trick, values: Mapping[str, Any], errors: Iterable[str] 
     elif kind == "optional_number":
         _number_input(trick, label, key, _optional_number(trick), values.get(trick.name),
                       optional=True)
+    elif kind == "text":
+        st.text_input(label, key=key, help=help_)
     elif kind == "list":
         st.text_input(label, key=key, help=help_, placeholder="comma-separated")
     elif kind == "choice_or_list":
@@ -280,8 +283,11 @@ def render_form(values: Mapping[str, Any], errors: Mapping[str, list[str]], *,
         active = [t for t in tricks if is_active(t, dict(values))]
         has_error = any(t.name in errors for t in active)
         with st.expander(group, expanded=group in open_groups or has_error):
-            for trick in active:
-                render_field(trick, values, errors.get(trick.name, ()), prefix=prefix)
+            # A grid keeps a 60-field form to a few screens; errors stay under their field.
+            columns = st.columns(FORM_COLUMNS)
+            for i, trick in enumerate(active):
+                with columns[i % FORM_COLUMNS]:
+                    render_field(trick, values, errors.get(trick.name, ()), prefix=prefix)
                 drawn.append(trick.name)
     return drawn
 

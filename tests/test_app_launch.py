@@ -154,6 +154,9 @@ def test_clash_is_shown_at_its_field_and_launches_nothing(
 def test_valid_launch_queues_one_run_with_the_chosen_values(runs_dir: Path,
                                                              spawned: list) -> None:
     at = open_page()
+    # Every catalogue type has a proper control; the JSON box is only for unknown future types.
+    assert not [w.label for w in at.text_input if "(JSON)" in w.label]
+    assert widget(at, "cfg_name").label == "Run name"
     widget(at, "cfg_name").set_value("my smoothing run")
     widget(at, "cfg_tags").set_value("demo, ls")
     widget(at, "cfg_lr").set_value(0.003)
