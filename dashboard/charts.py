@@ -94,7 +94,10 @@ def colour_scale(labels: Sequence[str]) -> alt.Scale:
 
 def _run_legend(title: str = "run") -> alt.Legend:
     # Legend symbols would inherit the faded raw layer's opacity; draw them as solid strokes.
-    return alt.Legend(title=title, symbolType="stroke", symbolOpacity=1.0, symbolStrokeWidth=3)
+    # Below the plot so one run's legend does not take a third of a narrow chart, and wide
+    # enough that names which differ only at the end (a run id suffix) stay distinguishable.
+    return alt.Legend(title=title, symbolType="stroke", symbolOpacity=1.0, symbolStrokeWidth=3,
+                      orient="bottom", columns=2, labelLimit=420)
 
 
 def no_data_chart(message: str = "no data", height: int = 120) -> alt.Chart:
@@ -109,6 +112,11 @@ def no_data_chart(message: str = "no data", height: int = 120) -> alt.Chart:
 
 def _no_data_layer(message: str, height: int = 120) -> alt.LayerChart:
     return alt.layer(no_data_chart(message, height))
+
+
+def _sparse(frame: pd.DataFrame, max_points: int = 50) -> bool:
+    """Whether some run has so few points that lines alone could hide it."""
+    return bool((frame.groupby("run", observed=True).size() < max_points).any())
 
 
 def _legend_pick(field: str = "run") -> alt.Parameter:
@@ -293,15 +301,17 @@ def curve_chart(
             return _no_data_layer(f"no positive values of {metric} for a log scale", height)
     colour = alt.Color("run:N", scale=colour_scale(domain), legend=_run_legend())
     pick = _legend_pick()
-    x_enc = alt.X("x:Q", title=X_LABELS[x])
-    y_raw = alt.Y("raw:Q", title=metric, scale=_y_scale(log_y))
+    x_enc = alt.X("x:Q", title=X_LABELS[x], axis=alt.Axis(format=",.4~g"))
+    y_raw = alt.Y("raw:Q", title=metric, scale=_y_scale(log_y), axis=alt.Axis(format=",.4~g"))
     base = alt.Chart().encode(x=x_enc, color=colour, detail="run:N")
 
     raw = base.mark_line(
         description="raw", opacity=RAW_OPACITY, strokeWidth=RAW_WIDTH, clip=True
     ).encode(y=y_raw, strokeOpacity=_pick_opacity(pick))
     smoothed = (
-        base.mark_line(description="smoothed", opacity=1.0, strokeWidth=SMOOTH_WIDTH, clip=True)
+        # point=True: a series of one value (a single val epoch so far) still shows up.
+        base.mark_line(description="smoothed", opacity=1.0, strokeWidth=SMOOTH_WIDTH, clip=True,
+                       point=alt.OverlayMarkDef(size=18) if _sparse(frame) else False)
         .encode(y=alt.Y("smooth:Q", title=metric), strokeOpacity=_pick_opacity(pick))
         .add_params(pick)
     )

@@ -162,7 +162,9 @@ def _group_label(group: Sequence[RunInfo], fields: Sequence[str], single: bool) 
     first = group[0].config
     described = ", ".join(f"{f}={json.loads(_canonical(f, first))}" for f in fields)
     base = group[0].name if single or not described else described
-    return f"{base} · {len(group)} seeds"
+    n_seeds = len({r.config.get("seed") for r in group})
+    what = "seeds" if n_seeds == len(group) else "runs"  # repeats of one seed are not seeds
+    return f"{base} · {len(group)} {what}"
 
 
 def group_table(runs: Sequence[RunInfo]) -> pd.DataFrame:

@@ -367,19 +367,41 @@ def state_text(run: RunInfo) -> str:
     return state_label(run.state)
 
 
-def progress_text(run: RunInfo) -> str:
-    """"step 120 / 600 · ETA 1m 05s" and the like, for the progress bar."""
+def live_progress(run: RunInfo, frame: pd.DataFrame | None) -> tuple[int | None, float | None]:
+    """(step, ETA seconds) of a run, from its metrics rows when they are fresher than the
+    status heartbeat (every 2 s). The ETA uses the training rate seen in those rows, so start-up
+    time (imports, data) does not inflate it the way elapsed/progress would."""
+    step, eta = run.step, run.eta_s
+    if run.state != "running" or frame is None or frame.empty or "step" not in frame:
+        return step, eta
+    train = frame[frame["split"] == "train"]
+    if train.empty:
+        return step, eta
+    steps, times = train["step"].to_numpy(float), train["t"].to_numpy(float)
+    step = max(step or 0, int(steps[-1]))
+    total = run.total_steps
+    if total and len(steps) >= 2 and steps[-1] > steps[0]:
+        rate = (times[-1] - times[0]) / (steps[-1] - steps[0])
+        eta = max(0.0, rate * (total - step))
+    return step, eta
+
+
+def progress_text(run: RunInfo, step: int | None = None, eta_s: float | None = None) -> str:
+    """"step 120 / 600 · ETA 1m 05s" and the like, for the progress bar (``step``/``eta_s``
+    override the status file's, see `live_progress`)."""
     if run.state == "queued":
         return "waiting in the queue"
-    step, total = run.step, run.total_steps
+    step = run.step if step is None else step
+    eta_s = run.eta_s if eta_s is None else eta_s
+    total = run.total_steps
     if step is None:
         text = "no progress reported"
     elif total:
         text = f"step {step:,} / {total:,}"
     else:
         text = f"step {step:,}"
-    if run.eta_s is not None:
-        text += f" · ETA {duration(run.eta_s)}"
+    if eta_s is not None:
+        text += f" · ETA {duration(eta_s)}"
     return text
 
 

@@ -284,3 +284,20 @@ def test_metric_chart_of_a_missing_metric_says_no_data(tmp_path):
     chart = live.metric_chart(live.ChartCache(), [store.get("a")], {}, store.metrics,
                               "val/nothing", live.View())
     assert descriptions(chart) == {"no data"}
+
+
+def test_live_progress_uses_fresher_metrics_and_the_training_rate(tmp_path: Path):
+    # The status heartbeat says step 1 (it is written every 2 s); the metrics already reach 100.
+    make_run(tmp_path, "20260101-000000-live", "running", steps=100, steps_per_epoch=1000)
+    run_store = RunStore(tmp_path)
+    run = run_store.get("20260101-000000-live")
+    status = {**run.status, "step": 1, "total_steps": 1000, "started": time.time() - 3600}
+    stale = RunInfo(**{**run.__dict__, "status": status})
+    step, eta = live.live_progress(stale, run_store.metrics(run.run_id))
+    assert step == 100
+    # fake rows are 0.05 s apart: 900 steps left at that rate, not an hour-long extrapolation
+    assert eta == pytest.approx(900 * 0.05)
+    assert live.progress_text(stale, step, eta) == "step 100 / 1,000 · ETA 45.0s"
+    finished = run_store.get("20260101-000000-live")
+    assert live.live_progress(RunInfo(**{**finished.__dict__, "state": "queued"}),
+                              None) == (finished.step, None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -17,6 +18,7 @@ from trainer.tricks import BY_NAME, CATALOGUE
 VALUES = "danlu_launch_values"  # the config being edited (survives page switches)
 LAUNCHED = "danlu_launch_last"  # {"where": "run" | "sweep", "ids": [...], "names": [...]}
 NOTICE = "danlu_queue_notice"  # what the last cancel / worker start did
+WORKER_GRACE_S = 10.0  # how long a new worker may take to pick up the queue
 STASH = "danlu_launch_widgets"
 NOT_SWEPT = ("name", "tags", "seed")  # seeds have their own box; names are made per run
 SWEEP_FIELDS = [t.name for t in CATALOGUE if t.name not in NOT_SWEPT]
@@ -192,7 +194,9 @@ def queue_section(allowed: bool) -> None:
         queued = [r for r in active if r.state == "queued"]
         if notice := st.session_state.pop(NOTICE, None):
             st.info(notice)
-        if queued and not worker_running(root):
+        # A worker spawned moments ago may not hold its lock yet: don't cry wolf about new runs.
+        settled = [r for r in queued if time.time() - (r.created or 0) > WORKER_GRACE_S]
+        if settled and not worker_running(root):
             st.warning(f"{len(queued)} run{'s are' if len(queued) != 1 else ' is'} queued but "
                        "no worker is running, so nothing will start.")
             if allowed:

@@ -113,7 +113,9 @@ def status_row(run: RunInfo) -> None:
     with st.container(border=True):
         name, bar, clock = st.columns([3, 5, 2], vertical_alignment="center")
         name.markdown(f"**{run.name}**  \n{live.state_text(run)}")
-        bar.progress(run.progress or 0.0, text=live.progress_text(run))
+        step, eta = live.live_progress(run, store().metrics(run.run_id))
+        done = 1.0 if run.state == "finished" else (step or 0) / (run.total_steps or 1)
+        bar.progress(min(1.0, done), text=live.progress_text(run, step, eta))
         clock.caption(live.elapsed_text(run))
         if run.state == "failed":
             st.error(run.reason or "The run failed without saying why; see its log below.")
