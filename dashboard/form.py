@@ -116,7 +116,9 @@ def from_widget(trick: Trick, state: Mapping[str, Any], prefix: str = KEY_PREFIX
     if kind in ("int", "float") and raw is None:
         raise ValueError("give a value")
     if kind == "list":
-        return _split(raw, _list_item_type(trick), "values")
+        values = _split(raw, _list_item_type(trick), "values")
+        optional = type(None) in typing.get_args(trick.annotation)
+        return None if optional and not values else values  # empty box: "not set"
     if kind == "choice_or_list":
         if raw != CUSTOM:
             return raw

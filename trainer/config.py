@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 from pydantic_core import PydanticCustomError
 
+from trainer.runlog import RUN_ID_RE
 from trainer.tricks import BY_NAME, CATALOGUE
 
 SCHEMA_VERSION = 1
@@ -97,6 +98,13 @@ def _clashes(c: Any) -> Iterable[tuple[str, str]]:
         yield "amp", f"amp='fp16' needs CUDA (GradScaler); on {c.device} use amp='bf16' or 'off'"
     if c.warmup_epochs and c.warmup_epochs >= c.epochs:
         yield "warmup_epochs", f"warmup_epochs must be below epochs ({c.epochs})"
+    if c.freeze_features and not c.init_from:
+        yield "freeze_features", "freeze_features needs init_from, the run to fine-tune from"
+    if c.init_from and not RUN_ID_RE.match(c.init_from):
+        yield "init_from", "init_from must be a run id (lowercase letters, digits, '-')"
+    if c.class_subset is not None and (len(c.class_subset) < 2 or min(c.class_subset) < 0
+                                       or len(set(c.class_subset)) != len(c.class_subset)):
+        yield "class_subset", "class_subset needs at least 2 different class numbers (0, 1, ...)"
     if isinstance(c.focal_alpha, list) and min(c.focal_alpha, default=0) < 0:
         yield "focal_alpha", "focal_alpha weights must be non-negative"
 

@@ -4,7 +4,7 @@ Reads top to bottom: pick the device, load the data onto it, build model/optimis
 then epochs of (shuffle, slice batches, augment, forward under autocast, the loss tricks, backward,
 step) with a validation pass after each epoch, then SWA's BN update or early stopping's restore,
 and a final test pass with optional test-time augmentation. What it measures goes to a
-``Reporter`` (see runner.py); this module never touches files.
+``Reporter`` (see runner.py); this module writes no files.
 """
 
 from __future__ import annotations
@@ -23,9 +23,11 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import SWALR, AveragedModel, update_bn
 
+from trainer import runlog
 from trainer.augment import augment_batch, tta_views
 from trainer.data import Dataset, load_dataset
 from trainer.evaluate import classification_metrics
+from trainer.finetune import freeze_features, load_pretrained
 from trainer.losses import make_loss
 from trainer.models import build_model, count_parameters
 from trainer.schedules import make_scheduler
@@ -93,10 +95,11 @@ def autocast_dtype(amp: str, device: torch.device, say: Any) -> torch.dtype | No
 def param_groups(model: nn.Module, weight_decay: float, exclude_norm_bias: bool) -> list[dict]:
     """Optimiser parameter groups; with ``exclude_norm_bias``, 1-D parameters (biases and
     normalisation scales/shifts) get no weight decay."""
+    params = [p for p in model.parameters() if p.requires_grad]  # frozen layers stay out
     if not exclude_norm_bias or not weight_decay:
-        return [{"params": list(model.parameters()), "weight_decay": weight_decay}]
-    decay = [p for p in model.parameters() if p.dim() > 1]
-    no_decay = [p for p in model.parameters() if p.dim() <= 1]
+        return [{"params": params, "weight_decay": weight_decay}]
+    decay = [p for p in params if p.dim() > 1]
+    no_decay = [p for p in params if p.dim() <= 1]
     return [{"params": decay, "weight_decay": weight_decay},
             {"params": no_decay, "weight_decay": 0.0}]
 
@@ -174,8 +177,12 @@ def _is_better(value: float | None, best: float | None, monitor: str) -> bool:
     return value < best if monitor == "loss" else value > best
 
 
-def train(config: Any, reporter: Reporter, cache_dir: str | None = None) -> TrainResult:
-    """Train one run described by ``config``; raises Cancelled or NonFiniteLoss."""
+def train(config: Any, reporter: Reporter, cache_dir: str | None = None,
+          runs_root: str | None = None) -> TrainResult:
+    """Train one run described by ``config``; raises Cancelled or NonFiniteLoss.
+
+    ``runs_root`` is where ``config.init_from`` is looked up (default: $DANLU_RUNS_DIR or ./runs).
+    """
     t0 = time.time()
     say = reporter.message
     device = pick_device(config.device)
@@ -191,7 +198,7 @@ def train(config: Any, reporter: Reporter, cache_dir: str | None = None) -> Trai
         test_fraction=config.test_fraction, label_noise=config.label_noise,
         csv_path=config.csv_path or None, csv_label=config.csv_label, n_samples=config.n_samples,
         n_features=config.n_features, n_classes=config.n_classes, imbalance=config.imbalance,
-        cache_dir=cache_dir,
+        class_subset=config.class_subset, cache_dir=cache_dir,
     )
     x_train, y_train = _to_device(data.x_train, device), _to_device(data.y_train, device)
     x_val, x_test = _to_device(data.x_val, device), _to_device(data.x_test, device)
@@ -201,7 +208,16 @@ def train(config: Any, reporter: Reporter, cache_dir: str | None = None) -> Trai
     total_steps = steps_per_epoch * config.epochs
 
     # --- model, optimiser, schedule, loss ---
-    model = build_model(config, data.input_shape, data.n_classes).to(device)
+    model = build_model(config, data.input_shape, data.n_classes)
+    finetune_info, frozen = {}, None
+    if config.init_from:
+        finetune_info = load_pretrained(model, runs_root or runlog.default_runs_root(),
+                                        config.init_from)
+        say(f"fine-tuning from {config.init_from}: {finetune_info['loaded_tensors']} tensors "
+            f"loaded, {len(finetune_info['fresh_tensors'])} fresh")
+        if config.freeze_features:
+            frozen = freeze_features(model)
+    model = model.to(device)
     n_params = count_parameters(model)
     opt = make_optimizer(config, model)
     swa_epoch = max(1, min(config.epochs - 1, math.floor(config.swa_start * config.epochs)))
@@ -257,6 +273,8 @@ def train(config: Any, reporter: Reporter, cache_dir: str | None = None) -> Trai
 
     for epoch in range(1, config.epochs + 1):
         model.train()
+        if frozen is not None:
+            frozen.eval()  # frozen features keep their pretrained BatchNorm statistics
         in_swa = config.swa and epoch > swa_epoch
         perm = torch.randperm(n, generator=shuffle_gen).to(device, non_blocking=True)
         epoch_loss = torch.zeros((), device=device)
@@ -363,6 +381,8 @@ def train(config: Any, reporter: Reporter, cache_dir: str | None = None) -> Trai
                     "input_shape": list(data.input_shape), "n_classes": data.n_classes,
                     "noisy_labels": getattr(data, "noisy_labels", 0)},
         "class_names": list(data.class_names),
+        "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        **({"finetune": {**finetune_info, "frozen": frozen is not None}} if finetune_info else {}),
     })
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -16,6 +16,7 @@ import torch
 from trainer import runlog
 from trainer.config import ConfigError, config_to_json, make_config
 from trainer.data import DataError
+from trainer.finetune import FineTuneError
 from trainer.loop import Cancelled, NonFiniteLoss, train
 
 
@@ -133,7 +134,7 @@ def execute(run_dir: str | os.PathLike, *, foreground: bool = False,
     final: dict[str, Any]
     try:
         config = make_config(runlog.read_json(run_dir / runlog.CONFIG) or {})
-        result = train(config, reporter, cache_dir=cache_dir)
+        result = train(config, reporter, cache_dir=cache_dir, runs_root=str(run_dir.parent))
         _write_results(run_dir, config, result)
         final = {"state": "finished"}
         reporter.message(
@@ -143,7 +144,7 @@ def execute(run_dir: str | os.PathLike, *, foreground: bool = False,
     except Cancelled as exc:
         final = {"state": "cancelled", "reason": str(exc)}
         reporter.message(str(exc))
-    except (NonFiniteLoss, DataError, ConfigError) as exc:
+    except (NonFiniteLoss, DataError, ConfigError, FineTuneError) as exc:
         final = {"state": "failed", "reason": str(exc), "error": str(exc)}
         reporter.message(f"failed: {exc}")
     except Exception as exc:  # any bug or environment problem: keep the traceback for the user

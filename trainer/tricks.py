@@ -44,7 +44,8 @@ class Trick:
     lt: float | None = None
     step: float | None = None  # UI increment for numbers
     kind: Literal["setting", "trick"] = "trick"
-    when: tuple[str, tuple[Any, ...]] | None = None  # only meaningful when field in values
+    # only meaningful when the field holds one of the values (an empty tuple: when it is set)
+    when: tuple[str, tuple[Any, ...]] | None = None
     applied_in: str = ""
     pitfall: bool = False  # a demonstration of a mistake, not something to use
     example: dict[str, Any] | None = None  # overrides that switch it on for a "try it" run
@@ -69,7 +70,8 @@ class Trick:
         d = asdict(self)
         d["annotation"] = self.type_name
         d["choices"] = list(self.choices) if self.choices is not None else None
-        d["when"] = {"field": self.when[0], "in": list(self.when[1])} if self.when else None
+        if self.when:
+            d["when"] = {"field": self.when[0], "in": list(self.when[1]), "set": not self.when[1]}
         d["example"] = self.try_overrides
         return d
 
@@ -152,6 +154,21 @@ CATALOGUE: tuple[Trick, ...] = (
       show="Which tricks keep test metrics up.", ge=0, lt=1, step=0.05,
       applied_in="trainer/data.py",
       example={"label_noise": 0.2}),
+    T("class_subset", "Data & augmentation", "Class subset", list[int] | None, None,
+      "Keep only these classes (e.g. 5,6,7,8,9), relabelled 0..n-1 in the order given. With "
+      "fine-tuning, pretrain on one subset and fine-tune on another.", kind="setting"),
+    T("init_from", "Data & augmentation", "Fine-tune from run", str, "",
+      "Start from the weights (checkpoint.pt) of another finished run with the same "
+      "architecture; a head whose number of classes differs starts fresh.",
+      helps="Little data for the new task, a related pretraining task.",
+      hurts="Unrelated source tasks transfer little; a high LR erases what was learnt.",
+      show="Frozen vs full fine-tune vs from-scratch curves.", applied_in="trainer/finetune.py"),
+    T("freeze_features", "Data & augmentation", "Freeze feature extractor", bool, False,
+      "Train only the classifier head; the feature extractor keeps the pretrained weights "
+      "(and its BatchNorm statistics).",
+      helps="Very little data, or a source task close to the new one.",
+      hurts="Features the new task needs but the source task did not.",
+      when=("init_from", ()), applied_in="trainer/finetune.py"),
     T("augment_hflip", "Data & augmentation", "Horizontal flip", bool, False,
       "Flip each training sample left-right with probability 1/2 (reverses a sequence).",
       helps="Natural images and tasks whose classes are mirror-symmetric.",
@@ -398,8 +415,12 @@ def by_group(entries: tuple[Trick, ...] = CATALOGUE) -> dict[str, list[Trick]]:
 
 
 def is_active(trick: Trick, config: dict[str, Any]) -> bool:
-    """Whether ``trick`` matters under ``config`` (its ``when`` condition holds)."""
-    return trick.when is None or config.get(trick.when[0]) in trick.when[1]
+    """Whether ``trick`` matters under ``config``: its ``when`` field holds one of the listed
+    values, or, when the list is empty, is set at all (non-empty, non-zero)."""
+    if trick.when is None:
+        return True
+    field, values = trick.when
+    return config.get(field) in values if values else bool(config.get(field))
 
 
 def catalogue_json() -> list[dict[str, Any]]:

@@ -88,6 +88,9 @@ def show_trick(trick: Trick) -> None:
         tried = ", ".join(f"`{k}={json.dumps(v)}`" for k, v in trick.try_overrides.items())
         st.caption(f"Field `{trick.name}` · default `{default}` (off)"
                    + (f" · Try it uses {tried}" if tried else ""))
+        if writable and not trick.try_overrides:
+            st.caption("No one-click trial (it needs a finished run to start from): set it on "
+                       "the Launch page.")
         if not writable or not trick.try_overrides:
             return
         baseline, with_trick = trial(trick)
