@@ -12,6 +12,8 @@ pages = [
     st.Page("dashboard/pages/runs.py", title="Runs", icon=":material/monitoring:", default=True),
     st.Page("dashboard/pages/compare.py", title="Compare", icon=":material/compare_arrows:",
             url_path="compare"),
+    st.Page("dashboard/pages/experiments.py", title="Experiments", icon=":material/biotech:",
+            url_path="experiments"),
     st.Page("dashboard/pages/tricks.py", title="Tricks", icon=":material/science:",
             url_path="tricks"),
 ]

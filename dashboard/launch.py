@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer.config import ConfigError, FieldError, make_config
-from trainer.queue import cancel, spawn_worker
-from trainer.runner import create_run
+from trainer.queue import cancel, create_run, spawn_worker
 from trainer.tricks import BY_NAME
 
 MAX_SWEEP_RUNS = 200

@@ -11,12 +11,13 @@ from trainer import runlog, runner
 from trainer.config import make_config
 from trainer.finetune import FineTuneError, feature_extractor, load_pretrained
 from trainer.models import build_model
+from trainer.queue import create_run
 
 DIGITS = {"dataset": "digits", "epochs": 2, "batch_size": 64, "norm": "batch"}
 
 
 def _run(root: Path, **overrides) -> Path:
-    run_dir = runner.create_run(root, make_config({**DIGITS, **overrides}))
+    run_dir = create_run(root, make_config({**DIGITS, **overrides}))
     runner.execute(run_dir)
     return run_dir
 
@@ -76,7 +77,7 @@ def test_another_architecture_fails_with_a_clear_reason(pretrained: Path):
 
 
 def test_a_run_without_checkpoint_fails_with_a_clear_reason(tmp_path: Path):
-    source = runner.create_run(tmp_path, make_config(DIGITS))  # queued: no checkpoint yet
+    source = create_run(tmp_path, make_config(DIGITS))  # queued: no checkpoint yet
     model = build_model(make_config(DIGITS), (1, 8, 8), 10)
     with pytest.raises(FineTuneError, match=r"no checkpoint\.pt"):
         load_pretrained(model, tmp_path, source.name)

@@ -18,7 +18,8 @@ def _runs_dir(args: argparse.Namespace) -> Path:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from trainer.runner import create_run, execute  # torch loads only for commands that train
+    from trainer.queue import create_run
+    from trainer.runner import execute  # torch loads only for commands that train
 
     try:
         data = load_config_file(args.config) if args.config else {}
@@ -116,6 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("run_id")
     p.add_argument("--runs-dir", help=runs_dir_help)
     p.set_defaults(func=cmd_cancel)
+
+    from trainer.experiments.cli import add_parser as add_experiment_parser
+
+    add_experiment_parser(sub)
 
     p = sub.add_parser("start", help=argparse.SUPPRESS)  # the worker's way to run a queued run
     p.add_argument("run_dir")

@@ -16,12 +16,23 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from trainer import runlog
+from trainer.config import config_to_json
 
 LOCK_NAME = ".worker.lock"
 WORKER_LOG = ".worker.log"
+
+
+def create_run(root: str | os.PathLike, config: Any, state: str = "queued") -> Path:
+    """Write a new run directory for ``config`` (config.json, then status.json) and return it."""
+    run_dir = runlog.new_run_dir(root, config.name or f"{config.dataset}-{config.resolved_model}")
+    runlog.write_json_atomic(run_dir / runlog.CONFIG, {**config_to_json(config),
+                                                       "run_id": run_dir.name})
+    runlog.write_json_atomic(run_dir / runlog.STATUS, runlog.new_status(run_dir.name, state,
+                                                                        epochs=config.epochs))
+    return run_dir
 
 
 def _open_lock(root: Path, patience_s: float = 0.0) -> IO[str] | None:
@@ -118,6 +129,8 @@ def work(root: str | os.PathLike, max_parallel: int = 1, wait: bool = False,
                 if proc.poll() is not None:
                     _reap(run_dir, proc)
                     del children[run_dir]
+            if not stopping:
+                _advance_experiments(root)
             queue = [] if stopping else [d for d in queued_runs(root) if d not in children]
             while queue and len(children) < max_parallel:
                 run_dir = queue.pop(0)
@@ -128,6 +141,17 @@ def work(root: str | os.PathLike, max_parallel: int = 1, wait: bool = False,
             time.sleep(poll_s)
     finally:
         lock.close()
+
+
+def _advance_experiments(root: Path) -> None:
+    """Let adaptive experiments queue their next runs (see trainer.experiments)."""
+    from trainer.experiments import advance_all  # imported late: most roots have none
+
+    try:
+        if queued := advance_all(root):
+            print(f"experiments queued {queued} run(s)", flush=True)
+    except Exception as exc:  # the queue keeps draining whatever an experiment does
+        print(f"could not advance experiments: {exc}", flush=True)
 
 
 def spawn_worker(root: str | os.PathLike, max_parallel: int = 1) -> bool:

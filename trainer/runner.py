@@ -20,16 +20,6 @@ from trainer.finetune import FineTuneError
 from trainer.loop import Cancelled, NonFiniteLoss, train
 
 
-def create_run(root: str | os.PathLike, config: Any, state: str = "queued") -> Path:
-    """Write a new run directory for ``config`` (config.json, then status.json) and return it."""
-    run_dir = runlog.new_run_dir(root, config.name or f"{config.dataset}-{config.resolved_model}")
-    runlog.write_json_atomic(run_dir / runlog.CONFIG, {**config_to_json(config),
-                                                       "run_id": run_dir.name})
-    runlog.write_json_atomic(run_dir / runlog.STATUS, runlog.new_status(run_dir.name, state,
-                                                                        epochs=config.epochs))
-    return run_dir
-
-
 class FileReporter:
     """Sends the loop's measurements to the run directory (and a terminal, if there is one)."""
 

@@ -1,0 +1,89 @@
+"""Experiments: procedures that answer "does this trick help, and by how much?"."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import context, selection
+from dashboard.context import page_guard
+from dashboard.experiment_views import view_for
+from dashboard.format import duration, state_label
+from trainer import experiments
+from trainer.experiments import core
+
+CHOSEN = "danlu_experiment"  # the experiment shown (also ?exp= in the URL)
+
+st.title("Experiments")
+st.caption("Each procedure queues ordinary runs grouped under one experiment and shows its "
+           "answer when they finish. Adaptive ones (batch-size search, tuning ladder) queue "
+           "their next stage by themselves, even with this page closed.")
+root = context.runs_root()
+context.token_box()
+allowed = context.can_write()
+
+kinds = [k for k in sorted(experiments.PROCEDURES) if view_for(k) is not None]
+all_exps = experiments.list_experiments(root)
+
+new_tab, results_tab = st.tabs(["New experiment", f"Results ({len(all_exps)})"])
+
+with new_tab, page_guard("the experiment launcher"):
+    if not allowed:
+        st.info("Launching is switched off on this server (read-only mode or no token).")
+    elif not kinds:
+        st.info("No experiment procedures are installed.")
+    else:
+        kind = st.selectbox("Procedure", kinds, key="exp_kind",
+                            format_func=lambda k: experiments.PROCEDURES[k].title)
+        view = view_for(kind)
+        st.markdown(view.INTRO)
+        new_id = view.launcher(root, allowed)
+        if new_id:
+            st.session_state[CHOSEN] = new_id
+            selection.set_query(exp=new_id)
+            st.success(f"Experiment {new_id} queued: open the Results tab to follow it.")
+
+with results_tab, page_guard("the experiments"):
+    if not all_exps:
+        st.info("No experiments yet: start one in the New experiment tab.")
+    else:
+        by_id = {e.exp_id: e for e in all_exps}
+        wanted = st.session_state.get(CHOSEN) or st.query_params.get("exp")
+        ids = list(by_id)
+        exp_id = st.selectbox(
+            "Experiment", ids, index=ids.index(wanted) if wanted in by_id else 0,
+            format_func=lambda i: f"{by_id[i].name} · {by_id[i].kind} · {by_id[i].state}",
+            key="exp_pick")
+        st.session_state[CHOSEN] = exp_id
+        selection.set_query(exp=exp_id)
+
+        @st.fragment(run_every=2.0 if by_id[exp_id].state == "running" else None)
+        def show(exp_id: str) -> None:
+            exp = core.load(root, exp_id)
+            if exp is None:
+                st.warning(f"Experiment {exp_id} can no longer be read.")
+                return
+            states = core.member_states(root, exp)
+            done = sum(s.done for s in states.values())
+            st.progress(done / max(len(states), 1),
+                        text=f"{state_label(exp.state if exp.state != 'running' else 'running')}"
+                        f" · {done} of {len(states)} runs done"
+                        + (f" · took {duration(exp.ended - exp.created)}" if exp.ended else ""))
+            if exp.error:
+                st.error(exp.error)
+            view = view_for(exp.kind)
+            with page_guard(f"the result of {exp.name}"):
+                if view is None:
+                    st.warning(f"No result view for experiments of kind {exp.kind!r}.")
+                else:
+                    view.result_view(root, exp)
+            with st.expander(f"Runs of this experiment ({len(exp.members)})"):
+                st.dataframe(pd.DataFrame([
+                    {"run": m.run_id, "role": m.role, "stage": m.stage, "seed": m.seed,
+                     "state": states[m.run_id].state} for m in exp.members]),
+                    hide_index=True, width="stretch")
+                if st.button("Open these runs on the Runs page", key="exp_open_runs"):
+                    selection.choose([m.run_id for m in exp.members])
+                    st.switch_page("dashboard/pages/runs.py")
+
+        show(exp_id)
