@@ -160,7 +160,9 @@ def _group_label(group: Sequence[RunInfo], fields: Sequence[str], single: bool) 
     if len(group) == 1:
         return group[0].name
     first = group[0].config
-    described = ", ".join(f"{f}={json.loads(_canonical(f, first))}" for f in fields)
+    # Fields this group does not have (e.g. an ensemble's `ensemble` key) say nothing about it.
+    described = ", ".join(f"{f}={json.loads(_canonical(f, first))}" for f in fields
+                          if f in BY_NAME or first.get(f) is not None)
     base = group[0].name if single or not described else described
     n_seeds = len({r.config.get("seed") for r in group})
     what = "seeds" if n_seeds == len(group) else "runs"  # repeats of one seed are not seeds

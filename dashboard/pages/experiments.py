@@ -41,7 +41,10 @@ with new_tab, page_guard("the experiment launcher"):
         if new_id:
             st.session_state[CHOSEN] = new_id
             selection.set_query(exp=new_id)
-            st.success(f"Experiment {new_id} queued: open the Results tab to follow it.")
+            created = experiments.load(root, new_id)
+            done = created is not None and created.state != "running"
+            st.success(f"Experiment {new_id} " + ("is ready" if done else "is queued")
+                       + ": open the Results tab to " + ("see it." if done else "follow it."))
 
 with results_tab, page_guard("the experiments"):
     if not all_exps:

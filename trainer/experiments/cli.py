@@ -57,7 +57,8 @@ def cmd_create(args: argparse.Namespace) -> int:
     except (ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"experiment {exp.exp_id}: {len(exp.members)} run(s) queued", flush=True)
+    queued = sum(s.state == "queued" for s in core.member_states(root, exp).values())
+    print(f"experiment {exp.exp_id} ({exp.state}): {queued} run(s) queued", flush=True)
     if args.detach:
         spawn_worker(root, max_parallel=args.max_parallel)
         print(f"follow it with: python -m trainer experiment show {exp.exp_id}")

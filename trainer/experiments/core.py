@@ -120,7 +120,9 @@ def _path(root: str | os.PathLike, exp_id: str) -> Path:
 
 
 def save(root: str | os.PathLike, exp: Experiment) -> None:
-    runlog.write_json_atomic(_path(root, exp.exp_id), exp.to_json())
+    path = _path(root, exp.exp_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    runlog.write_json_atomic(path, exp.to_json())
 
 
 def load(root: str | os.PathLike, exp_id: str) -> Experiment | None:
