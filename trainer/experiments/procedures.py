@@ -1,3 +1,9 @@
 """Imports every procedure module so each registers itself with core.register."""
 
-# Each module calls core.register(...) at import time.
+from trainer.experiments import (  # noqa: F401 - imported for their registration
+    ablation,
+    batch_search,
+    ensemble,
+    finetuning,
+    ladder,
+)

@@ -1,0 +1,486 @@
+"""Ablation: does each trick help on this task, and by how much?
+
+Danlu queues the baseline and baseline + each trick (optionally all tricks together and all but
+one), each over the same seeds. A run and its baseline with the same seed share initialisation,
+batch order and test set, so every trick's effect is a paired difference per seed: the result
+gives its mean with a t-distribution confidence interval and a p-value (``stats.py``).
+
+Spec (``exp.spec``)::
+
+    {"base": {...RunConfig fields...}, "tricks": {label: {field: value, ...}},
+     "seeds": [0, 1, 2], "all": bool, "all_but_one": bool, "metrics": [...], "split": "test"}
+
+Roles: ``baseline``, ``+<label>``, ``all``, ``all-but-<label>``. With all-but-one, the rows
+"<label> in all" compare ``all`` against ``all-but-<label>``: what that trick adds on top of the
+others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from trainer.config import ConfigError, FieldError, config_to_json, make_config, parse_set
+from trainer.experiments import core
+from trainer.experiments.stats import TOO_FEW, excludes_zero, paired_difference
+from trainer.tricks import BY_NAME
+
+KIND = "ablation"
+BASELINE = "baseline"
+ALL = "all"
+SPLIT = "test"  # final numbers per seed: the test split of the model each run kept
+DEFAULT_METRICS = ("accuracy", "precision", "recall", "f1", "auc")
+# Per-class values of the last class: the minority of an imbalanced synthetic task.
+MINORITY_METRICS = ("minority_f1", "minority_recall", "minority_precision")
+KNOWN_METRICS = (*DEFAULT_METRICS, "average_precision", "top_k_accuracy", "log_loss", "ece",
+                 *MINORITY_METRICS)
+DEFAULT_SEEDS = 3
+MAX_SEEDS = 20
+MAX_RUNS = 200
+CONFIDENCE = 0.95
+VERDICTS = ("helps", "hurts", "no clear effect", "not measured")
+TABLE_COLUMNS = ("variant", "compared_to", "metric", "baseline_mean", "variant_mean",
+                 "mean_diff", "ci_low", "ci_high", "p_value", "n", "verdict")
+# Fields a trick may not override: the seed is what runs are paired by; names are set here.
+RESERVED = ("seed", "name")
+FEW_SEEDS = "with 2 seeds a confidence interval is very wide; 3+ recommended"
+NO_CI = "no confidence interval without at least 2 seeds"
+_NEXT_FIELD = re.compile(r",(?=\s*[A-Za-z_][A-Za-z0-9_]*\s*=)")  # a comma that starts FIELD=
+
+
+# --- tricks and spec ----------------------------------------------------------------------------
+
+
+def parse_trick(text: str) -> tuple[str, dict[str, Any]]:
+    """One ``--trick`` value as (label, overrides).
+
+    ``label_smoothing`` -> the catalogue's typical value (``try_overrides``), labelled by name;
+    ``label_smoothing=0.1`` -> that field and value, labelled by the field;
+    ``bag=norm=batch,dropout=0.2`` -> a labelled bundle of ``FIELD=VALUE`` settings.
+    Raises ConfigError (field ``tricks``, or the field at fault) with a sentence.
+    """
+    text = text.strip()
+    name, sep, rest = text.partition("=")
+    name = name.strip()
+    if not name:
+        raise ConfigError([FieldError("tricks", f"{text!r}: expected NAME, FIELD=VALUE or "
+                                      "LABEL=FIELD=VALUE,FIELD=VALUE")])
+    if not sep:
+        trick = BY_NAME.get(name)
+        if trick is None:
+            raise ConfigError([FieldError("tricks", f"{name!r} is not a trick of the catalogue; "
+                                          "see `python -m trainer tricks`")])
+        if not trick.try_overrides:
+            raise ConfigError([FieldError("tricks", f"{name!r} has no typical value to try; "
+                                          f"give one, e.g. {name}=VALUE")])
+        return name, trick.try_overrides
+    if "=" in rest:  # LABEL=FIELD=VALUE,FIELD=VALUE
+        parts = [p.strip() for p in _NEXT_FIELD.split(rest) if p.strip()]
+        return name, parse_set(parts)
+    return name, parse_set([f"{name}={rest}"])
+
+
+def collect_tricks(items: Iterable[str | tuple[str, Mapping[str, Any]]]) -> dict[str, dict]:
+    """Tricks by label from ``--trick`` strings or (label, overrides) pairs; a label used twice
+    gets its values appended ("lr=0.1", "lr=0.001") so both stay."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        label, overrides = parse_trick(item) if isinstance(item, str) else item
+        overrides = dict(overrides)
+        if label in out:
+            if out[label] == overrides:
+                raise ConfigError([FieldError("tricks", f"trick {label!r} is given twice")])
+            label = ",".join(f"{k}={v}" for k, v in overrides.items())
+            if label in out:
+                raise ConfigError([FieldError("tricks", f"trick {label!r} is given twice")])
+        out[label] = overrides
+    return out
+
+
+def parse_seeds(count: int | None = None, seed_list: str | Sequence[int] | None = None
+                ) -> list[int]:
+    """``--seeds N`` -> 0..N-1, or an explicit list (``"0,5,7"``); default 3 seeds."""
+    if seed_list not in (None, ""):
+        if isinstance(seed_list, str):
+            try:
+                seeds = [int(s) for s in seed_list.replace(" ", "").split(",") if s]
+            except ValueError:
+                raise ConfigError([FieldError("seeds", f"--seed-list expects whole numbers "
+                                              f"separated by commas, got {seed_list!r}")]) from None
+        else:
+            seeds = [int(s) for s in seed_list]
+        if len(set(seeds)) != len(seeds) or min(seeds, default=0) < 0:
+            raise ConfigError([FieldError("seeds", "seeds must be different non-negative "
+                                          "numbers")])
+    else:
+        n = DEFAULT_SEEDS if count is None else int(count)
+        seeds = list(range(max(n, 0)))
+    if not seeds:
+        raise ConfigError([FieldError("seeds", "give at least 1 seed (3+ recommended)")])
+    if len(seeds) > MAX_SEEDS:
+        raise ConfigError([FieldError("seeds", f"{len(seeds)} seeds is more than the limit of "
+                                      f"{MAX_SEEDS}")])
+    return seeds
+
+
+def is_imbalanced(base: Mapping[str, Any]) -> bool:
+    """An imbalanced synthetic task: the last class is the minority (focal loss's case)."""
+    return base.get("dataset") == "synthetic" and float(base.get("imbalance") or 1) > 1
+
+
+def default_metrics(base: Mapping[str, Any]) -> list[str]:
+    """The five headline metrics, plus the minority class's F1 on an imbalanced task."""
+    return [*DEFAULT_METRICS, *(["minority_f1"] if is_imbalanced(base) else [])]
+
+
+def variants(spec: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(role, overrides) of every variant, baseline first."""
+    tricks = spec["tricks"]
+    out = [(BASELINE, {})] + [(f"+{label}", dict(o)) for label, o in tricks.items()]
+    if spec.get("all") or spec.get("all_but_one"):
+        out.append((ALL, _merge(tricks.values())))
+    if spec.get("all_but_one"):
+        out += [(f"all-but-{label}", _merge(o for other, o in tricks.items() if other != label))
+                for label in tricks]
+    return out
+
+
+def _merge(overrides: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for o in overrides:
+        merged.update(o)
+    return merged
+
+
+def plan(spec: Mapping[str, Any]) -> list[tuple[str, int, dict[str, Any]]]:
+    """(role, seed, config) of every run, seed by seed. The worker starts queued runs in run-id
+    order, and run ids carry the name's slug: names that start with the seed make it finish
+    whole seeds first, so paired results appear early."""
+    base = {k: v for k, v in spec["base"].items() if k not in RESERVED}
+    prefix = f"{spec['base']['name']} " if spec["base"].get("name") else ""
+    return [(role, seed, {**base, **overrides, "seed": seed, "name": f"{prefix}seed {seed} {role}"})
+            for seed in spec["seeds"] for role, overrides in variants(spec)]
+
+
+def run_count(spec: Mapping[str, Any]) -> int:
+    return len(variants(spec)) * len(spec["seeds"])
+
+
+def check(spec: Mapping[str, Any]) -> None:
+    """Raise ConfigError (naming the variant) for any run that could not train; nothing else."""
+    by_role: dict[str, list[dict[str, Any]]] = {}
+    for role, _, config in plan(spec):
+        by_role.setdefault(role, []).append(config)
+    for role, configs in by_role.items():
+        try:
+            core.validate_all(configs)
+        except ConfigError as exc:
+            raise ConfigError([FieldError(e.field, f"{e.message} (in {role})")
+                               for e in exc.errors]) from None
+
+
+def make_spec(base: Mapping[str, Any], tricks: Mapping[str, Mapping[str, Any]],
+              seeds: Sequence[int], all_tricks: bool = False, all_but_one: bool = False,
+              metrics: Sequence[str] | None = None) -> dict[str, Any]:
+    """A checked ablation spec; raises ConfigError whose field is ``tricks``, ``seeds``,
+    ``metrics``, ``all``, ``all_but_one`` or the config field at fault."""
+    base = dict(base)
+    if not tricks:
+        raise ConfigError([FieldError("tricks", "choose at least one trick to ablate")])
+    for label, overrides in tricks.items():
+        if not overrides:
+            raise ConfigError([FieldError("tricks", f"trick {label!r} changes no setting")])
+        if bad := [f for f in overrides if f in RESERVED]:
+            raise ConfigError([FieldError("tricks", f"trick {label!r} sets {bad[0]}: seeds "
+                                          "are chosen with --seeds, names by the experiment")])
+    if all_tricks and len(tricks) < 2:
+        raise ConfigError([FieldError("all", "all tricks together needs at least 2 tricks")])
+    if all_but_one and len(tricks) < 3:
+        raise ConfigError([FieldError("all_but_one", "all-but-one needs at least 3 tricks (with "
+                                      "2, leaving one out is the other trick alone)")])
+    if all_tricks or all_but_one:
+        _check_combinable(tricks)
+    metrics = list(metrics) if metrics else default_metrics(base)
+    if unknown := [m for m in metrics if m not in KNOWN_METRICS]:
+        raise ConfigError([FieldError("metrics", f"unknown metric {unknown[0]!r}; choose from "
+                                      f"{', '.join(KNOWN_METRICS)}")])
+    spec = {"base": base, "tricks": {k: dict(v) for k, v in tricks.items()},
+            "seeds": [int(s) for s in seeds], "all": bool(all_tricks or all_but_one),
+            "all_but_one": bool(all_but_one), "metrics": metrics, "split": SPLIT}
+    if (n := run_count(spec)) > MAX_RUNS:
+        raise ConfigError([FieldError("seeds", f"{n} runs is more than the limit of {MAX_RUNS}; "
+                                      "use fewer tricks or seeds")])
+    check(spec)
+    _check_changes(spec)
+    return spec
+
+
+def _check_combinable(tricks: Mapping[str, Mapping[str, Any]]) -> None:
+    seen: dict[str, tuple[str, Any]] = {}
+    for label, overrides in tricks.items():
+        for field, value in overrides.items():
+            if field in seen and seen[field][1] != value:
+                raise ConfigError([FieldError("all", f"tricks {seen[field][0]!r} and {label!r} "
+                                              f"set {field} differently, so they cannot all be "
+                                              "on together")])
+            seen.setdefault(field, (label, value))
+
+
+def _check_changes(spec: Mapping[str, Any]) -> None:
+    """A trick that leaves the config as it is would measure noise: refuse it."""
+    def resolved(overrides: Mapping[str, Any]) -> dict[str, Any]:
+        data = config_to_json(make_config({**spec["base"], **overrides}))
+        return {k: v for k, v in data.items() if k not in RESERVED}
+
+    plain = resolved({})
+    for label, overrides in spec["tricks"].items():
+        if resolved(overrides) == plain:
+            raise ConfigError([FieldError("tricks", f"trick {label!r} sets what the base config "
+                                          "already has; it would change nothing")])
+
+
+# --- results ------------------------------------------------------------------------------------
+
+
+def value_of(summary: Mapping[str, Any] | None, metric: str, split: str = SPLIT) -> float | None:
+    """A run's metric; ``minority_<m>`` is per-class ``<m>`` of the last class."""
+    if metric.startswith("minority_"):
+        per_class = ((summary or {}).get(split) or {}).get("per_class") or {}
+        values = per_class.get(metric.removeprefix("minority_")) or []
+        v = values[-1] if values else None
+        return float(v) if isinstance(v, int | float) and math.isfinite(v) else None
+    v = core.metric_value(dict(summary) if summary else None, metric, split)
+    return v if v is not None and math.isfinite(v) else None
+
+
+def comparisons(spec: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """(row label, variant role, reference role): every variant against the baseline, and with
+    all-but-one, ``all`` against each ``all-but-<label>``."""
+    rows = [(role, role, BASELINE) for role, _ in variants(spec) if role != BASELINE]
+    if spec.get("all_but_one"):
+        rows += [(f"{label} in all", ALL, f"all-but-{label}") for label in spec["tricks"]]
+    return rows
+
+
+def _values(exp: core.Experiment, members: Mapping[str, core.MemberState]
+            ) -> dict[str, dict[int, Mapping[str, Any]]]:
+    """role -> seed -> summary of the FINISHED runs (failed, cancelled and lost runs are out)."""
+    out: dict[str, dict[int, Mapping[str, Any]]] = {}
+    for m in exp.members:
+        state = members.get(m.run_id)
+        if state is not None and state.state == "finished" and state.summary:
+            out.setdefault(m.role, {})[m.seed] = state.summary
+    return out
+
+
+def verdict(result: Mapping[str, Any], metric: str) -> str:
+    if not result["n"]:
+        return "not measured"
+    if not excludes_zero(result):
+        return "no clear effect"
+    diff = result["mean_diff"]
+    improved = diff < 0 if metric in core.LOWER_IS_BETTER else diff > 0
+    return "helps" if improved else "hurts"
+
+
+def ablation_table(root: str | Path, exp: core.Experiment, *,
+                   members: Mapping[str, core.MemberState] | None = None,
+                   metrics: Sequence[str] | None = None) -> pd.DataFrame:
+    """One row per variant × metric: the paired comparison with its reference over the seeds
+    where both finished. Columns ``TABLE_COLUMNS``; sorted by metric (in the spec's order), then
+    by effect, best first (direction-aware: for a loss, a fall is best); unmeasured rows last."""
+    members = core.member_states(root, exp) if members is None else members
+    metrics = list(metrics or exp.spec.get("metrics") or DEFAULT_METRICS)
+    split = exp.spec.get("split", SPLIT)
+    values = _values(exp, members)
+    rows = []
+    for label, role, reference in comparisons(exp.spec):
+        treated, ref = values.get(role, {}), values.get(reference, {})
+        seeds = sorted(set(treated) & set(ref))
+        for metric in metrics:
+            pairs = [(value_of(treated[s], metric, split), value_of(ref[s], metric, split))
+                     for s in seeds]
+            pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
+            result = paired_difference([a for a, _ in pairs], [b for _, b in pairs], CONFIDENCE)
+            n = result["n"]
+            rows.append({
+                "variant": label, "compared_to": reference, "metric": metric,
+                "baseline_mean": sum(b for _, b in pairs) / n if n else math.nan,
+                "variant_mean": sum(a for a, _ in pairs) / n if n else math.nan,
+                "mean_diff": _nan(result["mean_diff"]), "ci_low": _nan(result["ci_low"]),
+                "ci_high": _nan(result["ci_high"]), "p_value": _nan(result["p_value"]),
+                "n": n, "verdict": verdict(result, metric),
+            })
+    table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
+    if table.empty:
+        return table
+    sign = table["metric"].map(lambda m: -1.0 if m in core.LOWER_IS_BETTER else 1.0)
+    table["_order"] = table["metric"].map({m: i for i, m in enumerate(metrics)})
+    table["_effect"] = (table["mean_diff"] * sign).fillna(-math.inf)
+    table = table.sort_values(["_order", "_effect"], ascending=[True, False], kind="stable")
+    return table.drop(columns=["_order", "_effect"]).reset_index(drop=True)
+
+
+def _nan(v: float | None) -> float:
+    return math.nan if v is None else float(v)
+
+
+def excluded_runs(exp: core.Experiment, members: Mapping[str, core.MemberState]
+                  ) -> list[dict[str, Any]]:
+    """Runs left out of the pairing because they did not finish (done but not finished)."""
+    return [{"run_id": m.run_id, "role": m.role, "seed": m.seed,
+             "state": members[m.run_id].state}
+            for m in exp.members
+            if m.run_id in members and members[m.run_id].done
+            and members[m.run_id].state != "finished"]
+
+
+def per_class_means(root: str | Path, exp: core.Experiment, metric: str = "f1",
+                    members: Mapping[str, core.MemberState] | None = None
+                    ) -> dict[str, list[float]]:
+    """role -> per-class ``metric`` averaged over the role's finished seeds (test split)."""
+    members = core.member_states(root, exp) if members is None else members
+    out = {}
+    for role, by_seed in _values(exp, members).items():
+        rows = [((s.get(exp.spec.get("split", SPLIT)) or {}).get("per_class") or {}).get(metric)
+                for s in by_seed.values()]
+        rows = [r for r in rows if r]
+        if rows and len({len(r) for r in rows}) == 1:
+            out[role] = [sum(col) / len(col) for col in zip(*rows, strict=True)]
+    return out
+
+
+def seed_warning(n_seeds: int) -> str | None:
+    """The plain sentence for too few seeds, or None."""
+    if n_seeds < 2:
+        return NO_CI
+    if n_seeds < 3:
+        return FEW_SEEDS
+    return None
+
+
+def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
+    # JSON has no NaN: missing numbers are stored as null.
+    return [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+            for r in table.to_dict("records")]
+
+
+def stored_table(exp: core.Experiment) -> pd.DataFrame | None:
+    """The table a finished experiment saved in its result, or None."""
+    rows = exp.result.get("table")
+    if rows is None:
+        return None
+    return pd.DataFrame(rows, columns=list(TABLE_COLUMNS)).astype(
+        {c: float for c in ("baseline_mean", "variant_mean", "mean_diff", "ci_low", "ci_high",
+                            "p_value")})
+
+
+def format_table(table: pd.DataFrame) -> str:
+    """The table as fixed-width text."""
+    if table.empty:
+        return "(no comparisons yet)"
+
+    def num(v: float, signed: bool = False) -> str:
+        return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else (
+            f"{v:+.4f}" if signed else f"{v:.4f}")
+
+    def p(v: float) -> str:
+        if v is None or math.isnan(v):
+            return "—"
+        return "<0.001" if v < 0.001 else f"{v:.3f}"
+
+    lines = [["metric", "variant", "compared to", "ref mean", "variant mean", "diff", "95% CI",
+              "p", "n", "verdict"]]
+    for r in table.itertuples(index=False):
+        ci = "—" if math.isnan(r.ci_low) else f"[{num(r.ci_low, True)}, {num(r.ci_high, True)}]"
+        lines.append([r.metric, r.variant, r.compared_to, num(r.baseline_mean),
+                      num(r.variant_mean), num(r.mean_diff, True), ci, p(r.p_value), str(r.n),
+                      r.verdict])
+    widths = [max(len(row[i]) for row in lines) for i in range(len(lines[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+                     for row in lines)
+
+
+# --- the procedure ------------------------------------------------------------------------------
+
+
+class Ablation:
+    kind = KIND
+    title = "Ablation"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--trick", action="append", default=[], metavar="TRICK",
+            help="a trick to ablate (repeat): NAME (the catalogue's typical value, e.g. "
+            "label_smoothing), FIELD=VALUE (e.g. loss=focal) or LABEL=FIELD=VALUE,FIELD=VALUE "
+            "(e.g. bag=norm=batch,dropout=0.2)")
+        parser.add_argument("--seeds", type=int, default=None, metavar="N",
+                            help=f"seeds 0..N-1 per variant (default {DEFAULT_SEEDS})")
+        parser.add_argument("--seed-list", default=None, metavar="S,S,...",
+                            help="explicit seeds instead of --seeds, e.g. 0,5,7")
+        parser.add_argument("--all", action="store_true", dest="all_tricks",
+                            help="also run all tricks together")
+        parser.add_argument("--all-but-one", action="store_true",
+                            help="also run all tricks but one, for each trick (implies --all)")
+        parser.add_argument("--metrics", action="extend", nargs="+", default=[],
+                            metavar="METRIC", help="test metrics to report (default: accuracy "
+                            "precision recall f1 auc, plus minority_f1 on an imbalanced task)")
+
+    def spec_from_args(self, args: argparse.Namespace, base: dict[str, Any]) -> dict[str, Any]:
+        metrics = [m for item in args.metrics for m in item.split(",") if m.strip()]
+        return make_spec(base, collect_tricks(args.trick),
+                         parse_seeds(args.seeds, args.seed_list), all_tricks=args.all_tricks,
+                         all_but_one=args.all_but_one, metrics=metrics or None)
+
+    def start(self, root: Path, exp: core.Experiment) -> None:
+        check(exp.spec)  # every variant × seed validates before the first run is queued
+        for role, _, config in plan(exp.spec):
+            core.queue_member(root, exp, config, role)
+
+    def advance(self, root: Path, exp: core.Experiment,
+                members: dict[str, core.MemberState]) -> None:
+        if not all(m.done for m in members.values()):
+            return
+        table = ablation_table(root, exp, members=members)
+        excluded = excluded_runs(exp, members)
+        result = {"table": _records(table), "excluded": excluded,
+                  "seeds": exp.spec["seeds"], "confidence": CONFIDENCE,
+                  "split": exp.spec.get("split", SPLIT)}
+        if table.empty or not (table["n"] > 0).any():
+            core.finish(exp, result, error="no variant has a finished run to pair with a "
+                        f"finished baseline run of the same seed ({len(excluded)} of "
+                        f"{len(exp.members)} runs did not finish)")
+        else:
+            core.finish(exp, result)
+
+    def report(self, root: Path, exp: core.Experiment) -> str:
+        table = stored_table(exp)
+        if table is None:
+            table = ablation_table(root, exp)
+        seeds = exp.spec.get("seeds", [])
+        lines = [f"Ablation on the {exp.spec.get('split', SPLIT)} split over {len(seeds)} seed(s) "
+                 f"({', '.join(map(str, seeds))}): paired mean difference to the reference with "
+                 f"its {CONFIDENCE:.0%} confidence interval (t-distribution) and p-value."]
+        if warning := seed_warning(len(seeds)):
+            lines.append(f"note: {warning}.")
+        lines += ["", format_table(table)]
+        if small := sorted(set(table.loc[(table["n"] < 2) & (table["n"] > 0), "variant"])):
+            lines.append(f"\n{', '.join(small)}: only 1 paired seed, so {TOO_FEW} for an "
+                         "interval.")
+        excluded = exp.result.get("excluded")
+        if excluded is None and exp.state == "running":
+            excluded = excluded_runs(exp, core.member_states(root, exp))
+        if excluded:
+            lines.append("\nleft out of the pairing (did not finish):")
+            lines += [f"  {e['run_id']} ({e['role']}, seed {e['seed']}): {e['state']}"
+                      for e in excluded]
+        return "\n".join(lines)
+
+
+PROCEDURE = core.register(Ablation())
