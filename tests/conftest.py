@@ -21,6 +21,31 @@ def _dataset_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["DANLU_CACHE_DIR"] = str(tmp_path_factory.mktemp("danlu-cache"))
 
 
+@pytest.fixture
+def runs_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty runs root the app (AppTest) uses, in write mode."""
+    root = (tmp_path / "runs").resolve()
+    root.mkdir()
+    monkeypatch.setenv("DANLU_RUNS_DIR", str(root))
+    monkeypatch.delenv("DANLU_READ_ONLY", raising=False)
+    monkeypatch.delenv("DANLU_TOKEN", raising=False)
+    return root
+
+
+@pytest.fixture
+def spawned(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """Runs roots the app asked a worker for; the spawner is replaced so no training starts."""
+    calls: list[Path] = []
+
+    def fake_spawn(root: Any, max_parallel: int = 1) -> bool:
+        calls.append(Path(root).resolve())
+        return True
+
+    monkeypatch.setattr("trainer.queue.spawn_worker", fake_spawn)
+    monkeypatch.setattr("dashboard.launch.spawn_worker", fake_spawn)  # imported by name there
+    return calls
+
+
 TINY = {"dataset": "synthetic", "n_samples": 600, "n_features": 10, "n_classes": 3, "epochs": 5,
         "batch_size": 32, "lr": 3e-3}
 

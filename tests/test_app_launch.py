@@ -19,27 +19,8 @@ PAGE = "dashboard/pages/launch.py"
 WIDGETS = ("toggle", "checkbox", "selectbox", "number_input", "text_input", "multiselect")
 
 
-@pytest.fixture
-def runs_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = tmp_path / "runs"
-    root.mkdir()
-    monkeypatch.setenv("DANLU_RUNS_DIR", str(root))
-    monkeypatch.delenv("DANLU_READ_ONLY", raising=False)
-    monkeypatch.delenv("DANLU_TOKEN", raising=False)
-    return root
 
 
-@pytest.fixture
-def spawned(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Path, int]]:
-    """Record worker starts instead of starting real training."""
-    calls: list[tuple[Path, int]] = []
-
-    def fake_spawn(root: Any, max_parallel: int = 1) -> bool:
-        calls.append((Path(root), max_parallel))
-        return True
-
-    monkeypatch.setattr(launch, "spawn_worker", fake_spawn)
-    return calls
 
 
 def open_page() -> AppTest:
@@ -172,7 +153,7 @@ def test_valid_launch_queues_one_run_with_the_chosen_values(runs_dir: Path,
     assert config["name"] == "my smoothing run" and config["tags"] == ["demo", "ls"]
     assert config["lr"] == 0.003 and config["label_smoothing"] == 0.1
     assert json.loads((dirs[0] / runlog.STATUS).read_text())["state"] == "queued"
-    assert spawned == [(runs_dir.resolve(), 1)]
+    assert spawned == [runs_dir]
     assert any("my smoothing run" in s.value and dirs[0].name in s.value for s in at.success)
 
     at.button(key="watch_run").click()
@@ -287,7 +268,7 @@ def test_queue_lists_runs_and_cancels(runs_dir: Path, spawned: list) -> None:
     assert any("no worker is running" in w.value for w in at.warning)
     at.button(key="start_worker").click()
     rerun(at)
-    assert spawned == [(runs_dir.resolve(), 1)]
+    assert spawned == [runs_dir]
 
     at.button(key=f"cancel_{queued}").click()
     rerun(at)

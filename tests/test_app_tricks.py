@@ -17,13 +17,6 @@ APP = str(Path(__file__).resolve().parent.parent / "app.py")
 TRICKS_PAGE = "dashboard/pages/tricks.py"
 
 
-@pytest.fixture
-def spawned(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """Calls to the worker spawner, which is replaced so no training starts."""
-    calls: list[Any] = []
-    monkeypatch.setattr("dashboard.launch.spawn_worker",
-                        lambda root, max_parallel=1: calls.append(root) or True)
-    return calls
 
 
 def open_tricks(monkeypatch: pytest.MonkeyPatch, root: Path) -> AppTest:

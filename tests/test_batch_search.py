@@ -12,7 +12,6 @@ import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
-import trainer.queue
 from tests.conftest import ROOT, run_cli
 from tests.fakeruns import make_run
 from trainer import runlog
@@ -280,22 +279,8 @@ def test_cli_refuses_bad_options_and_queues_nothing(tmp_path: Path) -> None:
 # --- the view (AppTest) -------------------------------------------------------------------------
 
 
-@pytest.fixture
-def runs_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = tmp_path / "runs"
-    root.mkdir()
-    monkeypatch.setenv("DANLU_RUNS_DIR", str(root))
-    monkeypatch.delenv("DANLU_READ_ONLY", raising=False)
-    monkeypatch.delenv("DANLU_TOKEN", raising=False)
-    return root
 
 
-@pytest.fixture
-def spawned(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
-    calls: list[Path] = []
-    monkeypatch.setattr(trainer.queue, "spawn_worker",
-                        lambda root, max_parallel=1: calls.append(Path(root)) or True)
-    return calls
 
 
 def open_page(kind: str | None = None) -> AppTest:

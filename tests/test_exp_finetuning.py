@@ -172,22 +172,8 @@ def test_frozen_features_are_the_pretrained_ones(trained):
 # --- the view (AppTest) -------------------------------------------------------------------------
 
 
-@pytest.fixture
-def runs_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = tmp_path / "runs"
-    root.mkdir()
-    monkeypatch.setenv("DANLU_RUNS_DIR", str(root))
-    monkeypatch.delenv("DANLU_READ_ONLY", raising=False)
-    monkeypatch.delenv("DANLU_TOKEN", raising=False)
-    return root
 
 
-@pytest.fixture
-def spawned(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
-    calls: list[Path] = []
-    monkeypatch.setattr("trainer.queue.spawn_worker",
-                        lambda root, max_parallel=1: calls.append(Path(root)) or True)
-    return calls
 
 
 def open_launcher() -> AppTest:

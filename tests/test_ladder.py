@@ -20,7 +20,6 @@ from trainer.experiments import core
 from trainer.experiments import ladder as ld
 
 finished, open_page, run_dirs = tbs.finished, tbs.open_page, tbs.run_dirs
-runs_dir, spawned = tbs.runs_dir, tbs.spawned  # the same fixtures: tmp runs root, no worker
 TINY = {"dataset": "synthetic", "n_samples": 300, "n_features": 8, "n_classes": 3, "epochs": 1}
 
 
