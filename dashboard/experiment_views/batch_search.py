@@ -119,6 +119,24 @@ def _option(name: str, default: Any) -> Any:
     return st.session_state.get(f"{KEY}{name}", default)
 
 
+def selection_controls(key: str, metric_help: str, unit: str, split: str,
+                       seed_errors: Sequence[str]) -> None:
+    """Metric, split and seeds: how a staged procedure picks its winner."""
+    cols = st.columns(3)
+    with cols[0]:
+        st.selectbox("Metric", bs.METRICS, key=f"{key}metric", help=metric_help)
+    with cols[1]:
+        st.selectbox("Choose on", bs.SPLITS, key=f"{key}split",
+                     format_func=lambda s: {"val": "validation split (recommended)",
+                                            "test": "test split (leaks the test set)"}[s])
+        if split == "test":
+            st.warning("Choosing on the test set makes its score optimistic; use val.")
+    with cols[2]:
+        st.text_input("Seeds", value="0", key=f"{key}seeds",
+                      help=f"e.g. 0, 1, 2: {unit} runs once per seed and is judged by the mean.")
+        show_errors(seed_errors)
+
+
 def launcher(root: Path, allowed: bool) -> str | None:
     exclude = ("batch_size", "seed", "name")
     base, problems = base_values(KEY, exclude)
@@ -150,21 +168,8 @@ def launcher(root: Path, allowed: bool) -> str | None:
             st.number_input(label, min_value=1, max_value=bs.MAX_BATCH_LIMIT, step=1,
                             value=int(bs.DEFAULTS[name]), key=f"{KEY}{name}", help=help_)
             show_errors(by_field.get(name, ()))
-    cols = st.columns(3)
-    with cols[0]:
-        st.selectbox("Metric", bs.METRICS, key=f"{KEY}metric",
-                     help="What decides \"better\"; loss is lower-is-better.")
-    with cols[1]:
-        st.selectbox("Choose on", bs.SPLITS, key=f"{KEY}split",
-                     format_func=lambda s: {"val": "validation split (recommended)",
-                                            "test": "test split (leaks the test set)"}[s])
-        if opts["split"] == "test":
-            st.warning("Choosing on the test set makes its score optimistic; use val.")
-    with cols[2]:
-        st.text_input("Seeds", value="0", key=f"{KEY}seeds",
-                      help="e.g. 0, 1, 2: each batch size runs once per seed and is judged by "
-                      "the mean.")
-        show_errors(by_field.get("seeds", ()))
+    selection_controls(KEY, "What decides \"better\"; loss is lower-is-better.",
+                       "each batch size", opts["split"], by_field.get("seeds", ()))
     name = st.text_input("Experiment name (optional)", key=f"{KEY}name",
                          placeholder="batch-size search")
 

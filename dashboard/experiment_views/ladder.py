@@ -18,13 +18,14 @@ from dashboard.experiment_views.batch_search import (
     base_values,
     launch,
     option_errors,
+    selection_controls,
     show_errors,
 )
 from dashboard.format import number
 from trainer.config import ConfigError
 from trainer.experiments import core
 from trainer.experiments import ladder as ld
-from trainer.experiments.batch_search import METRICS, SPLITS, metric_label
+from trainer.experiments.batch_search import metric_label
 
 TITLE = ld.TITLE
 INTRO = (
@@ -83,21 +84,8 @@ def launcher(root: Path, allowed: bool) -> str | None:
                           label_visibility="collapsed")
             show_errors(by_field.get(f"stage_{stage}", ()))
     show_errors(by_field.get("stages", ()))
-    cols = st.columns(3)
-    with cols[0]:
-        st.selectbox("Metric", METRICS, key=f"{KEY}metric",
-                     help="What picks each stage's best value; loss is lower-is-better.")
-    with cols[1]:
-        st.selectbox("Choose on", SPLITS, key=f"{KEY}split",
-                     format_func=lambda s: {"val": "validation split (recommended)",
-                                            "test": "test split (leaks the test set)"}[s])
-        if _get("split", "val") == "test":
-            st.warning("Choosing on the test set makes its score optimistic; use val.")
-    with cols[2]:
-        st.text_input("Seeds", value="0", key=f"{KEY}seeds",
-                      help="e.g. 0, 1, 2: each value runs once per seed and is judged by the "
-                      "mean.")
-        show_errors(by_field.get("seeds", ()))
+    selection_controls(KEY, "What picks each stage's best value; loss is lower-is-better.",
+                       "each value", _get("split", "val"), by_field.get("seeds", ()))
     name = st.text_input("Experiment name (optional)", key=f"{KEY}name",
                          placeholder="tuning ladder")
 

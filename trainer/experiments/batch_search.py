@@ -104,6 +104,20 @@ def train_size_before_launch(base: Mapping[str, Any]) -> int | None:
     return data.sizes["train"]
 
 
+def check_selection(metric: str, split: str, seeds: Any, errors: list[FieldError]) -> list[int]:
+    """Check how a staged procedure picks its winner (metric, split, seeds); errors are appended
+    to ``errors``. Returns the seeds ([0] when they could not be read)."""
+    if metric not in METRICS:
+        errors.append(FieldError("metric", f"choose one of {', '.join(METRICS)}"))
+    if split not in SPLITS:
+        errors.append(FieldError("split", f"choose one of {', '.join(SPLITS)}"))
+    try:
+        return parse_seeds(seeds, default=0)
+    except ValueError as exc:
+        errors.append(FieldError("seeds", str(exc)))
+        return [0]
+
+
 @contextlib.contextmanager
 def cli_names(names: Mapping[str, str]) -> Iterator[None]:
     """Re-raise a ConfigError with option fields named as on the command line."""
@@ -262,15 +276,7 @@ def make_spec(base: Mapping[str, Any], *, start: int | None = None,
     elif not errors and not min_batch <= start <= max_batch:
         errors.append(FieldError("start", f"must lie between min_batch ({min_batch}) and "
                                  f"max_batch ({max_batch})"))
-    if metric not in METRICS:
-        errors.append(FieldError("metric", f"choose one of {', '.join(METRICS)}"))
-    if split not in SPLITS:
-        errors.append(FieldError("split", f"choose one of {', '.join(SPLITS)}"))
-    try:
-        seed_list = parse_seeds(seeds, default=0)
-    except ValueError as exc:
-        errors.append(FieldError("seeds", str(exc)))
-        seed_list = [0]
+    seed_list = check_selection(metric, split, seeds, errors)
     try:
         make_config({**base, "batch_size": start if isinstance(start, int) else 128})
     except ConfigError as exc:

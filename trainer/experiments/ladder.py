@@ -24,10 +24,10 @@ from trainer.experiments import core
 from trainer.experiments.batch_search import (
     METRICS,
     SPLITS,
+    check_selection,
     cli_names,
     fmt,
     metric_label,
-    parse_seeds,
     seed_mean,
 )
 
@@ -167,15 +167,7 @@ def make_spec(base: Mapping[str, Any], *, stages: Mapping[str, Sequence[Any] | s
         chosen.append({"name": name, "values": list(values)})
     if not chosen and not any(e.field.startswith("stage") for e in errors):
         errors.append(FieldError("stages", "every stage is skipped: keep at least one"))
-    if metric not in METRICS:
-        errors.append(FieldError("metric", f"choose one of {', '.join(METRICS)}"))
-    if split not in SPLITS:
-        errors.append(FieldError("split", f"choose one of {', '.join(SPLITS)}"))
-    try:
-        seed_list = parse_seeds(seeds, default=0)
-    except ValueError as exc:
-        errors.append(FieldError("seeds", str(exc)))
-        seed_list = [0]
+    seed_list = check_selection(metric, split, seeds, errors)
     try:
         make_config(base)
     except ConfigError as exc:
