@@ -1,10 +1,14 @@
 """Finds runs under the runs root and reads their files cheaply and safely (DESIGN.md sections 3-4).
 
-The run directory contract (file names, the incremental JSON-lines reader, run id checks, the
-``lost`` state) lives in :mod:`trainer.runlog`; this module only caches what it reads:
+The run directory contract (file names, run id checks, the ``lost`` state) lives in
+:mod:`trainer.runlog`; this module only caches what it reads:
 
 - the small JSON files are re-read only when their (mtime, size, inode) changes;
-- ``metrics.jsonl`` is read incrementally, so a refresh parses only the bytes appended since;
+- ``metrics.jsonl`` is read incrementally, so a refresh parses only the bytes appended since,
+  into numpy columns (:mod:`dashboard.columnar`: Arrow's JSON reader, not a dict per row, which
+  ``runlog.JsonlTail`` gives and 10 million rows cannot afford); long runs keep a derived
+  columnar cache beside it (``metrics.cache.arrow``) so that a cold start maps their rows
+  instead of parsing them;
 - a damaged file becomes a sentence in ``RunInfo.problems``, never an exception.
 
 No Streamlit here: pages wrap a ``RunStore`` in ``st.cache_resource``. Everything returned is a
@@ -24,11 +28,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dashboard import columnar
+from dashboard.columnar import BASE_COLUMNS
 from trainer import runlog
+
+__all__ = ["BASE_COLUMNS", "META", "TRASH", "RunInfo", "RunStore", "normalise_tags"]
 
 META = "meta.json"  # user tags and notes, written by the app only (never by the trainer)
 TRASH = ".trash"
-BASE_COLUMNS = ("split", "step", "epoch", "t")
+CACHE_MIN_ROWS = 10_000  # shorter runs parse in milliseconds: no cache file for them
 
 _Sig = tuple[int, int, int]  # (mtime_ns, size, inode): atomic replaces always change the inode
 
@@ -158,101 +166,94 @@ class RunInfo:
         return elapsed * (1.0 - progress) / progress
 
 
-class _Column:
-    """A growable column: float64 while every value is a number, object once one is not."""
-
-    __slots__ = ("all_int", "data", "filled")
-
-    def __init__(self, capacity: int):
-        self.data = np.full(capacity, np.nan)
-        self.all_int = True  # every value so far is a Python int (candidates for int64)
-        self.filled = 0  # values that were present (not missing, not null)
-
-    @property
-    def is_object(self) -> bool:
-        return self.data.dtype == object
-
-    def grow(self, capacity: int) -> None:
-        new = np.full(capacity, None if self.is_object else np.nan, dtype=self.data.dtype)
-        new[: len(self.data)] = self.data
-        self.data = new
-
-    def put(self, start: int, values: list[Any]) -> None:
-        present = [v for v in values if v is not None]
-        self.filled += len(present)
-        if not self.is_object and all(type(v) is int or type(v) is float for v in present):
-            try:
-                self.data[start : start + len(values)] = np.array(values, dtype=np.float64)
-            except OverflowError:  # an int beyond float64: keep it exact as an object
-                pass
-            else:
-                self.all_int = self.all_int and all(type(v) is int for v in present)
-                return
-        if not self.is_object:
-            self.data = self.data.astype(object)
-        for i, value in enumerate(values):  # one by one: a list value must not broadcast
-            self.data[start + i] = value
-
-    def array(self, n: int) -> np.ndarray:
-        data = self.data[:n]
-        if self.is_object or not self.all_int or self.filled != n:
-            return data
-        # Whole numbers only: int64, unless too large for float64 to have held them exactly.
-        return data.astype(np.int64) if n == 0 or np.abs(data).max() < 2**53 else data
+@dataclass
+class _Tail:
+    path: Path
+    offset: int = 0  # bytes of complete lines read
+    bad_lines: int = 0  # lines that were not JSON objects
 
 
 class _Metrics:
-    """The rows of one metrics.jsonl so far, kept column-wise, plus the frame last built."""
+    """One run's metrics.jsonl as read so far: its columns, where reading stopped, the frame."""
 
     def __init__(self, path: Path):
-        self.lock = threading.Lock()  # one reader per run at a time: JsonlTail is not thread-safe
+        self.lock = threading.Lock()  # one reader per run at a time
         self.path = path
         self.reset()
 
     def reset(self) -> None:
-        self.tail = runlog.JsonlTail(self.path)
+        self.tail = _Tail(self.path)  # offset: bytes read (complete lines); bad_lines so far
         self.inode: int | None = None
         self.size = 0
-        self.n = 0
-        self.capacity = 0
-        self.columns: dict[str, _Column] = {}
+        self.table = columnar.Table()
+        self.cached_rows = 0  # rows the cache file on disk holds
+        self.cache_broken = False  # writing the cache failed: don't try again for this file
         self.frame: pd.DataFrame | None = None
 
-    def append(self, rows: list[dict[str, Any]]) -> None:
-        batch: dict[str, list[Any]] = {}
-        for i, row in enumerate(rows):
-            for key, value in row.items():
-                if (values := batch.get(key)) is None:
-                    values = batch[key] = [None] * len(rows)
-                values[i] = value
-        need = self.n + len(rows)
-        if need > self.capacity:
-            self.capacity = max(need, 2 * self.capacity, 1024)  # doubling: appends stay O(new)
-            for column in self.columns.values():
-                column.grow(self.capacity)
-        for key, values in batch.items():
-            if (column := self.columns.get(key)) is None:
-                column = self.columns[key] = _Column(self.capacity)
-            column.put(self.n, values)
-        self.n = need
-        self.frame = None
+    def load_cache(self, live: bool) -> None:
+        """Start from the cache file if it is valid; a live run's columns are copied into
+        growable buffers now, so that its refreshes cost only the new rows."""
+        found = columnar.read_cache(self.path.with_name(columnar.CACHE), self.path)
+        if found is None:
+            return
+        self.table, covered = found
+        self.tail.offset, self.tail.bad_lines = covered.offset, covered.bad_lines
+        self.cached_rows = self.table.n
+        if live:
+            self.table.make_writable(2 * self.table.n)
 
-    def build(self) -> pd.DataFrame:
-        names = list(BASE_COLUMNS) + [k for k in self.columns if k not in BASE_COLUMNS]
-        data = {}
-        for name in names:
-            column = self.columns.get(name) or _Column(self.n)  # a base column no row had
-            data[name] = column.array(self.n)
-        frame = pd.DataFrame(data, copy=True)  # a copy: our buffers keep growing under it
-        frame["split"] = frame["split"].astype("str")
-        return frame
+    def read_new(self, size: int) -> bool:
+        """Parse the complete lines appended since the last read; True if there were any."""
+        grew = False
+        with open(self.path, "rb") as f:
+            while self.tail.offset < size:
+                f.seek(self.tail.offset)
+                chunk = f.read(min(size - self.tail.offset, columnar.READ_CHUNK))
+                end = chunk.rfind(b"\n")
+                if end < 0:
+                    if len(chunk) < columnar.READ_CHUNK:
+                        break  # a partial last line: left for the next read
+                    end = len(chunk) - 1  # a line longer than a chunk: read as damaged
+                for batch in columnar.parse(chunk[: end + 1]):
+                    self.table.append(batch)
+                    self.tail.bad_lines += batch.bad_lines
+                self.tail.offset += end + 1
+                grew = True
+        return grew
+
+    def save_cache(self, final: bool) -> None:
+        """Write the cache when it is worth it: once a run that has ended has enough rows, and
+        while a run goes on each time its uncached rows reach the cached ones (so rewriting
+        costs O(1) per row overall). An ended run then reads its rows from the cache file,
+        whose pages the OS can share and drop, instead of holding them in memory."""
+        table = self.table
+        new = table.n - self.cached_rows
+        if self.cache_broken or table.n < CACHE_MIN_ROWS or new <= 0:
+            return
+        if not final and new < max(CACHE_MIN_ROWS, self.cached_rows):
+            return
+        target = self.path.with_name(columnar.CACHE)
+        covered = columnar.Covered(self.tail.offset, self.tail.bad_lines)
+        if not columnar.write_cache(target, table, covered, self.path):
+            self.cache_broken = True
+            return
+        self.cached_rows = table.n
+        if final and (found := columnar.read_cache(target, self.path)) is not None:
+            self.table = found[0]
+            self.frame = None
 
 
 class RunStore:
     """Cached, thread-safe access to the runs under ``root`` (default: runlog.default_runs_root)."""
 
-    def __init__(self, root: str | os.PathLike | None = None):
+    def __init__(self, root: str | os.PathLike | None = None, *, cache: bool | None = None):
+        """``cache``: keep a columnar cache of long metrics files beside them (see
+        dashboard.columnar); default on unless the environment sets DANLU_METRICS_CACHE=0."""
         self.root = Path(runlog.default_runs_root() if root is None else root).resolve()
+        if cache is None:
+            cache = os.environ.get("DANLU_METRICS_CACHE", "1").strip().lower() not in (
+                "0", "false", "no", "off")
+        self.cache = cache
         self._lock = threading.Lock()  # guards the dicts below; never held while reading files
         self._json: dict[Path, tuple[_Sig, dict[str, Any] | None]] = {}
         self._metrics: dict[str, _Metrics] = {}
@@ -396,8 +397,10 @@ class RunStore:
     def metrics(self, run_id: str) -> pd.DataFrame:
         """Every complete metrics row so far: columns split, step, epoch, t, then one per metric.
 
-        Incremental: only bytes appended since the last call are read. Returns the same frame
-        object while nothing changed. Raises ValueError for an invalid run id.
+        Incremental: only bytes appended since the last call are read; a long run's earlier rows
+        come from its columnar cache (dashboard.columnar) when that is valid. Returns the same
+        frame object while nothing changed. The frame is read-only (its columns are views):
+        copy it to change it. Raises ValueError for an invalid run id.
         """
         path = runlog.run_path(self.root, run_id) / runlog.METRICS
         with self._lock:
@@ -414,15 +417,29 @@ class RunStore:
                     st.st_ino != cache.inode or st.st_size < cache.tail.offset
                 ):
                     cache.reset()  # replaced or truncated: start over
+                state = None
+                if cache.inode is None and self.cache:
+                    state = self._state(path.parent)
+                    cache.load_cache(live=state in ("running", "queued"))
                 cache.inode = st.st_ino
-                if rows := cache.tail.read_new():
-                    cache.append(rows)
+                try:
+                    if cache.read_new(st.st_size):
+                        cache.frame = None
+                except OSError:  # vanished between stat and open: keep what we have
+                    pass
                 cache.size = st.st_size
+                if self.cache and cache.table.n - cache.cached_rows >= CACHE_MIN_ROWS // 10:
+                    state = state or self._state(path.parent)
+                    cache.save_cache(final=state not in ("running", "queued"))
             if cache.frame is None:
-                cache.frame = cache.build()
+                cache.frame = cache.table.frame()
             self._note(run_id, runlog.METRICS, self._metrics_problem(cache))
             frame = cache.frame
         return frame
+
+    def _state(self, run_dir: Path) -> str:
+        status, _ = self._read_json(run_dir / runlog.STATUS)
+        return runlog.effective_state(status)
 
     def _metrics_problem(self, cache: _Metrics) -> str | None:
         problems = []

@@ -30,6 +30,7 @@ from watchdog.events import (
 )
 from watchdog.observers import Observer
 
+from dashboard import columnar
 from trainer import runlog
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,12 @@ _EVENT_TYPES = frozenset(e.event_type for e in _EVENTS)
 _ROOT_EVENT_TYPES = frozenset(("created", "deleted", "moved"))
 
 
+def _derived(name: str) -> bool:
+    """Files that say nothing new about a run: temp files of atomic writes (they come and go)
+    and the dashboard's own metrics cache."""
+    return name.startswith(".") or name == columnar.CACHE
+
+
 class _Handler(FileSystemEventHandler):
     def __init__(self, watcher: RunWatcher):
         self._watcher = watcher
@@ -65,6 +72,8 @@ class _Handler(FileSystemEventHandler):
     def dispatch(self, event: FileSystemEvent) -> None:
         if event.event_type not in _EVENT_TYPES:
             return
+        if event.is_directory and event.event_type == "modified":
+            return  # a directory's listing changed: the file events themselves say what
         self._watcher._touch(os.fsdecode(event.src_path), event.event_type)
         if event.dest_path:  # a move: both ends may be runs (e.g. into and out of .trash)
             self._watcher._touch(os.fsdecode(event.dest_path), event.event_type)
@@ -171,6 +180,8 @@ class RunWatcher:
         # Hidden entries (.trash, .cache, .worker.lock) and bad names are not runs.
         if not runlog.RUN_ID_RE.match(run_id):
             return
+        if _derived(os.path.basename(rest)):
+            return  # the store's own cache writes are not news about the run
         self._bump([run_id], root=not rest and event_type in _ROOT_EVENT_TYPES)
 
     def _bump(self, run_ids: list[str], root: bool) -> None:
@@ -196,7 +207,7 @@ class RunWatcher:
             files = []
             try:
                 for f in os.scandir(entry.path):
-                    if not f.name.startswith("."):  # temp files of atomic writes come and go
+                    if not _derived(f.name):
                         st = f.stat(follow_symlinks=False)
                         files.append((f.name, st.st_mtime_ns, st.st_size))
             except OSError:  # removed while we looked: it will be gone next time

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from dashboard import columnar
 from dashboard.store import RunStore, normalise_tags
 from trainer import runlog
 
@@ -349,7 +350,9 @@ def test_metrics_frame_columns_and_dtypes(root: Path) -> None:
     assert frame["split"].tolist() == ["train"] * 3 + ["val", "train"]
     assert frame["step"].dtype == np.int64
     assert frame["epoch"].dtype == np.float64  # 1.5
-    assert frame["loss"].dtype == np.float64 and np.isnan(frame["loss"].iloc[-1])
+    # Metrics are float32 (7 digits, what TensorBoard keeps); axes keep float64.
+    assert frame["loss"].dtype == np.float32 and np.isnan(frame["loss"].iloc[-1])
+    assert frame["loss"].iloc[2] == pytest.approx(1 / 3, rel=1e-7)
     assert frame["accuracy"].isna().tolist() == [True, True, True, False, True]
     assert frame["f1"].isna().all()
     assert frame["phase"].iloc[-1] == "warm" and pd.isna(frame["phase"].iloc[0])
@@ -435,6 +438,141 @@ def test_metrics_from_many_threads(root: Path) -> None:
         t.join()
     assert errors == []
     assert store.metrics("t")["step"].tolist() == list(range(110))
+
+
+# --- the columnar cache beside long runs (dashboard.columnar) ------------------------------------
+
+
+@pytest.fixture
+def small_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cache runs from 50 rows on, so that tests stay small."""
+    monkeypatch.setattr("dashboard.store.CACHE_MIN_ROWS", 50)
+
+
+def parsed_bytes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Record how many bytes of JSON lines every parse gets."""
+    seen: list[int] = []
+    real = columnar.parse
+    monkeypatch.setattr(columnar, "parse", lambda data: seen.append(len(data)) or real(data))
+    return seen
+
+
+def test_a_finished_run_is_cached_and_a_new_store_maps_it(
+    root: Path, small_cache: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = make_run(root, "done", rows=train_rows(0, 300))
+    first = RunStore(root).metrics("done")
+    assert (path / columnar.CACHE).is_file()
+
+    seen = parsed_bytes(monkeypatch)
+    cold = RunStore(root).metrics("done")  # a server restart
+    assert seen == []  # nothing parsed: the rows came from the cache
+    pd.testing.assert_frame_equal(cold, first)
+    assert cold["loss"].iloc[-1] == pytest.approx(1 / 300)
+    assert not cold["loss"].to_numpy().flags.writeable
+
+
+def test_rows_after_the_cache_are_parsed_and_nothing_else(
+    root: Path, small_cache: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = make_run(root, "live", "running", rows=train_rows(0, 100))
+    RunStore(root).metrics("live")
+    assert (path / columnar.CACHE).is_file()  # 100 new rows: worth a cache
+    size = (path / runlog.METRICS).stat().st_size
+    write_rows(path, train_rows(100, 30), tail=b'{"split": "train", "st')
+
+    seen = parsed_bytes(monkeypatch)
+    store = RunStore(root)
+    frame = store.metrics("live")
+    assert frame["step"].tolist() == list(range(130))
+    tail = (path / runlog.METRICS).stat().st_size - size - len(b'{"split": "train", "st')
+    assert seen == [tail]  # only the complete lines after the cached ones
+    assert store.get("live").problems == []  # a running run's partial line is normal
+
+    with open(path / runlog.METRICS, "ab") as f:
+        f.write(b'ep": 130, "loss": 0.5}\n')
+    write_rows(path, train_rows(131, 5))
+    seen.clear()
+    again = store.metrics("live")
+    assert again["step"].tolist() == list(range(136)) and len(seen) == 1
+    assert frame["step"].tolist() == list(range(130))  # the frame handed out did not change
+
+
+def test_a_running_run_rewrites_its_cache_only_when_it_doubles(
+    root: Path, small_cache: None
+) -> None:
+    path = make_run(root, "grow", "running", rows=train_rows(0, 60))
+    store = RunStore(root)
+    writes = []
+    for start in range(60, 300, 10):
+        store.metrics("grow")
+        cache = path / columnar.CACHE
+        if cache.exists() and (not writes or cache.stat().st_ino != writes[-1]):
+            writes.append(cache.stat().st_ino)
+        write_rows(path, train_rows(start, 10))
+    assert len(store.metrics("grow")) == 300
+    assert 2 <= len(writes) <= 3  # at 60 rows, then 120, then 240: not on every refresh
+
+
+def test_stale_or_damaged_cache_falls_back_to_the_jsonl(root: Path, small_cache: None) -> None:
+    path = make_run(root, "s", rows=train_rows(0, 200))
+    RunStore(root).metrics("s")
+    cache = path / columnar.CACHE
+    assert cache.is_file()
+
+    # The metrics file replaced by another one: the cache describes the old file.
+    tmp = path / "new.jsonl"
+    tmp.write_bytes(b"".join(json.dumps(r).encode() + b"\n" for r in train_rows(1000, 120)))
+    os.replace(tmp, path / runlog.METRICS)
+    frame = RunStore(root).metrics("s")
+    assert frame["step"].tolist() == list(range(1000, 1120))
+    assert RunStore(root).metrics("s")["step"].tolist() == list(range(1000, 1120))  # rebuilt
+
+    cache.write_bytes(b"\x00garbage" * 50)  # damaged
+    store = RunStore(root)
+    assert store.metrics("s")["step"].tolist() == list(range(1000, 1120))
+    assert store.get("s").problems == []  # a derived file: nothing for the user to fix
+    assert columnar.read_cache(cache, path / runlog.METRICS) is not None  # rewritten
+
+
+def test_damaged_lines_are_still_reported_from_the_cache(root: Path, small_cache: None) -> None:
+    path = make_run(root, "d", rows=train_rows(0, 100))
+    with open(path / runlog.METRICS, "ab") as f:
+        f.write(b"{garbage\n")
+    write_rows(path, train_rows(100, 100))
+    RunStore(root).metrics("d")
+    assert (path / columnar.CACHE).is_file()
+
+    store = RunStore(root)
+    assert len(store.metrics("d")) == 200
+    assert store.get("d").problems == ["1 line of metrics.jsonl could not be read"]
+
+
+def test_cache_can_be_turned_off_and_is_never_required(
+    root: Path, small_cache: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = make_run(root, "off", rows=train_rows(0, 200))
+    monkeypatch.setenv("DANLU_METRICS_CACHE", "0")
+    assert len(RunStore(root).metrics("off")) == 200
+    assert not (path / columnar.CACHE).exists()
+
+    monkeypatch.delenv("DANLU_METRICS_CACHE")
+    (path / columnar.CACHE).mkdir()  # something in the way (or a read-only directory)
+    store = RunStore(root)
+    assert len(store.metrics("off")) == 200
+    assert store.get("off").problems == []
+    assert not [p for p in path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_frames_from_the_store_cannot_be_changed_by_accident(root: Path) -> None:
+    make_run(root, "ro", rows=train_rows(0, 5))
+    store = RunStore(root)
+    frame = store.metrics("ro")
+    with pytest.raises(ValueError):
+        frame.loc[0, "loss"] = 99.0
+    copy = frame.copy()
+    copy.loc[0, "loss"] = 99.0  # a copy is the caller's own
+    assert store.metrics("ro")["loss"].iloc[0] == 1.0
 
 
 # --- log ------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from dashboard import columnar
 from dashboard.watch import RunWatcher
 from trainer import runlog
 
@@ -147,3 +148,17 @@ def test_stop_joins_threads(tmp_path: Path, force_polling: bool) -> None:
     w.stop()
     assert not [t for t in started if t.is_alive()]
     assert w.mode == "stopped"
+
+
+def test_the_stores_own_cache_writes_are_not_a_change(watcher: RunWatcher) -> None:
+    # The store writes metrics.cache.arrow (via a hidden temp file) when it reads a run: if that
+    # counted as a change, every read would make the live page redraw again.
+    before = watcher.versions()
+    tmp = watcher.root / "run-a" / f".{columnar.CACHE}.1234.tmp"
+    tmp.write_bytes(b"arrow")
+    tmp.rename(watcher.root / "run-a" / columnar.CACHE)
+    with open(watcher.root / "run-b" / runlog.METRICS, "a") as f:  # a real change, as a marker
+        f.write('{"step": 1}\n')
+    assert wait_for(lambda: "run-b" in watcher.changed(before))
+    time.sleep(0.3)
+    assert watcher.changed(before) == {"run-b"}
