@@ -39,7 +39,7 @@ from sklearn.metrics import (
 )
 from sklearn.preprocessing import label_binarize
 
-from dashboard.downsample import DEFAULT_POINTS, downsample_indices
+from dashboard.downsample import DEFAULT_POINTS, MIN_POINTS, downsample_indices
 from dashboard.smoothing import smooth
 from trainer.evaluate import ECE_BINS, expected_calibration_error, reliability
 
@@ -48,6 +48,8 @@ __all__ = [
     "CURVE_COLUMNS",
     "MAX_CURVE_POINTS",
     "SELECTION",
+    "SMOOTH_SHARE",
+    "TIP_POINTS",
     "X_CHOICES",
     "X_LABELS",
     "ZOOM",
@@ -71,6 +73,14 @@ X_CHOICES: tuple[str, ...] = tuple(X_LABELS)
 CURVE_COLUMNS: tuple[str, ...] = ("run", "run_id", "x", "raw", "smooth")
 BAND_COLUMNS: tuple[str, ...] = ("group", "x", "mean", "std", "lower", "upper", "min", "max", "n")
 MAX_CURVE_POINTS = 1000  # ROC / PR points per run
+# The smoothed series gets this fraction of a run's point budget of its own: it is smooth, and
+# it is drawn through every row the raw series keeps too, so its own points only add its extremes
+# and bends. Rows per run stay near 1.25x the budget instead of 2x.
+SMOOTH_SHARE = 4
+# Hover points per curve chart, shared by its runs: each is a symbol whose tooltip Vega formats
+# whenever the chart is drawn or zoomed, the costliest item of the chart. The lines keep every
+# point; a tooltip every few pixels of each run is enough to read values off (one run keeps all).
+TIP_POINTS = 2000
 
 RAW_OPACITY = 0.25
 RAW_WIDTH = 1.0
@@ -81,6 +91,11 @@ OTHER_COLOUR = "#9aa5b1"
 REFERENCE_COLOUR = "#888888"
 SELECTION = "run_pick"
 ZOOM = "zoom"
+# Streamlit sizes a chart without its own autosize with "fit": the legend, axes and title are
+# taken out of the given height, so a legend of 20 runs (10 rows below the plot) left the plot no
+# height at all and the curves vanished. "fit-x" still fits the container's width, and the height
+# is the plot's: the legend adds to it instead.
+PLOT_HEIGHT_AUTOSIZE = alt.AutoSizeParams(type="fit-x", contains="padding")
 
 
 # --- shared pieces ------------------------------------------------------------------------------
@@ -210,8 +225,9 @@ def curve_frame(
     run: the rows of ``split`` where ``metric`` is not NaN (±inf kept), sorted by the ``x``
     column (``"step"``, ``"epoch"`` or ``"t"``); the smoothed series is computed on all of them
     with ``dashboard.smoothing.smooth`` (``time_ema`` decays along ``x``); then only the union
-    of ``downsample_indices`` of the raw and of the smoothed series is kept, so at most about
-    ``2 * max_points`` rows per run remain and raw spikes survive.
+    of ``downsample_indices`` of the raw series (``max_points``) and of the smoothed series
+    (``max_points // SMOOTH_SHARE``) is kept, so at most about ``1.25 * max_points`` rows per run
+    remain, raw spikes survive and so do the smoothed curve's extremes.
 
     ``labels`` maps run id to display label (default: the id); runs that would share a label
     get the id appended. Runs without data are left out. ``frame.attrs["runs"]`` lists the
@@ -238,7 +254,8 @@ def curve_frame(
             continue
         xs, raw, sm = series
         idx = np.union1d(
-            downsample_indices(xs, raw, max_points), downsample_indices(xs, sm, max_points)
+            downsample_indices(xs, raw, max_points),
+            downsample_indices(xs, sm, max(MIN_POINTS, max_points // SMOOTH_SHARE)),
         )
         for name, values in zip(("x", "raw", "smooth"), (xs, raw, sm), strict=True):
             parts[name].append(values[idx])
@@ -256,6 +273,32 @@ def curve_frame(
     frame = pd.DataFrame(data, columns=list(CURVE_COLUMNS))
     frame.attrs["runs"] = sorted(names.values())
     return frame
+
+
+def _tip_rows(frame: pd.DataFrame, budget: int = TIP_POINTS) -> np.ndarray:
+    """Which rows carry a hover point: evenly spread over each run's rows, about ``budget`` in
+    all, each run's first and last row included; every row when they fit."""
+    groups = frame.groupby("run", observed=True, sort=False)
+    pos = groups.cumcount().to_numpy()
+    size = groups["x"].transform("size").to_numpy()
+    per_run = max(2, budget // max(1, groups.ngroups))
+    every = np.maximum(1, -(-size // per_run))  # ceil: at most per_run (+ the last) per run
+    return (pos % every == 0) | (pos == size - 1)
+
+
+def _compact(frame: pd.DataFrame) -> pd.DataFrame:
+    """A curve frame as small as the browser can take it: run labels and ids as categories (one
+    copy of each name plus a small code per row in Streamlit's Arrow data) and raw/smoothed
+    values as float32 (what the store keeps metrics in; tooltips show 5 digits). ``x`` stays
+    float64: steps and wall times need its precision. A third of the bytes, the same chart."""
+    out = frame.copy()
+    for column in ("run", "run_id"):
+        if column in out.columns:
+            out[column] = out[column].astype(str).astype("category")
+    for column in ("raw", "smooth"):
+        if column in out.columns:
+            out[column] = out[column].astype(np.float32)
+    return out
 
 
 def _log_safe(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
@@ -283,12 +326,16 @@ def curve_chart(
     """Raw (faded, thin) and smoothed (bold) lines of every run in a `curve_frame`.
 
     Layers, found in the spec by their mark ``description``: ``"raw"`` (opacity 0.25, width 1),
-    ``"smoothed"`` (width 2), ``"hover points"`` (invisible points that carry the tooltip: run,
-    x, raw, smoothed) and, with ``stop_marks`` (columns ``run``, ``x``, ``label``), ``"stop
-    marks"``: dashed vertical rules such as the early-stopping epoch. One colour per run (see
+    ``"smoothed"`` (width 2), ``"hover points"`` (invisible points on the smoothed line that
+    carry the tooltip: run, x, raw, smoothed; on the rows whose ``tip`` column is true: every
+    row, or beyond `TIP_POINTS` rows evenly spread rows of each run) and, with ``stop_marks``
+    (columns ``run``, ``x``, ``label``), ``"stop marks"``: dashed vertical rules such as the
+    early-stopping epoch. The lines carry no tooltip of their own. One colour per run (see
     `colour_scale`; domain ``colour_domain``, else ``frame.attrs["runs"]``, else the frame's
     runs); clicking a legend entry highlights that run; wheel/drag zooms and pans both axes.
-    ``log_y`` uses a log scale and leaves out the non-positive values it cannot show.
+    ``log_y`` uses a log scale and leaves out the non-positive values it cannot show. The plot
+    is ``height`` pixels tall; the legend goes below it (`PLOT_HEIGHT_AUTOSIZE`). The data sent
+    holds labels as categories and values as float32 (see `_compact`).
     """
     _check_x(x)
     if frame is None or frame.empty:
@@ -305,20 +352,25 @@ def curve_chart(
     y_raw = alt.Y("raw:Q", title=metric, scale=_y_scale(log_y), axis=alt.Axis(format=",.4~g"))
     base = alt.Chart().encode(x=x_enc, color=colour, detail="run:N")
 
+    # tooltip=False: Streamlit's theme gives every mark a tooltip of its encoding, which Vega
+    # formats for every point of every line whenever the chart is drawn or zoomed (and shows
+    # the first point's values for a whole line); the hover points carry the tooltip instead.
     raw = base.mark_line(
-        description="raw", opacity=RAW_OPACITY, strokeWidth=RAW_WIDTH, clip=True
+        description="raw", opacity=RAW_OPACITY, strokeWidth=RAW_WIDTH, clip=True, tooltip=False
     ).encode(y=y_raw, strokeOpacity=_pick_opacity(pick))
     smoothed = (
         # point=True: a series of one value (a single val epoch so far) still shows up.
         base.mark_line(description="smoothed", opacity=1.0, strokeWidth=SMOOTH_WIDTH, clip=True,
+                       tooltip=False,
                        point=alt.OverlayMarkDef(size=18) if _sparse(frame) else False)
         .encode(y=alt.Y("smooth:Q", title=metric), strokeOpacity=_pick_opacity(pick))
         .add_params(pick)
     )
-    # Vega shows the first point's values for a hovered line, so the tooltip rides on
-    # transparent points instead (Vega still picks a filled symbol at opacity 0).
+    # The tooltip rides on transparent points (Vega still picks a filled symbol at opacity 0).
+    # Only the rows marked ``tip`` (see `_tip_rows`) get one.
     points = (
         base.mark_circle(description="hover points", size=36, opacity=0.0, clip=True)
+        .transform_filter(alt.datum.tip)
         .encode(
             y=alt.Y("smooth:Q", title=metric),
             tooltip=[
@@ -343,7 +395,10 @@ def curve_chart(
                     tooltip=["run:N", "label:N", alt.Tooltip("x:Q", title=X_LABELS[x])],
                 )
             )
-    return alt.layer(*layers, data=frame).properties(height=height, title=metric)
+    data = _compact(frame)
+    data["tip"] = _tip_rows(data)
+    return alt.layer(*layers, data=data).properties(
+        height=height, title=metric, autosize=PLOT_HEIGHT_AUTOSIZE)
 
 
 # --- seed bands ---------------------------------------------------------------------------------
@@ -491,7 +546,8 @@ def band_chart(
         )
         .add_params(pick, _zoom())
     )
-    return alt.layer(area, line, data=frame).properties(height=height, title=metric)
+    return alt.layer(area, line, data=frame).properties(
+        height=height, title=metric, autosize=PLOT_HEIGHT_AUTOSIZE)
 
 
 # --- prediction charts --------------------------------------------------------------------------

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from dashboard import charts
+from dashboard.downsample import DEFAULT_POINTS
 from dashboard.format import duration, state_label
 from dashboard.store import BASE_COLUMNS, RunInfo
 from trainer.config import config_to_json, make_config
@@ -46,6 +47,13 @@ DEFAULT_SMOOTHING = "ema"
 DEFAULT_STRENGTH = 0.6
 MAX_STRENGTH = 0.99
 DEFAULT_X = "step"
+# Points per chart, shared by its runs (see `points_per_run`): Vega in the browser spends
+# microseconds on every point of every layer, drawing or zooming (Streamlit runs it with its
+# CSP-safe expression interpreter), so 20 runs x 2,000 points (x2 layers) took seconds to draw
+# and froze the page for 10 s. A point or two per pixel per run is what a chart can show anyway,
+# and MinMaxLTTB keeps the spikes (benchmarks/drawing.py measures both).
+CHART_POINTS = 8000
+MIN_RUN_POINTS = 100
 # Config keys that say which run it is rather than how it trains.
 BOOKKEEPING = ("schema_version", "run_id", "name", "tags")
 SEED_FIELD = "seed"
@@ -288,6 +296,12 @@ def frame_loader(load: FrameSource) -> FrameSource:
     return get
 
 
+def points_per_run(n_runs: int) -> int:
+    """Each run's share of a chart's `CHART_POINTS`: the downsampling budget of one run, at most
+    `DEFAULT_POINTS` (a few runs get their full detail) and at least `MIN_RUN_POINTS`."""
+    return max(MIN_RUN_POINTS, min(DEFAULT_POINTS, CHART_POINTS // max(1, n_runs)))
+
+
 def curve_metric_frame(
     cache: ChartCache,
     runs: Sequence[RunInfo],
@@ -298,14 +312,16 @@ def curve_metric_frame(
     view: View,
 ) -> pd.DataFrame:
     """`charts.curve_frame` of ``metric`` for ``runs``, built run by run so that each run's
-    smoothed, downsampled part is reused until that run changes."""
+    smoothed, downsampled part is reused until that run changes; each run is reduced to
+    `points_per_run` of the number of runs, so a chart of many runs stays light."""
     split, name = split_metric(metric)
+    budget = points_per_run(len(runs))
     parts = []
     for r in runs:
-        key = (r.run_id, metric, view.x, view.smoothing, view.strength, labels[r.run_id])
+        key = (r.run_id, metric, view.x, view.smoothing, view.strength, labels[r.run_id], budget)
         part = cache.part(key, versions.get(r.run_id, 0), lambda r=r: charts.curve_frame(
             {r.run_id: frames(r.run_id)}, name, split, view.x, view.smoothing, view.strength,
-            labels={r.run_id: labels[r.run_id]}))
+            max_points=budget, labels={r.run_id: labels[r.run_id]}))
         if not part.empty:
             parts.append(part)
     frame = (pd.concat(parts, ignore_index=True) if parts else

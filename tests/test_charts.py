@@ -594,3 +594,75 @@ def test_legend_selection_projects_the_legend_field():
         assert units
         for unit in units:
             assert param["select"]["fields"] == [unit["encoding"]["color"]["field"]]
+
+
+# --- light charts of many long runs (benchmarks/drawing.py measures the browser side) ----------
+
+
+def many_runs_frame(n_runs=20, rows=500):
+    """A curve frame of ``n_runs`` runs with ``rows`` rows each (more rows than TIP_POINTS)."""
+    runs = {f"run-{i:02d}": run_frame(n=rows, seed=i) for i in range(n_runs)}
+    return charts.curve_frame(runs, "loss", "train", "step", "ema", 0.6)
+
+
+def test_curve_frame_smoothed_series_adds_a_quarter_of_the_budget():
+    n = 50_000
+    df = run_frame(n=n, spikes={10_000: 30.0, 40_000: 25.0}, val_every=1000)
+    frame = charts.curve_frame({"r": df}, "loss", "train", "step", "ema", 0.6, max_points=400)
+    # The raw series' 400 points plus at most 100 of the smoothed one's (and forced points).
+    assert 400 <= len(frame) <= 400 + 400 // charts.SMOOTH_SHARE + 8
+    full = smooth(df.loc[df["split"] == "train", "loss"].to_numpy(), "ema", 0.6)
+    assert frame["raw"].max() == 30.0 and {10_000, 40_000} <= set(frame["x"].astype(int))
+    assert frame["smooth"].max() == full.max() and frame["smooth"].min() == full.min()
+
+
+def test_curve_chart_hover_points_are_thinned_evenly_per_run():
+    frame = many_runs_frame()
+    assert len(frame) > charts.TIP_POINTS
+    d = spec(charts.curve_chart(frame, "loss", "step"))
+    assert by_description(d, "hover points")["transform"] == [{"filter": "datum.tip"}]
+    rows = data_of(d)
+    tips = rows[rows["tip"]]
+    assert charts.TIP_POINTS / 2 <= len(tips) <= charts.TIP_POINTS + 20  # + each run's last
+    per_run = tips.groupby("run").size()
+    assert len(per_run) == 20 and per_run.max() - per_run.min() <= 2
+    for _, run in rows.groupby("run"):  # each run's ends carry a tooltip
+        assert run["tip"].iloc[0] and run["tip"].iloc[-1]
+        gaps = np.diff(np.flatnonzero(run["tip"].to_numpy()))
+        assert set(gaps[:-1]) == {gaps[0]} and gaps[-1] <= gaps[0]  # evenly, then the last
+    # A chart that fits the budget has a hover point on every row (the browser test counts them).
+    small = data_of(spec(charts.curve_chart(many_runs_frame(n_runs=2), "loss", "step")))
+    assert small["tip"].all()
+
+
+def test_curve_chart_lines_carry_no_tooltip_of_their_own():
+    # Streamlit's theme gives every mark a tooltip of its encoding; on a line it is evaluated for
+    # every point whenever the chart is drawn or zoomed, and shows the first point's values.
+    _, d = curve_spec()
+    for name in ("raw", "smoothed"):
+        assert mark(by_description(d, name))["tooltip"] is False
+    assert by_description(d, "hover points")["encoding"]["tooltip"]
+
+
+def test_curve_chart_sends_compact_data():
+    frame = many_runs_frame(n_runs=3)
+    chart = charts.curve_chart(frame, "loss", "step")
+    data = chart.data
+    assert isinstance(data["run"].dtype, pd.CategoricalDtype)
+    assert isinstance(data["run_id"].dtype, pd.CategoricalDtype)
+    assert data["raw"].dtype == np.float32 and data["smooth"].dtype == np.float32
+    assert data["x"].dtype == np.float64  # steps and wall times keep their precision
+    np.testing.assert_array_equal(data["raw"], frame["raw"].to_numpy(np.float32))
+    assert list(data["run"].astype(str)) == list(frame["run"])
+    assert frame["run"].dtype != "category"  # the caller's frame is left as it was
+
+
+def test_curve_and_band_charts_keep_the_plot_height_under_a_long_legend():
+    # With Streamlit's default "fit" autosize, a legend of 20 runs took the whole height and the
+    # plot vanished; "fit-x" keeps the plot `height` tall and lets the legend add to it.
+    bands = charts.band_frame({"g": {"a": run_frame()}}, "loss", "train", "step", "ema", 0.5)
+    for chart in (charts.curve_chart(many_runs_frame(), "loss", "step", height=240),
+                  charts.band_chart(bands, "loss", "step", height=240)):
+        d = spec(chart)
+        assert d["autosize"] == {"type": "fit-x", "contains": "padding"}
+        assert d["height"] == 240

@@ -301,3 +301,51 @@ def test_live_progress_uses_fresher_metrics_and_the_training_rate(tmp_path: Path
     finished = run_store.get("20260101-000000-live")
     assert live.live_progress(RunInfo(**{**finished.__dict__, "state": "queued"}),
                               None) == (finished.step, None)
+
+
+# --- a chart's point budget -----------------------------------------------------------------
+
+
+def test_points_per_run_shares_the_chart_budget():
+    assert live.points_per_run(1) == live.points_per_run(2) == live.DEFAULT_POINTS
+    assert live.points_per_run(20) == live.CHART_POINTS // 20
+    assert live.points_per_run(10_000) == live.MIN_RUN_POINTS
+    assert live.points_per_run(0) == live.DEFAULT_POINTS
+
+
+def long_run(n: int, seed: int, spikes: dict[int, float]) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    step = np.arange(1, n + 1)
+    loss = 2.0 * np.exp(-step / (n / 4)) + 0.1 + rng.normal(0, 0.05, n)
+    for at, value in spikes.items():
+        loss[at] = value
+    return pd.DataFrame({"split": pd.Series(["train"] * n, dtype="str"), "step": step,
+                         "epoch": step / 100, "t": step * 0.01, "loss": loss})
+
+
+def test_metric_chart_of_many_long_runs_keeps_its_budget_and_the_spikes():
+    n_runs, n = 20, 20_000
+    spikes = {i: {1_000 + 300 * i: 8.0 + i / 10, 15_000 - 200 * i: 6.0} for i in range(n_runs)}
+    frames = {f"r{i:02d}": long_run(n, i, spikes[i]) for i in range(n_runs)}
+    runs = [info(run_id) for run_id in frames]
+    cache = live.ChartCache()
+    chart = live.metric_chart(cache, runs, dict.fromkeys(frames, 1), frames.__getitem__,
+                              "train/loss", live.View(metrics=("train/loss",)))
+    data = chart.data
+    budget = live.points_per_run(n_runs)
+    assert budget < live.DEFAULT_POINTS
+    # The raw series' share and a quarter of it for the smoothed one, plus forced points.
+    assert len(data) <= n_runs * (budget + budget // 4 + 8)
+    assert len(data) < live.CHART_POINTS * 1.3
+    for i, (run_id, frame) in enumerate(frames.items()):
+        part = data[data["run_id"] == run_id]
+        assert len(part) >= budget
+        # Every spike of every run reaches the browser, at its step and height.
+        for at, value in spikes[i].items():
+            kept = part.loc[part["x"] == frame["step"].iloc[at], "raw"]
+            assert len(kept) == 1 and kept.iloc[0] == np.float32(value)
+    # Each run was reduced to its share: the cached parts are keyed by that budget.
+    assert {key[-1] for key in cache.parts} == {budget}
+    few = live.curve_metric_frame(cache, runs[:2], dict.fromkeys(frames, 1), frames.__getitem__,
+                                  live.run_labels(runs[:2]), "train/loss", live.View())
+    assert few.groupby("run").size().min() > live.DEFAULT_POINTS  # two runs: full detail
