@@ -144,7 +144,7 @@ INIT_SCRIPT = """
     const t0 = e.timeStamp;
     requestAnimationFrame(() => setTimeout(() => s.inputs.push([kind, performance.now() - t0]), 0));
   };
-  for (const kind of ['pointermove', 'wheel', 'pointerdown']) {
+  for (const kind of ['pointermove', 'wheel']) {
     window.addEventListener(kind, after(kind), {capture: true, passive: true});
   }
 })();
