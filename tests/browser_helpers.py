@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from trainer import runlog
+
 ROOT = Path(__file__).resolve().parent.parent
 PORTS = range(8620, 8630)  # this test's servers; other suites keep off these ports
 # Debian's Chromium, driven by Playwright's own driver: nothing is downloaded (`playwright
@@ -134,20 +136,6 @@ def trainer_pids(runs_dir: Path) -> list[int]:
     return sorted(pids)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie is dead for our purpose (its parent, maybe the worker, has yet to reap it).
-    with contextlib.suppress(OSError):
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        return state != "Z"
-    return True
-
-
 def stop_trainers(runs_dir: Path, grace: float = 15) -> list[int]:
     """SIGTERM every trainer process of ``runs_dir`` (a run then writes ``cancelled``), SIGKILL
     what is left after ``grace`` seconds; returns the pids that had to be killed."""
@@ -156,11 +144,11 @@ def stop_trainers(runs_dir: Path, grace: float = 15) -> list[int]:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+    while time.monotonic() < deadline and any(runlog.pid_alive(p) for p in pids):
         time.sleep(0.2)
     killed = []
     for pid in [*pids, *trainer_pids(runs_dir)]:
-        if _alive(pid):
+        if runlog.pid_alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
