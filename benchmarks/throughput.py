@@ -21,12 +21,12 @@ For each dataset this process starts, alternating and repeated in rounds (median
   (`trainer.data.load_dataset`), batch size, Adam lr 0.01, device, epochs and shuffling; plain
   cross-entropy; no logging, no augmentation, no validation; timed from its first step to its
   last.
-- the trainer's loop alone (`--loop D`, a fresh process): `trainer.loop.train` with the CLI's
-  FileReporter, its training steps timed in CPU seconds of the training thread (validation left
-  out), set against the hand loop's CPU seconds: `ratio_cpu_loop_vs_hand`. With one torch
-  thread, CPU time leaves out the time other processes hold the core, so this cross-check moves
-  less with the machine's load (caches and a shared core still move it by a few %). CPU runs
-  only: on a GPU the host's CPU time says little.
+- a steadier cross-check, `ratio_cpu_loop_vs_hand`: the trainer's loop (`trainer.loop.train`
+  with the CLI's FileReporter) and the hand loop again, alternating in this one process, their
+  training steps timed in CPU seconds of the training thread, first epoch and validation left
+  out. With one torch thread, CPU time leaves out the time other processes hold the core, so it
+  moves by a few % where wall-clock figures move by 10-20%. CPU runs only: on a GPU the host's
+  CPU time says little.
 
 `ratio_rows_vs_hand` = trainer / hand (medians over rounds) is the share of the hand loop's pace
 the trainer keeps (target >= 0.95x). On a machine shared with other work a single run's pace
@@ -94,12 +94,12 @@ def cli_run(runs_dir: Path, dataset: str) -> dict[str, float]:
             "rows": pace(seconds, batch * status["steps_per_epoch"])}
 
 
-def child(flag: str, dataset: str) -> dict[str, float]:
-    """Run ``hand_loop`` (--hand) or ``loop_cpu`` (--loop) in a fresh process, like the CLI."""
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.throughput", flag, dataset],
+def hand_run(dataset: str) -> dict[str, float]:
+    """``hand_loop`` in a fresh process, like the CLI."""
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.throughput", "--hand", dataset],
                           cwd=ROOT, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise SystemExit(f"`throughput {flag} {dataset}` failed:\n{proc.stdout}\n{proc.stderr}")
+        raise SystemExit(f"the hand-written loop failed:\n{proc.stdout}\n{proc.stderr}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -143,7 +143,8 @@ def hand_loop(dataset: str) -> dict[str, float]:
         epoch()
         seconds.append(time.perf_counter() - t0)
         cpu.append(time.thread_time() - c0)
-    return {"rows": pace(seconds, steps * bs), "cpu": pace(cpu, steps * bs), "device": str(device)}
+    return {"rows": pace(seconds, steps * bs), "cpu": pace(cpu[1:], steps * bs),
+            "device": str(device)}
 
 
 class EpochClock:
@@ -175,7 +176,7 @@ class EpochClock:
 
 def loop_cpu(dataset: str) -> dict[str, float]:
     """The trainer's loop in this process, writing a run directory as the CLI does; the pace of
-    its training steps in CPU seconds."""
+    its training steps in CPU seconds, first epoch left out."""
     import io
 
     from trainer.config import make_config
@@ -189,7 +190,7 @@ def loop_cpu(dataset: str) -> dict[str, float]:
         reporter.inner.close()
     s = result.summary
     batch = min(config.batch_size, s["dataset"]["sizes"]["train"])
-    return {"cpu": pace(reporter.cpu, s["steps"] // s["epochs_run"] * batch)}
+    return {"cpu": pace(reporter.cpu[1:], s["steps"] // s["epochs_run"] * batch)}
 
 
 def main() -> None:
@@ -197,11 +198,10 @@ def main() -> None:
     p.add_argument("--datasets", nargs="+", help="default: digits (quick), digits mnist1d (full)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads on both sides (default 1; 0 = torch's default)")
-    p.add_argument("--hand", help=argparse.SUPPRESS)  # child processes
-    p.add_argument("--loop", help=argparse.SUPPRESS)
+    p.add_argument("--hand", help=argparse.SUPPRESS)  # the hand loop's child process
     args = p.parse_args()
-    if args.hand or args.loop:
-        print(json.dumps(hand_loop(args.hand) if args.hand else loop_cpu(args.loop)))
+    if args.hand:
+        print(json.dumps(hand_loop(args.hand)))
         return
     datasets = args.datasets or (["digits"] if args.quick else ["digits", "mnist1d"])
     rounds = args.rounds or (3 if args.quick else 5)
@@ -211,11 +211,13 @@ def main() -> None:
     emit("throughput.rounds", rounds)
     with tempfile.TemporaryDirectory() as tmp:
         for dataset in datasets:
-            child("--hand", dataset)  # builds the dataset cache every side reads
+            hand_loop(dataset)  # builds the dataset cache every side reads; warms this process
             res: dict[str, list] = {}
             alternate({"cli": lambda d=dataset: cli_run(Path(tmp), d),
-                       "hand": lambda d=dataset: child("--hand", d),
-                       "loop": lambda d=dataset: child("--loop", d)}, rounds, res)
+                       "hand": lambda d=dataset: hand_run(d)}, rounds, res)
+            cpu: dict[str, list] = {}
+            alternate({"hand": lambda d=dataset: hand_loop(d),
+                       "loop": lambda d=dataset: loop_cpu(d)}, rounds, cpu)
             med = lambda case, key, res=res: median([r[key] for r in res[case]])  # noqa: E731
             hand, rows = med("hand", "rows"), med("cli", "rows")
             best = lambda case, res=res: max(r["rows"] for r in res[case])  # noqa: E731
@@ -230,10 +232,12 @@ def main() -> None:
                  "fastest round of each side: what other work on the machine slowed least")
             emit(f"{pre}.ratio_summary_vs_hand", ratio(med("cli", "summary"), hand),
                  "end to end, for reference")
-            emit(f"{pre}.hand_cpu_samples_per_s", med("hand", "cpu"))
-            emit(f"{pre}.loop_cpu_samples_per_s", med("loop", "cpu"),
-                 "trainer.loop.train + FileReporter, per CPU second of the training thread")
-            emit(f"{pre}.ratio_cpu_loop_vs_hand", ratio(med("loop", "cpu"), med("hand", "cpu")),
+            hand_cpu = median([r["cpu"] for r in cpu["hand"]])
+            loop_cpu_ = median([r["cpu"] for r in cpu["loop"]])
+            emit(f"{pre}.hand_cpu_samples_per_s", hand_cpu, "per CPU second, in this process")
+            emit(f"{pre}.loop_cpu_samples_per_s", loop_cpu_,
+                 "trainer.loop.train + FileReporter, per CPU second, in this process")
+            emit(f"{pre}.ratio_cpu_loop_vs_hand", ratio(loop_cpu_, hand_cpu),
                  "CPU time: moves less with other work on the machine")
 
 
