@@ -109,7 +109,9 @@ def zoo(root) -> dict[str, str]:
 
 def test_every_state_renders(zoo):
     at = open_page(list(zoo.values()))
-    status = " ".join(texts(at.markdown))
+    bars = [p.proto.text for p in at.get("progress")]
+    assert len(bars) == len(zoo)  # one status line per chosen run
+    status = " ".join(bars)
     assert "lost: heartbeat stopped" in status
     assert "running" in status and "finished" in status and "cancelled" in status
     assert texts(at.error) == ["ValueError: boom"]  # the failed run's reason, nothing else
@@ -246,6 +248,22 @@ def test_delete_moves_the_run_to_the_trash(root):
     assert (root / keep).is_dir()
     assert at.multiselect(key="runs_runs").value == [keep]
     assert any("trash" in t for t in texts(at.success))
+
+
+def test_details_show_the_run_picked_in_the_panel(root):
+    first, second = "20260103-000000-first", "20260103-000001-second"
+    make_run(root, first, "finished", config={"name": "first", "lr": 0.5})
+    make_run(root, second, "finished", config={"name": "second", "lr": 0.25})
+    at = open_page([first, second])
+    assert len(at.tabs) == 3  # one panel, not one per run
+    assert at.json[0].value and json.loads(at.json[0].value)["lr"] == 0.5
+    at.selectbox(key="runs_details").set_value(second).run()
+    assert json.loads(at.json[0].value)["lr"] == 0.25
+    assert at.checkbox(key=f"runs_delete_ok_{second}")
+    # Unchoosing the run on show falls back to one still chosen.
+    at.multiselect(key="runs_runs").set_value([first]).run()
+    assert not at.exception
+    assert json.loads(at.json[0].value)["lr"] == 0.5
 
 
 def test_delete_of_a_running_run_is_refused(root, zoo):

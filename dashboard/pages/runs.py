@@ -109,23 +109,23 @@ def view_controls(chosen: list[RunInfo]) -> live.View:
     return view
 
 
-def status_row(run: RunInfo) -> None:
-    with st.container(border=True):
-        name, bar, clock = st.columns([3, 5, 2], vertical_alignment="center")
-        name.markdown(f"**{run.name}**  \n{live.state_text(run)}")
-        step, eta = live.live_progress(run, store().metrics(run.run_id))
-        done = 1.0 if run.state == "finished" else (step or 0) / (run.total_steps or 1)
-        bar.progress(min(1.0, done), text=live.progress_text(run, step, eta))
-        clock.caption(live.elapsed_text(run))
-        if run.state == "failed":
-            st.error(run.reason or "The run failed without saying why; see its log below.")
-            if run.error:
-                with st.expander("Trainer's error output", expanded=False):
-                    st.code(run.error, language=None)
-        elif run.reason:
-            st.caption(run.reason)
-        if run.problems:
-            st.warning(f"{run.run_id}: " + "; ".join(run.problems))
+def status_line(run: RunInfo) -> None:
+    """One progress bar per run, its name and state in the bar's text: 20 runs stay 20 light
+    elements (a bordered row of columns each made the browser's first paint slow)."""
+    step, eta = live.live_progress(run, store().metrics(run.run_id))
+    done = 1.0 if run.state == "finished" else (step or 0) / (run.total_steps or 1)
+    parts = [f"**{run.name}**", live.state_text(run), live.progress_text(run, step, eta),
+             live.elapsed_text(run)]
+    st.progress(min(1.0, done), text=" · ".join(p for p in parts if p))
+    if run.state == "failed":
+        st.error(run.reason or "The run failed without saying why; see its log below.")
+        if run.error:
+            with st.expander("Trainer's error output", expanded=False):
+                st.code(run.error, language=None)
+    elif run.reason:
+        st.caption(run.reason)
+    if run.problems:
+        st.warning(f"{run.run_id}: " + "; ".join(run.problems))
 
 
 def charts_grid(runs: list[RunInfo], versions: dict[str, int], view: live.View) -> None:
@@ -148,7 +148,7 @@ def live_section(run_ids: list[str], view: live.View, polling: bool) -> None:
     runs = [r for r in (store().get(i) for i in run_ids) if r is not None]
     with page_guard("the run status"):
         for run in runs:
-            status_row(run)
+            status_line(run)
     with page_guard("the charts"):
         charts_grid(runs, versions, view)
     if polling and not any(live.is_live(r) for r in runs):
@@ -195,8 +195,17 @@ def manage(run: RunInfo) -> None:
             flash(f"Moved {run.name} to the trash ({runs_root() / '.trash'}).")
 
 
-def details(run: RunInfo) -> None:
-    with st.expander(f"Details · {run.name}", expanded=False):
+def details(chosen: list[RunInfo]) -> None:
+    """Config, log and actions of one chosen run at a time: a panel per run made a page of 20
+    runs hundreds of elements heavier before its first chart."""
+    by_id = {r.run_id: r for r in chosen}
+    if st.session_state.get("runs_details") not in by_id:
+        st.session_state.pop("runs_details", None)  # its run was unchosen or deleted
+    run_id = st.selectbox("Run", list(by_id), key="runs_details",
+                          format_func=lambda i: by_id[i].name,
+                          label_visibility="collapsed" if len(chosen) == 1 else "visible")
+    run = by_id[run_id]
+    with page_guard(f"the details of {run.name}"):
         config, log, actions = st.tabs(["Config", "Log", "Tags, notes & actions"])
         with config:
             changes = live.config_changes(run.config)
@@ -248,7 +257,5 @@ with page_guard("the runs"):
         st.fragment(run_every=1.0 if polling else None)(live_section)(
             [r.run_id for r in chosen], view, polling)
         st.subheader("Details")
-        for run in chosen:
-            with page_guard(f"the details of {run.name}"):
-                details(run)
+        details(chosen)
     problems(store().list_runs())
