@@ -347,7 +347,7 @@ def measure(root: Path, ids: list[str], rounds: int, work: Path, log: Callable[[
     ``uncached``, first one more server and cold visit with the runs' columnar caches deleted."""
     from playwright.sync_api import sync_playwright
 
-    from dashboard import columnar
+    from trainer import columnar
 
     big = f"/?runs={','.join(ids)}"
     ref = f"/?runs={REF_ID}"

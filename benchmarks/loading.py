@@ -35,7 +35,7 @@ Figures (``loading.*``):
   running runs (as their trainers would), then metrics() of every run again; median of 5 rounds
   in each of ``--rounds`` processes, and per new row. ``refresh_idle_ms``: nothing new.
 - ``parse_us_per_row.*``: one run's metrics.jsonl into a frame by json.loads (the store's old
-  way), pandas.read_json(lines=True), pyarrow.json (+ to_pandas), and dashboard.columnar.parse
+  way), pandas.read_json(lines=True), pyarrow.json (+ to_pandas), and trainer.columnar.parse
   (pyarrow.json into numpy columns): the cost of the rows after a cache, and of a first load.
 - ``growth.rR_sS.*``: cold load (cached, touched), first load and refresh for R runs x S steps, per
   row, so that linearity shows.
@@ -115,8 +115,8 @@ def child_noop(root: Path, limit: int | None) -> dict[str, Any]:
 
 
 def child_store(root: Path, limit: int | None, first: bool = False) -> dict[str, Any]:
-    from dashboard import columnar
     from dashboard.store import RunStore
+    from trainer import columnar
 
     ids = _ids(root, limit)
     if first:
@@ -171,9 +171,8 @@ def child_refresh(root: Path, limit: int | None) -> dict[str, Any]:
     """Load every run, then REFRESH_ROUNDS x (append 100 rows to each live run, refresh all).
     The live runs' files are put back as they were afterwards (size and mtime), so the data set
     can be reused."""
-    from dashboard import columnar
     from dashboard.store import RunStore
-    from trainer import runlog
+    from trainer import columnar, runlog
 
     ids = _ids(root, limit)
     live = ids[-LIVE_RUNS:]
@@ -225,7 +224,7 @@ def child_parsers(root: Path, limit: int | None) -> dict[str, Any]:
     import pandas as pd
     import pyarrow.json as pa_json
 
-    from dashboard import columnar
+    from trainer import columnar
 
     data = (root / _ids(root, 1)[0] / "metrics.jsonl").read_bytes()
     data = data[: data.rfind(b"\n") + 1]

@@ -5,7 +5,7 @@ The run directory contract (file names, run id checks, the ``lost`` state) lives
 
 - the small JSON files are re-read only when their (mtime, size, inode) changes;
 - ``metrics.jsonl`` is read incrementally, so a refresh parses only the bytes appended since,
-  into numpy columns (:mod:`dashboard.columnar`: Arrow's JSON reader, not a dict per row, which
+  into numpy columns (:mod:`trainer.columnar`: Arrow's JSON reader, not a dict per row, which
   ``runlog.JsonlTail`` gives and 10 million rows cannot afford); long runs keep a derived
   columnar cache beside it (``metrics.cache.arrow``) so that a cold start maps their rows
   instead of parsing them;
@@ -28,15 +28,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dashboard import columnar
-from dashboard.columnar import BASE_COLUMNS
 from trainer import runlog
+from trainer.columnar import BASE_COLUMNS, MetricsFile
 
 __all__ = ["BASE_COLUMNS", "META", "TRASH", "RunInfo", "RunStore", "normalise_tags"]
 
 META = "meta.json"  # user tags and notes, written by the app only (never by the trainer)
 TRASH = ".trash"
-CACHE_MIN_ROWS = 10_000  # shorter runs parse in milliseconds: no cache file for them
 
 _Sig = tuple[int, int, int]  # (mtime_ns, size, inode): atomic replaces always change the inode
 
@@ -166,89 +164,12 @@ class RunInfo:
         return elapsed * (1.0 - progress) / progress
 
 
-@dataclass
-class _Tail:
-    path: Path
-    offset: int = 0  # bytes of complete lines read
-    bad_lines: int = 0  # lines that were not JSON objects
-
-
-class _Metrics:
-    """One run's metrics.jsonl as read so far: its columns, where reading stopped, the frame."""
-
-    def __init__(self, path: Path):
-        self.lock = threading.Lock()  # one reader per run at a time
-        self.path = path
-        self.reset()
-
-    def reset(self) -> None:
-        self.tail = _Tail(self.path)  # offset: bytes read (complete lines); bad_lines so far
-        self.inode: int | None = None
-        self.size = 0
-        self.table = columnar.Table()
-        self.cached_rows = 0  # rows the cache file on disk holds
-        self.cache_broken = False  # writing the cache failed: don't try again for this file
-        self.frame: pd.DataFrame | None = None
-
-    def load_cache(self, live: bool) -> None:
-        """Start from the cache file if it is valid; a live run's columns are copied into
-        growable buffers now, so that its refreshes cost only the new rows."""
-        found = columnar.read_cache(self.path.with_name(columnar.CACHE), self.path)
-        if found is None:
-            return
-        self.table, covered = found
-        self.tail.offset, self.tail.bad_lines = covered.offset, covered.bad_lines
-        self.cached_rows = self.table.n
-        if live:
-            self.table.make_writable(2 * self.table.n)
-
-    def read_new(self, size: int) -> bool:
-        """Parse the complete lines appended since the last read; True if there were any."""
-        grew = False
-        with open(self.path, "rb") as f:
-            while self.tail.offset < size:
-                f.seek(self.tail.offset)
-                chunk = f.read(min(size - self.tail.offset, columnar.READ_CHUNK))
-                end = chunk.rfind(b"\n")
-                if end < 0:
-                    if len(chunk) < columnar.READ_CHUNK:
-                        break  # a partial last line: left for the next read
-                    end = len(chunk) - 1  # a line longer than a chunk: read as damaged
-                for batch in columnar.parse(chunk[: end + 1]):
-                    self.table.append(batch)
-                    self.tail.bad_lines += batch.bad_lines
-                self.tail.offset += end + 1
-                grew = True
-        return grew
-
-    def save_cache(self, final: bool) -> None:
-        """Write the cache when it is worth it: once a run that has ended has enough rows, and
-        while a run goes on each time its uncached rows reach the cached ones (so rewriting
-        costs O(1) per row overall). An ended run then reads its rows from the cache file,
-        whose pages the OS can share and drop, instead of holding them in memory."""
-        table = self.table
-        new = table.n - self.cached_rows
-        if self.cache_broken or table.n < CACHE_MIN_ROWS or new <= 0:
-            return
-        if not final and new < max(CACHE_MIN_ROWS, self.cached_rows):
-            return
-        target = self.path.with_name(columnar.CACHE)
-        covered = columnar.Covered(self.tail.offset, self.tail.bad_lines)
-        if not columnar.write_cache(target, table, covered, self.path):
-            self.cache_broken = True
-            return
-        self.cached_rows = table.n
-        if final and (found := columnar.read_cache(target, self.path)) is not None:
-            self.table = found[0]
-            self.frame = None
-
-
 class RunStore:
     """Cached, thread-safe access to the runs under ``root`` (default: runlog.default_runs_root)."""
 
     def __init__(self, root: str | os.PathLike | None = None, *, cache: bool | None = None):
         """``cache``: keep a columnar cache of long metrics files beside them (see
-        dashboard.columnar); default on unless the environment sets DANLU_METRICS_CACHE=0."""
+        trainer.columnar); default on unless the environment sets DANLU_METRICS_CACHE=0."""
         self.root = Path(runlog.default_runs_root() if root is None else root).resolve()
         if cache is None:
             cache = os.environ.get("DANLU_METRICS_CACHE", "1").strip().lower() not in (
@@ -256,7 +177,7 @@ class RunStore:
         self.cache = cache
         self._lock = threading.Lock()  # guards the dicts below; never held while reading files
         self._json: dict[Path, tuple[_Sig, dict[str, Any] | None]] = {}
-        self._metrics: dict[str, _Metrics] = {}
+        self._metrics: dict[str, MetricsFile] = {}
         self._predictions: dict[str, tuple[_Sig, tuple[np.ndarray, np.ndarray] | None]] = {}
         self._problems: dict[tuple[str, str], str] = {}  # (run_id, file) -> found while reading
 
@@ -398,7 +319,7 @@ class RunStore:
         """Every complete metrics row so far: columns split, step, epoch, t, then one per metric.
 
         Incremental: only bytes appended since the last call are read; a long run's earlier rows
-        come from its columnar cache (dashboard.columnar) when that is valid. Returns the same
+        come from its columnar cache (trainer.columnar) when that is valid. Returns the same
         frame object while nothing changed. The frame is read-only (its columns are views):
         copy it to change it. Raises ValueError for an invalid run id.
         """
@@ -406,49 +327,24 @@ class RunStore:
         with self._lock:
             cache = self._metrics.get(run_id)
             if cache is None:
-                cache = self._metrics[run_id] = _Metrics(path)
+                cache = self._metrics[run_id] = MetricsFile(path, cache=self.cache)
         with cache.lock:
-            try:
-                st = path.stat()
-            except OSError:
-                st = None
-            if st is not None:
-                if cache.inode is not None and (
-                    st.st_ino != cache.inode or st.st_size < cache.tail.offset
-                ):
-                    cache.reset()  # replaced or truncated: start over
-                state = None
-                if cache.inode is None and self.cache:
-                    state = self._state(path.parent)
-                    cache.load_cache(live=state in ("running", "queued"))
-                cache.inode = st.st_ino
-                try:
-                    if cache.read_new(st.st_size):
-                        cache.frame = None
-                except OSError:  # vanished between stat and open: keep what we have
-                    pass
-                cache.size = st.st_size
-                if self.cache and cache.table.n - cache.cached_rows >= CACHE_MIN_ROWS // 10:
-                    state = state or self._state(path.parent)
-                    cache.save_cache(final=state not in ("running", "queued"))
-            if cache.frame is None:
-                cache.frame = cache.table.frame()
+            cache.update(live=lambda: self._state(path.parent) in ("running", "queued"))
             self._note(run_id, runlog.METRICS, self._metrics_problem(cache))
-            frame = cache.frame
-        return frame
+            return cache.frame()
 
     def _state(self, run_dir: Path) -> str:
         status, _ = self._read_json(run_dir / runlog.STATUS)
         return runlog.effective_state(status)
 
-    def _metrics_problem(self, cache: _Metrics) -> str | None:
+    def _metrics_problem(self, cache: MetricsFile) -> str | None:
         problems = []
-        if cache.tail.bad_lines:
-            n = cache.tail.bad_lines
+        if cache.bad_lines:
+            n = cache.bad_lines
             problems.append(f"{n} line{'s' if n > 1 else ''} of metrics.jsonl could not be read")
-        if cache.size > cache.tail.offset:
+        if cache.size > cache.offset:
             # Normal while a run writes; for a run that has ended the line will never complete.
-            status, _ = self._read_json(cache.tail.path.parent / runlog.STATUS)
+            status, _ = self._read_json(cache.path.parent / runlog.STATUS)
             if runlog.effective_state(status) in (*runlog.FINAL_STATES, "lost"):
                 problems.append("metrics.jsonl ends with an incomplete line")
         return "; ".join(problems) or None

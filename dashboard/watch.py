@@ -30,8 +30,7 @@ from watchdog.events import (
 )
 from watchdog.observers import Observer
 
-from dashboard import columnar
-from trainer import runlog
+from trainer import columnar, runlog
 
 log = logging.getLogger(__name__)
 

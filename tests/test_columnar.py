@@ -1,4 +1,4 @@
-"""dashboard.columnar: fast parsing gives what json gives, views never change, the cache is safe."""
+"""trainer.columnar: fast parsing gives what json gives, views never change, the cache is safe."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from dashboard import columnar
-from dashboard.columnar import Covered, Table, parse, read_cache, write_cache
+from trainer import columnar
+from trainer.columnar import Covered, Table, parse, read_cache, write_cache
 
 ROWS = [
     {"split": "train", "step": 1, "epoch": 0.5, "t": 0.1, "loss": 2.5, "lr": 0.1},

@@ -12,9 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard import columnar
 from dashboard.store import RunStore, normalise_tags
-from trainer import runlog
+from trainer import columnar, runlog
 
 
 def make_run(
@@ -384,8 +383,7 @@ def test_metrics_are_read_incrementally(root: Path) -> None:
     assert second["step"].tolist() == list(range(150))
     assert second["loss"].iloc[0] == 1.0  # old bytes were not parsed again
     assert second["loss"].iloc[-1] == pytest.approx(1 / 150)
-    tail = store._metrics["inc"].tail
-    assert tail.offset == (path / runlog.METRICS).stat().st_size > size_before
+    assert store._metrics["inc"].offset == (path / runlog.METRICS).stat().st_size > size_before
     assert len(first) == 100  # frames already handed out never change
 
 
@@ -440,13 +438,13 @@ def test_metrics_from_many_threads(root: Path) -> None:
     assert store.metrics("t")["step"].tolist() == list(range(110))
 
 
-# --- the columnar cache beside long runs (dashboard.columnar) ------------------------------------
+# --- the columnar cache beside long runs (trainer.columnar) ------------------------------------
 
 
 @pytest.fixture
 def small_cache(monkeypatch: pytest.MonkeyPatch) -> None:
     """Cache runs from 50 rows on, so that tests stay small."""
-    monkeypatch.setattr("dashboard.store.CACHE_MIN_ROWS", 50)
+    monkeypatch.setattr("trainer.columnar.CACHE_MIN_ROWS", 50)
 
 
 def parsed_bytes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
@@ -684,3 +682,34 @@ def test_symlinked_run_outside_the_root_is_ignored(root: Path, tmp_path: Path) -
     assert store.get("outside") is None
     with pytest.raises(ValueError):
         store.move_to_trash("outside")
+
+
+def test_the_trainer_leaves_the_cache_of_a_long_run_it_finished(
+    tmp_path: Path, small_cache: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trainer import runner
+    from trainer.config import make_config
+    from trainer.queue import create_run
+
+    config = make_config({"dataset": "synthetic", "n_samples": 400, "epochs": 4,
+                          "batch_size": 16})
+    run_dir = create_run(tmp_path, config, state="queued")
+    assert runner.execute(run_dir) == "finished"
+    assert (run_dir / columnar.CACHE).is_file()  # before the first look of any dashboard
+
+    seen = parsed_bytes(monkeypatch)
+    frame = RunStore(tmp_path).metrics(run_dir.name)
+    assert seen == []  # mapped, not parsed
+    assert (frame["split"] == "train").sum() == runlog.read_json(run_dir / runlog.STATUS)["step"]
+    assert set(frame["split"]) == {"train", "val", "test"}
+
+
+def test_a_run_too_short_for_a_cache_leaves_none(tmp_path: Path) -> None:
+    from trainer import runner
+    from trainer.config import make_config
+    from trainer.queue import create_run
+
+    run_dir = create_run(tmp_path, make_config({"dataset": "synthetic", "n_samples": 400,
+                                                "epochs": 1}), state="queued")
+    assert runner.execute(run_dir) == "finished"
+    assert sorted(p.name for p in run_dir.iterdir() if "cache" in p.name) == []

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from dashboard import columnar
 from dashboard.watch import RunWatcher
-from trainer import runlog
+from trainer import columnar, runlog
 
 # watchdog warns when a new directory's watch is registered twice (nested mkdir, moves into
 # .trash); dashboard.watch silences it, but pytest resets warning filters for each test.

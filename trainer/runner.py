@@ -13,7 +13,7 @@ from typing import Any, TextIO
 import numpy as np
 import torch
 
-from trainer import runlog
+from trainer import columnar, runlog
 from trainer.config import ConfigError, config_to_json, make_config
 from trainer.data import DataError
 from trainer.finetune import FineTuneError
@@ -145,11 +145,22 @@ def execute(run_dir: str | os.PathLike, *, foreground: bool = False,
         reporter.close()
         for s, handler in previous.items():
             signal.signal(s, handler)
+    _leave_metrics_cache(run_dir, out)
     runlog.update_status(run_dir, ended=time.time(), heartbeat=time.time(),
                          step=reporter.last_step, epoch=reporter.last_epoch, **final)
     if log_file:
         log_file.close()
     return final["state"]
+
+
+def _leave_metrics_cache(run_dir: Path, out: TextIO) -> None:
+    """Leave the derived columnar cache of a long run's metrics beside them before the run is
+    marked ended, so the dashboard's first look maps it instead of parsing every line."""
+    try:
+        columnar.write_final_cache(run_dir / runlog.METRICS)
+    except Exception as exc:  # derived data: the dashboard builds it itself when this fails
+        out.write(f"note: no metrics cache written ({type(exc).__name__}: {exc}); the "
+                  "dashboard builds it on first look\n")
 
 
 def _write_results(run_dir: Path, config: Any, result: Any) -> None:

@@ -17,7 +17,11 @@ row, so 10 million rows would take a minute. This module makes the dashboard's r
   copy: pages are read when a chart touches them) and parses only the JSONL bytes after
   ``offset``, so running runs profit too. A cache that is stale (the JSONL was replaced,
   truncated or rewritten), damaged or of another version is ignored and rebuilt; it is written
-  to a temp file and renamed, so readers see a whole file or none. The trainer never reads it.
+  to a temp file and renamed, so readers see a whole file or none. When a run ends the trainer
+  brings it up to date (``write_final_cache``), so a first look at a finished run maps it; the
+  dashboard writes it too (runs from before, runs still going).
+- ``MetricsFile``: one run's file read incrementally, with its cache; what the dashboard's
+  store holds per run.
 
 Dtypes: ``step`` stays int64 while every row has an integer step; ``epoch`` and ``t`` are
 float64 (x axes need the precision); metric columns are float32 (7 significant digits, what
@@ -33,7 +37,8 @@ import io
 import json
 import os
 import secrets
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -370,3 +375,121 @@ def read_cache(path: Path, jsonl: Path) -> tuple[Table, Covered] | None:
     except (OSError, pa.ArrowException, KeyError, ValueError, TypeError):
         return None
     return table, covered
+
+
+# --- one run's metrics file, read incrementally ---------------------------------------------
+
+
+CACHE_MIN_ROWS = 10_000  # shorter runs parse in milliseconds: no cache file for them
+
+
+class MetricsFile:
+    """One run's metrics.jsonl as read so far: its columns, where reading stopped, the frame.
+
+    ``update`` reads what was appended since the last call (starting from the cache file when
+    there is a valid one) and keeps the cache file current (``cache=False``: never touch it).
+    Not thread-safe by itself: hold ``lock`` around ``update`` and ``frame``.
+    """
+
+    def __init__(self, path: Path, *, cache: bool = True):
+        self.lock = threading.Lock()
+        self.path = path
+        self.cache = cache
+        self.reset()
+
+    def reset(self) -> None:
+        self.offset = 0  # bytes of complete lines read
+        self.bad_lines = 0  # lines that were not JSON objects
+        self.inode: int | None = None
+        self.size = 0
+        self.table = Table()
+        self.cached_rows = 0  # rows the cache file on disk holds
+        self.cache_broken = False  # writing the cache failed: don't try again for this file
+        self._frame: pd.DataFrame | None = None
+
+    def update(self, live: Callable[[], bool]) -> None:
+        """Catch up with the file. ``live()`` says whether the run may still write to it (asked
+        at most once, and only when the cache needs to know)."""
+        try:
+            st = self.path.stat()
+        except OSError:
+            return
+        if self.inode is not None and (st.st_ino != self.inode or st.st_size < self.offset):
+            self.reset()  # replaced or truncated: start over
+        is_live: bool | None = None
+        if self.inode is None and self.cache:
+            is_live = live()
+            self._load_cache(is_live)
+        self.inode = st.st_ino
+        try:
+            if self._read_new(st.st_size):
+                self._frame = None
+        except OSError:  # vanished between stat and open: keep what we have
+            pass
+        self.size = st.st_size
+        if self.cache and self.table.n - self.cached_rows >= CACHE_MIN_ROWS // 10:
+            self._save_cache(final=not (live() if is_live is None else is_live))
+
+    def frame(self) -> pd.DataFrame:
+        """Every complete row read so far (the same read-only frame while nothing changed)."""
+        if self._frame is None:
+            self._frame = self.table.frame()
+        return self._frame
+
+    def _load_cache(self, live: bool) -> None:
+        """Start from the cache file if it is valid; a live run's columns are copied into
+        growable buffers now, so that its refreshes cost only the new rows."""
+        found = read_cache(self.path.with_name(CACHE), self.path)
+        if found is None:
+            return
+        self.table, covered = found
+        self.offset, self.bad_lines = covered.offset, covered.bad_lines
+        self.cached_rows = self.table.n
+        if live:
+            self.table.make_writable(2 * self.table.n)
+
+    def _read_new(self, size: int) -> bool:
+        """Parse the complete lines appended since the last read; True if there were any."""
+        grew = False
+        with open(self.path, "rb") as f:
+            while self.offset < size:
+                f.seek(self.offset)
+                chunk = f.read(min(size - self.offset, READ_CHUNK))
+                end = chunk.rfind(b"\n")
+                if end < 0:
+                    if len(chunk) < READ_CHUNK:
+                        break  # a partial last line: left for the next read
+                    end = len(chunk) - 1  # a line longer than a chunk: read as damaged
+                for batch in parse(chunk[: end + 1]):
+                    self.table.append(batch)
+                    self.bad_lines += batch.bad_lines
+                self.offset += end + 1
+                grew = True
+        return grew
+
+    def _save_cache(self, final: bool) -> None:
+        """Write the cache when it is worth it: once a run that has ended has enough rows, and
+        while a run goes on each time its uncached rows reach the cached ones (so rewriting
+        costs O(1) per row overall). An ended run then reads its rows from the cache file,
+        whose pages the OS can share and drop, instead of holding them in memory."""
+        table = self.table
+        new = table.n - self.cached_rows
+        if self.cache_broken or table.n < CACHE_MIN_ROWS or new <= 0:
+            return
+        if not final and new < max(CACHE_MIN_ROWS, self.cached_rows):
+            return
+        target = self.path.with_name(CACHE)
+        if not write_cache(target, table, Covered(self.offset, self.bad_lines), self.path):
+            self.cache_broken = True
+            return
+        self.cached_rows = table.n
+        if final and (found := read_cache(target, self.path)) is not None:
+            self.table = found[0]
+            self._frame = None
+
+
+def write_final_cache(jsonl: Path) -> None:
+    """Read a finished run's whole metrics file and leave its cache beside it (when it is long
+    enough to be worth one), so the dashboard's first look at the run maps instead of parsing.
+    Best effort: the cache is derived, and the dashboard builds it when this could not."""
+    MetricsFile(jsonl).update(live=lambda: False)
