@@ -34,6 +34,10 @@ Figures (``loading.*``):
 - ``refresh_N_rows_ms``: with every run loaded, N new rows (1,000 and 10,000) appended over 10
   running runs (as their trainers would), then metrics() of every run again; median of 5 rounds
   in each of ``--rounds`` processes, and per new row. ``refresh_idle_ms``: nothing new.
+- ``trainer_final_cache_s``: what a trainer pays as a run ends to leave its cache
+  (``columnar.write_final_cache`` on one run's metrics.jsonl): runs the trainer finished never
+  cost a dashboard ``store_first_s``; that figure is for runs from before, or with the cache
+  deleted.
 - ``parse_us_per_row.*``: one run's metrics.jsonl into a frame by json.loads (the store's old
   way), pandas.read_json(lines=True), pyarrow.json (+ to_pandas), and trainer.columnar.parse
   (pyarrow.json into numpy columns): the cost of the rows after a cache, and of a first load.
@@ -248,8 +252,31 @@ def child_parsers(root: Path, limit: int | None) -> dict[str, Any]:
     return best
 
 
-CHILDREN = {"noop": child_noop, "parsers": child_parsers, "store": child_store,
-            "parquet": child_parquet, "tensorboard": child_tensorboard, "refresh": child_refresh,
+def child_final_cache(root: Path, limit: int | None) -> dict[str, Any]:
+    """What the trainer pays as a run ends: columnar.write_final_cache of one run's
+    metrics.jsonl (a copy, so the data set is untouched); best of 3."""
+    import tempfile
+
+    from trainer import columnar, runlog
+
+    source = root / _ids(root, 1)[0] / runlog.METRICS
+    best = 1e9
+    with tempfile.TemporaryDirectory(dir=root) as tmp:
+        copy = Path(tmp) / runlog.METRICS
+        shutil.copyfile(source, copy)
+        for _ in range(3):
+            (copy.parent / columnar.CACHE).unlink(missing_ok=True)
+            t0 = time.perf_counter()
+            columnar.write_final_cache(copy)
+            best = min(best, time.perf_counter() - t0)
+        assert (copy.parent / columnar.CACHE).is_file(), "no cache written"
+        rows = columnar.read_cache(copy.parent / columnar.CACHE, copy)[0].n
+    return {"seconds": best, "rows": rows}
+
+
+CHILDREN = {"noop": child_noop, "parsers": child_parsers, "final_cache": child_final_cache,
+            "store": child_store, "parquet": child_parquet, "tensorboard": child_tensorboard,
+            "refresh": child_refresh,
             "store_first": lambda root, limit: child_store(root, limit, first=True)}
 
 
@@ -410,6 +437,11 @@ def main_figures(root: Path, rounds: int, tb_runs: int, has_tb: bool) -> dict[st
         emit("loading.tensorboard_peak_mb", med(res["tensorboard"], "peak_mb"))
     else:
         emit("loading.tensorboard_s", "skipped", "tensorboard/torch not installed: use .venv-bench")
+
+    final = measure("final_cache", root)
+    emit("loading.trainer_final_cache_s", final["seconds"],
+         f"{final['seconds'] / final['rows'] * 1e6:.2f} us/row: one run of {final['rows']} rows, "
+         "paid once by the trainer as the run ends, so no dashboard pays store_first_s for it")
 
     parsers = measure("parsers", root)
     for name, us in parsers.items():
