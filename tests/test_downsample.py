@@ -50,6 +50,37 @@ def test_spiky_series_keeps_extremes_and_endpoints():
     assert set(spike_positions(N)) <= set(idx.tolist())
 
 
+def noisy_loss_with_spikes(seed: int, n: int = N):
+    """A decaying noisy loss with ~20 single-step spikes 2..6 above it, as training logs."""
+    rng = np.random.default_rng(seed)
+    step = np.arange(1, n + 1)
+    loss = 2.0 * np.exp(-step / 20_000) + 0.2 + rng.normal(0, 0.05, n)
+    at = np.sort(rng.choice(np.arange(1, n - 1), 20, replace=False))
+    at[1] = at[0] + 37  # two spikes closer than a 400-point bin (250 steps): LTTB keeps one
+    loss[at] += rng.uniform(2.0, 6.0, at.size)
+    return step, loss, at
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_every_isolated_spike_survives_a_small_budget(seed):
+    # 400 points for 100k steps is one run's share of a chart with 20 runs; zooming in on the
+    # browser's side shows only what was sent, so each spike must be in it.
+    step, loss, at = noisy_loss_with_spikes(seed)
+    idx = downsample_indices(step, loss, 400)
+    assert_well_formed(idx, N, 400)
+    assert set(at.tolist()) <= set(idx.tolist())
+
+
+def test_noise_alone_finds_no_spikes():
+    from dashboard.downsample import spike_indices
+
+    y = np.random.default_rng(1).normal(size=N)
+    assert spike_indices(y, 1000).size == 0
+    y[[10, 500, 501, 9000]] = [9.0, -9.0, 0.0, 12.0]  # 501 resets: 500 is a lone dip
+    assert sorted(spike_indices(y, 1000).tolist()) == [10, 500, 9000]
+    assert spike_indices(y, 1).tolist() == [9000]  # over the limit: the tallest
+
+
 def test_global_extremes_forced_even_when_lttb_drops_them():
     # On a smooth random walk with a small budget, LTTB trades the extremes away for
     # bigger triangles; check that is the case here, then that they come back.
