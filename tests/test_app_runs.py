@@ -63,6 +63,13 @@ def texts(elements) -> list[str]:
     return [str(e.value) for e in elements]
 
 
+def show_actions(at: AppTest) -> AppTest:
+    """Switch the details panel to its tags, notes and actions."""
+    at.radio(key="runs_details_part").set_value("Tags, notes & actions").run()
+    assert not at.exception, at.exception
+    return at
+
+
 def button(at: AppTest, label: str):
     found = [b for b in at.button if b.label == label]
     assert found, f"no button {label!r} in {[b.label for b in at.button]}"
@@ -210,7 +217,7 @@ def test_bad_query_params_fall_back_to_defaults(root):
 
 def test_read_only_hides_edit_delete_and_cancel(zoo, monkeypatch):
     monkeypatch.setenv("DANLU_READ_ONLY", "1")
-    at = open_page([zoo["running"], zoo["queued"], zoo["finished"]])
+    at = show_actions(open_page([zoo["running"], zoo["queued"], zoo["finished"]]))
     labels = {b.label for b in at.button}
     assert not labels & {"Delete run", "Cancel run", "Save tags and notes"}
     assert not at.main.text_input and not at.main.text_area  # no tags/notes form
@@ -221,6 +228,8 @@ def test_editing_tags_writes_meta_json(root):
     run_id = "20260103-000000-r0"
     make_run(root, run_id, "finished")
     at = open_page([run_id])
+    assert not at.main.text_input  # the panel opens on the config
+    show_actions(at)
     at.text_input[0].set_value("baseline, keep ,baseline")
     at.text_area[0].set_value("the one to beat")
     button(at, "Save tags and notes").click().run()
@@ -238,7 +247,7 @@ def test_delete_moves_the_run_to_the_trash(root):
     keep, gone = "20260103-000000-keep", "20260103-000001-gone"
     make_run(root, keep, "finished")
     make_run(root, gone, "failed")
-    at = open_page([gone, keep])
+    at = show_actions(open_page([gone, keep]))
     delete = [b for b in at.button if b.label == "Delete run"]
     assert delete[0].disabled  # not before "I understand"
     at.checkbox(key=f"runs_delete_ok_{gone}").check().run()
@@ -255,20 +264,23 @@ def test_details_show_the_run_picked_in_the_panel(root):
     make_run(root, first, "finished", config={"name": "first", "lr": 0.5})
     make_run(root, second, "finished", config={"name": "second", "lr": 0.25})
     at = open_page([first, second])
-    assert len(at.tabs) == 3  # one panel, not one per run
-    assert at.json[0].value and json.loads(at.json[0].value)["lr"] == 0.5
+    assert len(at.json) == 2  # one panel (changed fields, full config), not one per run
+    assert json.loads(at.json[0].value)["lr"] == 0.5
+    assert not at.code  # the log is drawn only when asked for
     at.selectbox(key="runs_details").set_value(second).run()
     assert json.loads(at.json[0].value)["lr"] == 0.25
-    assert at.checkbox(key=f"runs_delete_ok_{second}")
+    at.radio(key="runs_details_part").set_value("Log").run()
+    assert len(at.code) == 1 and not at.json
+    assert show_actions(at).checkbox(key=f"runs_delete_ok_{second}")
     # Unchoosing the run on show falls back to one still chosen.
     at.multiselect(key="runs_runs").set_value([first]).run()
     assert not at.exception
-    assert json.loads(at.json[0].value)["lr"] == 0.5
+    assert at.checkbox(key=f"runs_delete_ok_{first}")
 
 
 def test_delete_of_a_running_run_is_refused(root, zoo):
     running = zoo["running"]
-    at = open_page([running])
+    at = show_actions(open_page([running]))
     at.checkbox(key=f"runs_delete_ok_{running}").check().run()
     at.button(key=f"runs_delete_{running}").click().run()
     assert not at.exception
@@ -278,7 +290,7 @@ def test_delete_of_a_running_run_is_refused(root, zoo):
 
 def test_cancel_a_queued_run(root, zoo):
     queued = zoo["queued"]
-    at = open_page([queued])
+    at = show_actions(open_page([queued]))
     button(at, "Cancel run").click().run()
     assert not at.exception
     status = runlog.read_json(root / queued / runlog.STATUS)

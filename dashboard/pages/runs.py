@@ -19,6 +19,7 @@ from dashboard.store import RunInfo
 VIEW = "danlu_runs_view"  # the last view; widget state is dropped when the page is left
 CHARTS = "danlu_runs_charts"  # live.ChartCache of this session
 FLASH = "danlu_runs_flash"  # a message to show after the rerun an action causes
+DETAIL_PARTS = ["Config", "Log", "Tags, notes & actions"]
 DEMO_LABEL = "Queue a demo comparison (4 runs on digits, about a minute)"
 
 
@@ -205,9 +206,12 @@ def details(chosen: list[RunInfo]) -> None:
                           format_func=lambda i: by_id[i].name,
                           label_visibility="collapsed" if len(chosen) == 1 else "visible")
     run = by_id[run_id]
+    # Only the part asked for is drawn: tabs would render the log (a syntax-highlighted code
+    # block, the heaviest element here) on every visit, competing with the charts above.
+    part = st.radio("Show", DETAIL_PARTS, key="runs_details_part", horizontal=True,
+                    label_visibility="collapsed")
     with page_guard(f"the details of {run.name}"):
-        config, log, actions = st.tabs(["Config", "Log", "Tags, notes & actions"])
-        with config:
+        if part == "Config":
             changes = live.config_changes(run.config)
             st.markdown("**Differs from the defaults**")
             if changes:
@@ -216,9 +220,9 @@ def details(chosen: list[RunInfo]) -> None:
                 st.caption("Nothing: every field has its default value.")
             st.markdown("**Full config**")
             st.json(run.config, expanded=False)
-        with log:
+        elif part == "Log":
             st.fragment(run_every=2.0 if live.is_live(run) else None)(show_log)(run.run_id)
-        with actions:
+        else:
             manage(run)
 
 
