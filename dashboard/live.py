@@ -50,9 +50,11 @@ DEFAULT_X = "step"
 # Points per chart, shared by its runs (see `points_per_run`): Vega in the browser spends
 # microseconds on every point of every layer, drawing or zooming (Streamlit runs it with its
 # CSP-safe expression interpreter), so 20 runs x 2,000 points (x2 layers) took seconds to draw
-# and froze the page for 10 s. A point or two per pixel per run is what a chart can show anyway,
-# and MinMaxLTTB keeps the spikes (benchmarks/drawing.py measures both).
-CHART_POINTS = 8000
+# and froze the page for 10 s. Some 30 us per row and chart remain (9,000 rows: ~0.3 s a chart,
+# and again at every zoom step), so 5,000 rows: a few points per pixel for a handful of runs,
+# one per 2-3 pixels for 20, and every spike kept (dashboard.downsample; benchmarks/drawing.py
+# measures both).
+CHART_POINTS = 5000
 MIN_RUN_POINTS = 100
 # Config keys that say which run it is rather than how it trains.
 BOOKKEEPING = ("schema_version", "run_id", "name", "tags")
