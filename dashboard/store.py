@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from trainer import runlog
-from trainer.columnar import BASE_COLUMNS, MetricsFile
+from trainer.columnar import BASE_COLUMNS, MetricsFile, cache_enabled
 
 __all__ = ["BASE_COLUMNS", "META", "TRASH", "RunInfo", "RunStore", "normalise_tags"]
 
@@ -171,10 +171,7 @@ class RunStore:
         """``cache``: keep a columnar cache of long metrics files beside them (see
         trainer.columnar); default on unless the environment sets DANLU_METRICS_CACHE=0."""
         self.root = Path(runlog.default_runs_root() if root is None else root).resolve()
-        if cache is None:
-            cache = os.environ.get("DANLU_METRICS_CACHE", "1").strip().lower() not in (
-                "0", "false", "no", "off")
-        self.cache = cache
+        self.cache = cache_enabled() if cache is None else cache
         self._lock = threading.Lock()  # guards the dicts below; never held while reading files
         self._json: dict[Path, tuple[_Sig, dict[str, Any] | None]] = {}
         self._metrics: dict[str, MetricsFile] = {}

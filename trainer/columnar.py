@@ -18,8 +18,9 @@ row, so 10 million rows would take a minute. This module makes the dashboard's r
   ``offset``, so running runs profit too. A cache that is stale (the JSONL was replaced,
   truncated or rewritten), damaged or of another version is ignored and rebuilt; it is written
   to a temp file and renamed, so readers see a whole file or none. When a run ends the trainer
-  brings it up to date (``write_final_cache``), so a first look at a finished run maps it; the
-  dashboard writes it too (runs from before, runs still going).
+  leaves it (``write_final_cache``; one a dashboard wrote meanwhile is rewritten when 1,000 or
+  more rows came after it), so a first look at a finished run maps it; the dashboard writes it
+  too (runs from before, runs still going).
 - ``MetricsFile``: one run's file read incrementally, with its cache; what the dashboard's
   store holds per run.
 
@@ -381,6 +382,13 @@ def read_cache(path: Path, jsonl: Path) -> tuple[Table, Covered] | None:
 
 
 CACHE_MIN_ROWS = 10_000  # shorter runs parse in milliseconds: no cache file for them
+MIN_ROW_BYTES = 32  # no metrics line is shorter: a file below MIN_ROWS x this needs no cache
+
+
+def cache_enabled() -> bool:
+    """Whether cache files may be written (the default); DANLU_METRICS_CACHE=0 says no."""
+    value = os.environ.get("DANLU_METRICS_CACHE", "1").strip().lower()
+    return value not in ("0", "false", "no", "off")
 
 
 class MetricsFile:
@@ -489,7 +497,13 @@ class MetricsFile:
 
 
 def write_final_cache(jsonl: Path) -> None:
-    """Read a finished run's whole metrics file and leave its cache beside it (when it is long
-    enough to be worth one), so the dashboard's first look at the run maps instead of parsing.
-    Best effort: the cache is derived, and the dashboard builds it when this could not."""
+    """Read an ended run's whole metrics file and leave its cache beside it (when it is long
+    enough to be worth one and caches are enabled), so the dashboard's first look at the run
+    maps instead of parsing. Best effort: the cache is derived, and the dashboard builds it
+    when this could not."""
+    try:
+        if not cache_enabled() or jsonl.stat().st_size < CACHE_MIN_ROWS * MIN_ROW_BYTES:
+            return
+    except OSError:
+        return
     MetricsFile(jsonl).update(live=lambda: False)

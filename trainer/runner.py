@@ -143,9 +143,12 @@ def execute(run_dir: str | os.PathLike, *, foreground: bool = False,
         reporter.message(traceback.format_exc())
     finally:
         reporter.close()
+        # Still under our signal handlers (a cancel now changes nothing) and with a fresh
+        # heartbeat: a long run's cache takes a moment, and the run must not look lost.
+        runlog.update_status(run_dir, heartbeat=time.time())
+        _leave_metrics_cache(run_dir, out)
         for s, handler in previous.items():
             signal.signal(s, handler)
-    _leave_metrics_cache(run_dir, out)
     runlog.update_status(run_dir, ended=time.time(), heartbeat=time.time(),
                          step=reporter.last_step, epoch=reporter.last_epoch, **final)
     if log_file:
