@@ -47,6 +47,15 @@ def run_label(run: RunInfo) -> str:
     return f"{run.name} · {state_label(run.state)}"
 
 
+def unique_labels(labels: dict[str, str]) -> dict[str, str]:
+    """``labels`` (run id -> label) with the run id added where a label repeats: Streamlit keeps
+    a choice by its label, so of two runs labelled alike it would always pick the last."""
+    seen: dict[str, int] = {}
+    for label in labels.values():
+        seen[label] = seen.get(label, 0) + 1
+    return {i: f"{label} · {i}" if seen[label] > 1 else label for i, label in labels.items()}
+
+
 def filter_runs(runs: list[RunInfo], states: Sequence[str], datasets: Sequence[str],
                 tags: Sequence[str], search: str) -> list[RunInfo]:
     """Runs matching every non-empty filter (search: case-insensitive, in name, id or tags)."""
@@ -86,9 +95,10 @@ def pick_runs(runs: list[RunInfo], *, key: str, default_latest: int = 0) -> list
         search = st.text_input("Search by name", key=f"{key}_search")
     shown = filter_runs(runs, states, datasets, tags, search)
     options = chosen + [r.run_id for r in shown if r.run_id not in chosen]
+    labels = unique_labels({i: run_label(by_id[i]) for i in options})
     picked = st.sidebar.multiselect(
         f"Runs ({len(shown)} of {len(runs)} match)", options, default=chosen,
-        format_func=lambda i: run_label(by_id[i]), key=f"{key}_runs",
+        format_func=labels.__getitem__, key=f"{key}_runs",
         help="Choose runs to show. The choice is kept in the URL: share the link, share the view.",
     )
     st.session_state[SELECTED] = picked

@@ -217,10 +217,14 @@ def test_bad_query_params_fall_back_to_defaults(root):
 
 def test_read_only_hides_edit_delete_and_cancel(zoo, monkeypatch):
     monkeypatch.setenv("DANLU_READ_ONLY", "1")
-    at = show_actions(open_page([zoo["running"], zoo["queued"], zoo["finished"]]))
-    labels = {b.label for b in at.button}
-    assert not labels & {"Delete run", "Cancel run", "Save tags and notes"}
-    assert not at.main.text_input and not at.main.text_area  # no tags/notes form
+    at = open_page([zoo["running"], zoo["queued"], zoo["finished"]])
+    for run_id in (zoo["running"], zoo["queued"]):  # each run's actions part, live ones too
+        at.selectbox(key="runs_details").set_value(run_id).run()
+        show_actions(at)
+        assert any(t.startswith("Tags:") for t in texts(at.markdown))  # shown, not editable
+        labels = {b.label for b in at.button}
+        assert not labels & {"Delete run", "Cancel run", "Save tags and notes"}
+        assert not at.main.text_input and not at.main.text_area  # no tags/notes form
     assert charts(at)  # the rest still works
 
 
@@ -276,6 +280,18 @@ def test_details_show_the_run_picked_in_the_panel(root):
     at.multiselect(key="runs_runs").set_value([first]).run()
     assert not at.exception
     assert at.checkbox(key=f"runs_delete_ok_{first}")
+
+
+def test_runs_with_the_same_name_stay_apart_in_the_panel(root):
+    first, second = "20260103-000000-a", "20260103-000001-b"
+    make_run(root, first, "finished", config={"name": "twin", "lr": 0.5})
+    make_run(root, second, "finished", config={"name": "twin", "lr": 0.25})
+    at = open_page([first, second])
+    panel = at.selectbox(key="runs_details")
+    assert panel.options == [f"twin · {first}", f"twin · {second}"]
+    panel.set_value(first).run()  # Streamlit keeps a choice by its label
+    assert json.loads(at.json[0].value)["lr"] == 0.5
+    assert len(set(at.multiselect(key="runs_runs").options)) == 2
 
 
 def test_delete_of_a_running_run_is_refused(root, zoo):

@@ -53,10 +53,11 @@ with results_tab, page_guard("the experiments"):
         by_id = {e.exp_id: e for e in all_exps}
         wanted = st.session_state.get(CHOSEN) or st.query_params.get("exp")
         ids = list(by_id)
+        labels = selection.unique_labels(
+            {i: f"{e.name} · {e.kind} · {e.state}" for i, e in by_id.items()})
         exp_id = st.selectbox(
             "Experiment", ids, index=ids.index(wanted) if wanted in by_id else 0,
-            format_func=lambda i: f"{by_id[i].name} · {by_id[i].kind} · {by_id[i].state}",
-            key="exp_pick")
+            format_func=labels.__getitem__, key="exp_pick")
         st.session_state[CHOSEN] = exp_id
         selection.set_query(exp=exp_id)
 

@@ -119,7 +119,7 @@ def status_line(run: RunInfo) -> None:
              live.elapsed_text(run)]
     st.progress(min(1.0, done), text=" · ".join(p for p in parts if p))
     if run.state == "failed":
-        st.error(run.reason or "The run failed without saying why; see its log below.")
+        st.error(run.reason or "The run failed without saying why; see its log (Details, Log).")
         if run.error:
             with st.expander("Trainer's error output", expanded=False):
                 st.code(run.error, language=None)
@@ -202,8 +202,8 @@ def details(chosen: list[RunInfo]) -> None:
     by_id = {r.run_id: r for r in chosen}
     if st.session_state.get("runs_details") not in by_id:
         st.session_state.pop("runs_details", None)  # its run was unchosen or deleted
-    run_id = st.selectbox("Run", list(by_id), key="runs_details",
-                          format_func=lambda i: by_id[i].name,
+    labels = selection.unique_labels({i: r.name for i, r in by_id.items()})
+    run_id = st.selectbox("Run", list(by_id), key="runs_details", format_func=labels.__getitem__,
                           label_visibility="collapsed" if len(chosen) == 1 else "visible")
     run = by_id[run_id]
     # Only the part asked for is drawn: tabs would render the log (a syntax-highlighted code
