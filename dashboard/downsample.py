@@ -80,17 +80,21 @@ def _gap_markers(finite: np.ndarray, budget: int) -> np.ndarray:
 
 
 def spike_indices(y: np.ndarray, limit: int) -> np.ndarray:
-    """Indices of at most ``limit`` isolated spikes of a finite series: points more than
-    `SPIKE_SIGMAS` noise sigmas above both neighbours or below both, the tallest first."""
+    """Sorted indices of the isolated spikes of a finite series: points more than
+    `SPIKE_SIGMAS` noise sigmas above both neighbours or below both; the ``limit`` tallest
+    when there are more."""
     if limit <= 0 or y.size < 3:
         return np.zeros(0, dtype=np.int64)
-    # median(|diff|) = 0.6745 * sqrt(2) * sigma for Gaussian noise; spikes barely move it.
+    # median(|diff|) = 0.6745 * sqrt(2) * sigma for Gaussian noise; spikes barely move it. A
+    # series that mostly stays put (a saturated accuracy, a plateau) has a median of 0: then a
+    # thousandth of its range is the least a spike must stand out by.
     sigma = float(np.median(np.abs(np.diff(y)))) / (0.6745 * np.sqrt(2))
+    sigma = max(sigma, 1e-3 * float(np.ptp(y)) / SPIKE_SIGMAS)
     prev, mid, nxt = y[:-2], y[1:-1], y[2:]
     height = np.maximum(mid - np.maximum(prev, nxt), np.minimum(prev, nxt) - mid)
     found = np.flatnonzero(height > SPIKE_SIGMAS * sigma)
     if found.size > limit:
-        found = found[np.argpartition(height[found], -limit)[-limit:]]
+        found = np.sort(found[np.argpartition(height[found], -limit)[-limit:]])
     return found.astype(np.int64) + 1
 
 

@@ -56,18 +56,21 @@ def noisy_loss_with_spikes(seed: int, n: int = N):
     step = np.arange(1, n + 1)
     loss = 2.0 * np.exp(-step / 20_000) + 0.2 + rng.normal(0, 0.05, n)
     at = np.sort(rng.choice(np.arange(1, n - 1), 20, replace=False))
-    at[1] = at[0] + 37  # two spikes closer than a 400-point bin (250 steps): LTTB keeps one
+    at[1] = at[0] + 37  # two spikes closer than a bin of a 250-point budget: LTTB keeps one
     loss[at] += rng.uniform(2.0, 6.0, at.size)
     return step, loss, at
 
 
 @pytest.mark.parametrize("seed", range(5))
 def test_every_isolated_spike_survives_a_small_budget(seed):
-    # 400 points for 100k steps is one run's share of a chart with 20 runs; zooming in on the
-    # browser's side shows only what was sent, so each spike must be in it.
+    # One run's share of a chart with 20 runs; zooming in on the browser's side shows only
+    # what was sent, so each spike must be in it.
+    from dashboard.live import points_per_run
+
+    budget = points_per_run(20)
     step, loss, at = noisy_loss_with_spikes(seed)
-    idx = downsample_indices(step, loss, 400)
-    assert_well_formed(idx, N, 400)
+    idx = downsample_indices(step, loss, budget)
+    assert_well_formed(idx, N, budget)
     assert set(at.tolist()) <= set(idx.tolist())
 
 
@@ -79,6 +82,20 @@ def test_noise_alone_finds_no_spikes():
     y[[10, 500, 501, 9000]] = [9.0, -9.0, 0.0, 12.0]  # 501 resets: 500 is a lone dip
     assert sorted(spike_indices(y, 1000).tolist()) == [10, 500, 9000]
     assert spike_indices(y, 1).tolist() == [9000]  # over the limit: the tallest
+
+
+def test_a_series_that_mostly_stays_put_keeps_only_real_dips():
+    from dashboard.downsample import spike_indices
+
+    # Batch accuracy saturated at 1.0: most steps change nothing (the noise estimate is 0).
+    acc = np.ones(N)
+    acc[:1000] = np.linspace(0.1, 1.0, 1000)  # the climb
+    acc[[5000, 40000]] = 1.0 - 1 / 128  # one batch with a miss
+    acc[60000] = 0.5  # a real dip
+    assert spike_indices(acc, 1000).tolist() == [5000, 40000, 60000]
+    acc[70000] = 1.0 - 1e-9  # float jitter is not a spike
+    assert 70000 not in spike_indices(acc, 1000).tolist()
+    assert spike_indices(np.full(N, 0.3), 1000).size == 0
 
 
 def test_global_extremes_forced_even_when_lttb_drops_them():
