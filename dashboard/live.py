@@ -6,7 +6,7 @@
 - runs that differ only by seed, grouped for mean ± spread bands;
 - a cache of built charts keyed by the runs' watcher versions, so a live refresh rebuilds only
   what changed;
-- the text of a run's status row and the config fields that differ from the defaults.
+- the text of a run's status line and the config fields that differ from the defaults.
 """
 
 from __future__ import annotations
@@ -369,7 +369,7 @@ def metric_chart(
     return cache.chart(metric, key, build)
 
 
-# --- status rows and config -----------------------------------------------------------------
+# --- status lines and config -----------------------------------------------------------------
 
 
 def is_live(run: RunInfo) -> bool:

@@ -60,7 +60,7 @@ _ROOT_EVENT_TYPES = frozenset(("created", "deleted", "moved"))
 
 def _derived(name: str) -> bool:
     """Files that say nothing new about a run: temp files of atomic writes (they come and go)
-    and the dashboard's own metrics cache."""
+    and the derived metrics cache (trainer.columnar)."""
     return name.startswith(".") or name == columnar.CACHE
 
 
