@@ -3,6 +3,7 @@
     .venv/bin/python -m benchmarks.throughput --quick      # digits only, 3 rounds (~2 min)
     .venv/bin/python -m benchmarks.throughput              # digits and mnist1d, 5 rounds
     .venv/bin/python -m benchmarks.throughput --threads 0  # torch's default threads instead of 1
+    .venv/bin/python -m benchmarks.throughput --amp off fp16 bf16  # on a GPU: AMP on and off
 
 For each dataset this process starts, alternating and repeated in rounds (median reported):
 
@@ -32,6 +33,11 @@ For each dataset this process starts, alternating and repeated in rounds (median
 the trainer keeps (target >= 0.95x). On a machine shared with other work a single run's pace
 swings by 10-20%, far more than the difference measured, so take the figure from a quiet machine
 or many rounds; `ratio_best_vs_hand` (fastest round of each side) is the steadier cross-check.
+
+``--amp`` repeats everything with mixed precision (default: off only): the CLI gets
+``--set amp=A`` and the hand loop does what PyTorch's AMP recipe does (``torch.autocast`` around
+the forward pass, a ``GradScaler`` for fp16), with the dtype the trainer would pick (fp16 falls
+back to bf16 off CUDA). Figures of a mode other than off are named ``throughput.D.A.*``.
 
 Both sides run on one torch thread by default (`--threads N` to change, 0 = torch's default of
 one per core): on a machine shared with other work, a process with a thread per core stalls
@@ -71,13 +77,13 @@ def pace(epoch_seconds: list[float], samples_per_epoch: int) -> float:
     return samples_per_epoch * len(epoch_seconds) / sum(epoch_seconds)
 
 
-def cli_run(runs_dir: Path, dataset: str) -> dict[str, float]:
+def cli_run(runs_dir: Path, dataset: str, amp: str = "off") -> dict[str, float]:
     """One `python -m trainer run` of the default config; the throughput figures of its run."""
     from trainer import runlog
 
     proc = subprocess.run([sys.executable, "-m", "trainer", "run", "--runs-dir", str(runs_dir),
-                           "--set", f"dataset={dataset}"], cwd=ROOT, capture_output=True,
-                          text=True)
+                           "--set", f"dataset={dataset}", "--set", f"amp={amp}"], cwd=ROOT,
+                          capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"`python -m trainer run` failed:\n{proc.stdout}\n{proc.stderr}")
     run_dir = Path(proc.stdout.strip().splitlines()[-1])
@@ -94,27 +100,30 @@ def cli_run(runs_dir: Path, dataset: str) -> dict[str, float]:
             "rows": pace(seconds, batch * status["steps_per_epoch"])}
 
 
-def hand_run(dataset: str) -> dict[str, float]:
+def hand_run(dataset: str, amp: str = "off") -> dict[str, float]:
     """``hand_loop`` in a fresh process, like the CLI."""
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.throughput", "--hand", dataset],
-                          cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.throughput", "--hand", dataset,
+                           "--amp", amp], cwd=ROOT, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"the hand-written loop failed:\n{proc.stdout}\n{proc.stderr}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def hand_loop(dataset: str) -> dict[str, float]:
-    """Train like a short PyTorch tutorial does; the pace of its steps."""
+def hand_loop(dataset: str, amp: str = "off") -> dict[str, float]:
+    """Train like a short PyTorch tutorial does (with its AMP recipe when ``amp`` is on); the
+    pace of its steps."""
     import torch
     import torch.nn.functional as F
 
     from trainer.config import make_config
     from trainer.data import load_dataset
-    from trainer.loop import pick_device
+    from trainer.loop import autocast_dtype, pick_device
     from trainer.models import build_model
 
     config = make_config({"dataset": dataset})
     device = pick_device(config.device)
+    dtype = autocast_dtype(amp, device, say=lambda text: None)  # the dtype the trainer picks
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     data = load_dataset(config.dataset, split_seed=config.split_seed,
                         val_fraction=config.val_fraction, test_fraction=config.test_fraction)
     x, y = torch.from_numpy(data.x_train).to(device), torch.from_numpy(data.y_train).to(device)
@@ -131,10 +140,13 @@ def hand_loop(dataset: str) -> dict[str, float]:
         perm = torch.randperm(n, generator=gen).to(device)
         for b in range(steps):
             idx = perm[b * bs:(b + 1) * bs]
-            loss = F.cross_entropy(model(x[idx]), y[idx])
+            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+                logits = model(x[idx])
+            loss = F.cross_entropy(logits.float(), y[idx])
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
         loss.item()  # wait for the device
 
     seconds, cpu = [], []
@@ -174,7 +186,7 @@ class EpochClock:
         return getattr(self.inner, name)
 
 
-def loop_cpu(dataset: str) -> dict[str, float]:
+def loop_cpu(dataset: str, amp: str = "off") -> dict[str, float]:
     """The trainer's loop in this process, writing a run directory as the CLI does; the pace of
     its training steps in CPU seconds, first epoch left out."""
     import io
@@ -183,7 +195,7 @@ def loop_cpu(dataset: str) -> dict[str, float]:
     from trainer.loop import train
     from trainer.runner import FileReporter
 
-    config = make_config({"dataset": dataset})
+    config = make_config({"dataset": dataset, "amp": amp})
     with tempfile.TemporaryDirectory() as tmp:
         reporter = EpochClock(FileReporter(Path(tmp), io.StringIO(), progress_bar=False))
         result = train(config, reporter)
@@ -198,10 +210,12 @@ def main() -> None:
     p.add_argument("--datasets", nargs="+", help="default: digits (quick), digits mnist1d (full)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads on both sides (default 1; 0 = torch's default)")
+    p.add_argument("--amp", nargs="+", default=["off"], choices=["off", "fp16", "bf16"],
+                   help="mixed-precision modes to measure (default: off)")
     p.add_argument("--hand", help=argparse.SUPPRESS)  # the hand loop's child process
     args = p.parse_args()
     if args.hand:
-        print(json.dumps(hand_loop(args.hand)))
+        print(json.dumps(hand_loop(args.hand, args.amp[0])))
         return
     datasets = args.datasets or (["digits"] if args.quick else ["digits", "mnist1d"])
     rounds = args.rounds or (3 if args.quick else 5)
@@ -210,18 +224,18 @@ def main() -> None:
     emit("throughput.torch_threads", args.threads or "torch default (one per core)")
     emit("throughput.rounds", rounds)
     with tempfile.TemporaryDirectory() as tmp:
-        for dataset in datasets:
-            hand_loop(dataset)  # builds the dataset cache every side reads; warms this process
+        for dataset, amp in [(d, a) for d in datasets for a in args.amp]:
+            hand_loop(dataset, amp)  # builds the dataset cache every side reads; warms up
             res: dict[str, list] = {}
-            alternate({"cli": lambda d=dataset: cli_run(Path(tmp), d),
-                       "hand": lambda d=dataset: hand_run(d)}, rounds, res)
+            alternate({"cli": lambda d=dataset, a=amp: cli_run(Path(tmp), d, a),
+                       "hand": lambda d=dataset, a=amp: hand_run(d, a)}, rounds, res)
             cpu: dict[str, list] = {}
-            alternate({"hand": lambda d=dataset: hand_loop(d),
-                       "loop": lambda d=dataset: loop_cpu(d)}, rounds, cpu)
+            alternate({"hand": lambda d=dataset, a=amp: hand_loop(d, a),
+                       "loop": lambda d=dataset, a=amp: loop_cpu(d, a)}, rounds, cpu)
             med = lambda case, key, res=res: median([r[key] for r in res[case]])  # noqa: E731
             hand, rows = med("hand", "rows"), med("cli", "rows")
             best = lambda case, res=res: max(r["rows"] for r in res[case])  # noqa: E731
-            pre = f"throughput.{dataset}"
+            pre = f"throughput.{dataset}" + ("" if amp == "off" else f".{amp}")
             emit(f"{pre}.device", res["hand"][0]["device"])
             emit(f"{pre}.hand_samples_per_s", hand)
             emit(f"{pre}.cli_rows_samples_per_s", rows, "train rows: training steps only")
