@@ -255,9 +255,6 @@ def test_editing_tags_writes_meta_json(root):
     assert at.text_input[0].value == "baseline, keep"
 
 
-# Moving a watched run into .trash makes watchdog re-register its watch and warn (dashboard.watch
-# filters this, but pytest resets warning filters per test).
-@pytest.mark.filterwarnings("ignore:Callback with id:RuntimeWarning")
 def test_delete_moves_the_run_to_the_trash(root):
     keep, gone = "20260103-000000-keep", "20260103-000001-gone"
     make_run(root, keep, "finished")

@@ -12,10 +12,6 @@ import pytest
 from dashboard.watch import RunWatcher
 from trainer import columnar, runlog
 
-# watchdog warns when a new directory's watch is registered twice (nested mkdir, moves into
-# .trash); dashboard.watch silences it, but pytest resets warning filters for each test.
-pytestmark = pytest.mark.filterwarnings("ignore:Callback with id:RuntimeWarning")
-
 
 def wait_for(condition: Callable[[], bool], timeout_s: float = 5.0) -> bool:
     deadline = time.monotonic() + timeout_s
