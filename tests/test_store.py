@@ -684,17 +684,22 @@ def test_symlinked_run_outside_the_root_is_ignored(root: Path, tmp_path: Path) -
         store.move_to_trash("outside")
 
 
-def test_the_trainer_leaves_the_cache_of_a_long_run_it_finished(
-    tmp_path: Path, small_cache: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def train_run(root: Path, **overrides: object) -> Path:
+    """A small synthetic run trained to the end by the runner, as a worker would; its dir."""
     from trainer import runner
     from trainer.config import make_config
     from trainer.queue import create_run
 
-    config = make_config({"dataset": "synthetic", "n_samples": 400, "epochs": 4,
-                          "batch_size": 16})
-    run_dir = create_run(tmp_path, config, state="queued")
+    config = make_config({"dataset": "synthetic", "n_samples": 400, **overrides})
+    run_dir = create_run(root, config, state="queued")
     assert runner.execute(run_dir) == "finished"
+    return run_dir
+
+
+def test_the_trainer_leaves_the_cache_of_a_long_run_it_finished(
+    tmp_path: Path, small_cache: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_dir = train_run(tmp_path, epochs=4, batch_size=16)
     assert (run_dir / columnar.CACHE).is_file()  # before the first look of any dashboard
 
     seen = parsed_bytes(monkeypatch)
@@ -707,43 +712,24 @@ def test_the_trainer_leaves_the_cache_of_a_long_run_it_finished(
 def test_the_trainer_writes_no_cache_when_caches_are_off(
     tmp_path: Path, small_cache: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from trainer import runner
-    from trainer.config import make_config
-    from trainer.queue import create_run
-
     monkeypatch.setenv("DANLU_METRICS_CACHE", "0")
     monkeypatch.setattr("trainer.columnar.MIN_ROW_BYTES", 1)
-    config = make_config({"dataset": "synthetic", "n_samples": 400, "epochs": 4,
-                          "batch_size": 16})
-    run_dir = create_run(tmp_path, config, state="queued")
-    assert runner.execute(run_dir) == "finished"
+    run_dir = train_run(tmp_path, epochs=4, batch_size=16)
     assert not (run_dir / columnar.CACHE).exists()
 
 
 def test_a_run_too_short_for_a_cache_leaves_none(tmp_path: Path) -> None:
-    from trainer import runner
-    from trainer.config import make_config
-    from trainer.queue import create_run
-
-    run_dir = create_run(tmp_path, make_config({"dataset": "synthetic", "n_samples": 400,
-                                                "epochs": 1}), state="queued")
-    assert runner.execute(run_dir) == "finished"
+    run_dir = train_run(tmp_path, epochs=1)
     assert sorted(p.name for p in run_dir.iterdir() if "cache" in p.name) == []
 
 
 def test_a_failing_cache_write_leaves_the_run_finished(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
-    from trainer import runner
-    from trainer.config import make_config
-    from trainer.queue import create_run
-
     def broken(jsonl: Path) -> None:
         raise MemoryError("no room")
 
     monkeypatch.setattr(columnar, "write_final_cache", broken)
-    run_dir = create_run(tmp_path, make_config({"dataset": "synthetic", "n_samples": 400,
-                                                "epochs": 1}), state="queued")
-    assert runner.execute(run_dir) == "finished"
+    run_dir = train_run(tmp_path, epochs=1)
     assert runlog.read_json(run_dir / runlog.STATUS)["state"] == "finished"
     assert "no metrics cache written (MemoryError: no room)" in capsys.readouterr().out
