@@ -6,11 +6,14 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from trainer.reporters import MemoryReporter
+
+if TYPE_CHECKING:
+    from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,3 +67,16 @@ def run_cli(*args: str, timeout: float = 300, env: dict[str, str] | None = None
             ) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "trainer", *args], cwd=ROOT, capture_output=True,
                           text=True, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def open_experiments(kind: str | None = None) -> AppTest:
+    """The app's Experiments page through AppTest, with procedure ``kind`` chosen (if given)."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30)
+    at.run()
+    at.switch_page("dashboard/pages/experiments.py").run()
+    if kind:
+        at.selectbox(key="exp_kind").set_value(kind).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import run_cli
+from tests.conftest import open_experiments, run_cli
 from tests.fakeruns import make_run
 from trainer import runlog
 from trainer.config import ConfigError
@@ -253,21 +253,8 @@ def test_cli_refuses_a_bad_trick_and_queues_nothing(tmp_path: Path):
 # --- the view (AppTest) -------------------------------------------------------------------------
 
 
-
-
-
-
-def open_launcher() -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30)
-    at.run()
-    at.switch_page("dashboard/pages/experiments.py").run()
-    at.selectbox(key="exp_kind").set_value("ablation").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
 def test_launcher_shows_the_run_count_and_launches(runs_dir: Path, spawned: list[Path]):
-    at = open_launcher()
+    at = open_experiments("ablation")
     assert at.multiselect(key="abl_tricks").value == ["label_smoothing", "flooding", "loss"]
     assert any("12 runs" in i.value for i in at.info)  # 4 variants × 3 seeds
     at.toggle(key="abl_all").set_value(True).run()
@@ -284,7 +271,7 @@ def test_launcher_shows_the_run_count_and_launches(runs_dir: Path, spawned: list
 
 
 def test_launcher_refuses_bad_input_next_to_it(runs_dir: Path, spawned: list[Path]):
-    at = open_launcher()
+    at = open_experiments("ablation")
     at.text_input(key="abl_trick_flooding").set_value("flooding=0").run()
     assert any("change nothing" in e.value for e in at.error)
     assert at.button(key="abl_launch_disabled").disabled
@@ -299,7 +286,7 @@ def test_launcher_refuses_bad_input_next_to_it(runs_dir: Path, spawned: list[Pat
 
 
 def test_launcher_shows_a_baseline_error_first(runs_dir: Path, spawned: list[Path]):
-    at = open_launcher()
+    at = open_experiments("ablation")
     at.selectbox(key="abl_dataset").set_value("csv").run()
     assert [e.value for e in at.error] == ["dataset='csv' needs csv_path, the path of your CSV "
                                            "file"]
@@ -308,7 +295,7 @@ def test_launcher_shows_a_baseline_error_first(runs_dir: Path, spawned: list[Pat
 
 
 def test_launcher_hides_tricks_that_do_not_apply(runs_dir: Path, spawned: list[Path]):
-    at = open_launcher()
+    at = open_experiments("ablation")
     options = at.multiselect(key="abl_tricks").options
     assert "Flooding level b (flooding)" in options
     assert not any("augment_hflip" in o for o in options)  # flips need images

@@ -10,16 +10,14 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from streamlit.testing.v1 import AppTest
 
-from tests.conftest import ROOT, run_cli
+from tests.conftest import open_experiments, run_cli
 from tests.fakeruns import make_run
 from trainer import runlog
 from trainer.config import ConfigError
 from trainer.experiments import batch_search as bs
 from trainer.experiments import core
 
-PAGE = "dashboard/pages/experiments.py"
 TINY = {"dataset": "synthetic", "n_samples": 300, "n_features": 8, "n_classes": 3, "epochs": 1}
 
 
@@ -279,26 +277,12 @@ def test_cli_refuses_bad_options_and_queues_nothing(tmp_path: Path) -> None:
 # --- the view (AppTest) -------------------------------------------------------------------------
 
 
-
-
-
-
-def open_page(kind: str | None = None) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30)
-    at.run()
-    at.switch_page(PAGE).run()
-    if kind:
-        at.selectbox(key="exp_kind").set_value(kind).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
 def run_dirs(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and runlog.RUN_ID_RE.match(p.name))
 
 
 def test_view_refuses_bad_bounds_next_to_the_field(runs_dir: Path, spawned: list) -> None:
-    at = open_page(bs.KIND)
+    at = open_experiments(bs.KIND)
     at.number_input(key="bsearch_min_batch").set_value(256).run()
     assert not at.exception
     errors = [e.value for e in at.error]
@@ -309,7 +293,7 @@ def test_view_refuses_bad_bounds_next_to_the_field(runs_dir: Path, spawned: list
 
 
 def test_view_shows_a_base_config_clash_under_its_field(runs_dir: Path, spawned: list) -> None:
-    at = open_page(bs.KIND)
+    at = open_experiments(bs.KIND)
     at.selectbox(key="bsearch_dataset").set_value("synthetic").run()
     at.selectbox(key="bsearch_model").set_value("cnn").run()
     assert not at.exception
@@ -319,7 +303,7 @@ def test_view_shows_a_base_config_clash_under_its_field(runs_dir: Path, spawned:
 
 
 def test_view_launches_the_first_round(runs_dir: Path, spawned: list) -> None:
-    at = open_page(bs.KIND)
+    at = open_experiments(bs.KIND)
     at.selectbox(key="bsearch_dataset").set_value("synthetic").run()
     at.number_input(key="bsearch_n_samples").set_value(300).run()
     at.number_input(key="bsearch_start").set_value(64).run()
@@ -359,7 +343,7 @@ def write_finished_search(root: Path) -> core.Experiment:
 
 def test_view_shows_the_path_and_the_chosen_batch(runs_dir: Path) -> None:
     write_finished_search(runs_dir)
-    at = open_page()
+    at = open_experiments()
     assert not at.exception
     success = " ".join(s.value for s in at.success)
     assert "Chosen batch size: 64" in success and "32 did not improve" in success

@@ -10,7 +10,7 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import run_cli
+from tests.conftest import open_experiments, run_cli
 from tests.fakeruns import make_run
 from trainer import runlog
 from trainer.config import ConfigError
@@ -172,21 +172,8 @@ def test_frozen_features_are_the_pretrained_ones(trained):
 # --- the view (AppTest) -------------------------------------------------------------------------
 
 
-
-
-
-
-def open_launcher() -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30)
-    at.run()
-    at.switch_page("dashboard/pages/experiments.py").run()
-    at.selectbox(key="exp_kind").set_value("finetuning").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
 def test_launcher_pretrain_first_queues_the_pretraining_run(runs_dir: Path, spawned):
-    at = open_launcher()
+    at = open_experiments("finetuning")
     assert at.text_input(key="ft_pre_classes").value == "0,1,2,3,4"
     assert at.text_input(key="ft_target_classes").value == "5,6,7,8,9"
     assert any("4 runs" in i.value for i in at.info)
@@ -202,7 +189,7 @@ def test_launcher_pretrain_first_queues_the_pretraining_run(runs_dir: Path, spaw
 
 
 def test_launcher_refuses_bad_classes(runs_dir: Path, spawned):
-    at = open_launcher()
+    at = open_experiments("finetuning")
     at.text_input(key="ft_target_classes").set_value("5,6,x").run()
     assert any("class numbers" in e.value for e in at.error)
     at.text_input(key="ft_target_classes").set_value("5,6,12").run()
@@ -216,7 +203,7 @@ def test_launcher_refuses_bad_classes(runs_dir: Path, spawned):
 def test_launcher_from_a_finished_run(runs_dir: Path, spawned):
     source = _with_checkpoint(runs_dir, "20260104-000020-source")
     make_run(runs_dir, "20260104-000021-no-weights", "finished")
-    at = open_launcher()
+    at = open_experiments("finetuning")
     at.radio(key="ft_mode").set_value("A finished run").run()
     assert at.selectbox(key="ft_source").options == [
         o for o in at.selectbox(key="ft_source").options if source in o]

@@ -12,14 +12,14 @@ import pyarrow as pa
 import pytest
 
 from tests import test_batch_search as tbs
-from tests.conftest import run_cli
+from tests.conftest import open_experiments, run_cli
 from tests.fakeruns import make_run
 from trainer import runlog
 from trainer.config import ConfigError
 from trainer.experiments import core
 from trainer.experiments import ladder as ld
 
-finished, open_page, run_dirs = tbs.finished, tbs.open_page, tbs.run_dirs
+finished, run_dirs = tbs.finished, tbs.run_dirs
 TINY = {"dataset": "synthetic", "n_samples": 300, "n_features": 8, "n_classes": 3, "epochs": 1}
 
 
@@ -218,7 +218,7 @@ def test_cli_refuses_a_bad_stage(tmp_path: Path) -> None:
 
 
 def test_view_refuses_a_bad_stage_next_to_it(runs_dir: Path, spawned: list) -> None:
-    at = open_page(ld.KIND)
+    at = open_experiments(ld.KIND)
     at.text_input(key="ladder_values_lr").set_value("0.01, fast").run()
     assert not at.exception
     assert any("'fast' is not a number" in e.value for e in at.error)
@@ -228,7 +228,7 @@ def test_view_refuses_a_bad_stage_next_to_it(runs_dir: Path, spawned: list) -> N
 
 
 def test_view_launches_the_first_stage(runs_dir: Path, spawned: list) -> None:
-    at = open_page(ld.KIND)
+    at = open_experiments(ld.KIND)
     at.toggle(key="ladder_use_batch_size").set_value(False).run()
     at.text_input(key="ladder_values_lr").set_value("0.001, 0.01").run()
     at.text_input(key="ladder_seeds").set_value("0, 1").run()
@@ -271,7 +271,7 @@ def test_view_shows_the_staircase_and_the_chosen_config(runs_dir: Path) -> None:
     (core.experiments_dir(runs_dir) / exp.exp_id).mkdir(parents=True)
     core.save(runs_dir, exp)
 
-    at = open_page()
+    at = open_experiments()
     success = " ".join(s.value for s in at.success)
     assert "`batch_size=64`, `optimizer=sgd`" in success and "0.8800" in success
     charts = at.get("vega_lite_chart")
