@@ -131,15 +131,18 @@ def child_store(root: Path, limit: int | None, first: bool = False) -> dict[str,
     store.list_runs()
     frames = [store.metrics(run_id) for run_id in ids]
     load = time.perf_counter() - t0
-    peak_load = _peak_mb()
+    return {"peak_load_mb": _peak_mb(), **_touched(frames, load)}
+
+
+def _touched(frames: list[Any], load_s: float) -> dict[str, Any]:
+    """Read every value of ``frames`` (loaded in ``load_s``): that time, and memory after."""
     t0 = time.perf_counter()
     for frame in frames:
         _touch(frame)
     touch = time.perf_counter() - t0
     now = _memory()
-    return {"load_s": load, "touch_s": touch, "rows": sum(len(f) for f in frames),
-            "peak_load_mb": peak_load, "peak_mb": now["VmHWM"], "anon_mb": now["RssAnon"],
-            "file_mb": now["RssFile"]}
+    return {"load_s": load_s, "touch_s": touch, "rows": sum(len(f) for f in frames),
+            "peak_mb": now["VmHWM"], "anon_mb": now["RssAnon"], "file_mb": now["RssFile"]}
 
 
 def child_parquet(root: Path, limit: int | None) -> dict[str, Any]:
@@ -148,14 +151,7 @@ def child_parquet(root: Path, limit: int | None) -> dict[str, Any]:
     ids = _ids(root, limit)
     t0 = time.perf_counter()
     frames = [pd.read_parquet(root / run_id / PARQUET) for run_id in ids]
-    load = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    for frame in frames:
-        _touch(frame)
-    touch = time.perf_counter() - t0
-    now = _memory()
-    return {"load_s": load, "touch_s": touch, "rows": sum(len(f) for f in frames),
-            "peak_mb": now["VmHWM"], "anon_mb": now["RssAnon"], "file_mb": now["RssFile"]}
+    return _touched(frames, time.perf_counter() - t0)
 
 
 def child_tensorboard(root: Path, limit: int | None) -> dict[str, Any]:
