@@ -22,6 +22,7 @@ from pandas.io.formats.style import Styler
 from dashboard import charts
 from dashboard.format import duration
 from dashboard.store import RunInfo
+from trainer import external
 from trainer.tricks import BY_NAME, CATALOGUE
 
 
@@ -66,7 +67,8 @@ _SOURCE: dict[str, tuple[str, ...]] = {
     "wall_time_s": ("wall_time_s",),
     "n_params": ("n_params",),
 }
-IGNORED_FIELDS = frozenset({"name", "tags", "run_id", "schema_version"})  # never "differ"
+# never "differ"
+IGNORED_FIELDS = frozenset({"name", "tags", "run_id", "schema_version", external.KIND_KEY})
 SEED = "seed"
 _ORDER = {t.name: i for i, t in enumerate(CATALOGUE)}
 _MISSING = object()
@@ -79,10 +81,12 @@ def _float(value: Any) -> float:
 
 
 def _canonical(field: str, config: Mapping[str, Any]) -> str:
-    """A comparable form of a config value; a missing field counts as its catalogue default."""
+    """A comparable form of a config value; a field missing from a trainer run's config counts
+    as its catalogue default (a run logged by a script or imported has no such defaults)."""
     value = config.get(field, _MISSING)
     if value is _MISSING:
-        value = BY_NAME[field].default if field in BY_NAME else None
+        trained = field in BY_NAME and not external.is_external(config)
+        value = BY_NAME[field].default if trained else None
     return json.dumps(value, sort_keys=True, default=str)
 
 
@@ -133,8 +137,7 @@ def comparison_table(runs: Sequence[RunInfo]) -> pd.DataFrame:
         row: dict[str, Any] = {"run": labels[r.run_id], "run_id": r.run_id}
         row.update(metric_values(r.summary))
         for f in fields:
-            default = BY_NAME[f].default if f in BY_NAME else None
-            row[f] = _display_value(r.config.get(f, default))
+            row[f] = _display_value(json.loads(_canonical(f, r.config)))
         rows.append(row)
     table = pd.DataFrame(rows, columns=["run", "run_id", *METRICS, *fields])
     table.attrs["fields"] = fields

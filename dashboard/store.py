@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from trainer import runlog
+from trainer import external, runlog
 from trainer.columnar import BASE_COLUMNS, MetricsFile, cache_enabled
 
 __all__ = ["BASE_COLUMNS", "META", "TRASH", "RunInfo", "RunStore", "normalise_tags"]
@@ -268,7 +268,8 @@ class RunStore:
             problems.append(_bad_json(path / runlog.SUMMARY))
         elif summary is not None and not isinstance(summary.get("test"), dict):
             problems.append("summary.json has no test metrics")
-        elif not summary_there and state == "finished":
+        elif not summary_there and state == "finished" and not external.is_external(config):
+            # A script's run need not log predictions; a trainer run always writes them.
             problems.append("the run finished but summary.json is missing")
         if meta_there and meta is None:
             problems.append(_bad_json(path / META) + " (tags and notes ignored)")

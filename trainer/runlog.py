@@ -117,6 +117,18 @@ def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
         raise
 
 
+def write_predictions(run_dir: str | os.PathLike, y_true: Any, y_prob: Any) -> None:
+    """predictions.npz (y_true int64 N, y_prob float32 N x K), replaced atomically. Write it
+    before summary.json: the summary's presence tells readers the results are complete."""
+    import numpy as np  # only writers of results need numpy here
+
+    path = Path(run_dir) / PREDICTIONS
+    tmp = path.with_name(f".{PREDICTIONS}.tmp.npz")
+    np.savez(tmp, y_true=np.asarray(y_true, dtype=np.int64),
+             y_prob=np.asarray(y_prob, dtype=np.float32))
+    os.replace(tmp, path)
+
+
 def read_json(path: str | os.PathLike) -> dict[str, Any] | None:
     """The JSON object at ``path``, or None if it is missing, unreadable or not an object."""
     try:

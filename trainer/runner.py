@@ -10,7 +10,6 @@ import traceback
 from pathlib import Path
 from typing import Any, TextIO
 
-import numpy as np
 import torch
 
 from trainer import columnar, runlog
@@ -168,9 +167,7 @@ def _leave_metrics_cache(run_dir: Path, out: TextIO) -> None:
 
 def _write_results(run_dir: Path, config: Any, result: Any) -> None:
     # predictions first: summary.json's presence tells readers the run's results are complete
-    tmp = run_dir / f".{runlog.PREDICTIONS}.tmp.npz"
-    np.savez(tmp, y_true=result.y_true.astype(np.int64), y_prob=result.y_prob.astype(np.float32))
-    os.replace(tmp, run_dir / runlog.PREDICTIONS)
+    runlog.write_predictions(run_dir, result.y_true, result.y_prob)
     if config.checkpoint:
         tmp = run_dir / f".{runlog.CHECKPOINT}.tmp"
         torch.save({"state_dict": result.model.state_dict(), "config": config_to_json(config)}, tmp)
