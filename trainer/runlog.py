@@ -29,6 +29,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from trainer import safe_read
+
 SCHEMA_VERSION = 1
 STATES = ("queued", "running", "finished", "failed", "cancelled")
 FINAL_STATES = ("finished", "failed", "cancelled")
@@ -130,13 +132,11 @@ def write_predictions(run_dir: str | os.PathLike, y_true: Any, y_prob: Any) -> N
 
 
 def read_json(path: str | os.PathLike) -> dict[str, Any] | None:
-    """The JSON object at ``path``, or None if it is missing, unreadable or not an object."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+    """The JSON object at ``path``, or None if it is missing, unreadable or not an object.
+
+    Read through :mod:`trainer.safe_read`: a FIFO, device or symlink in its place, a file over
+    its size limit or nested too deeply is None too, never a hang or a RecursionError."""
+    return safe_read.load_json_object(path)[0]
 
 
 # --- status -----------------------------------------------------------------------------------
