@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard.context import read_only
+from dashboard.context import read_only, token_box
 
 st.set_page_config(page_title="Danlu", page_icon="⚗️", layout="wide")
 
@@ -17,7 +17,11 @@ pages = [
     st.Page("dashboard/pages/tricks.py", title="Tricks", icon=":material/science:",
             url_path="tricks"),
 ]
-if not read_only():  # demos: no launching, cancelling, deleting or editing
-    pages.insert(0, st.Page("dashboard/pages/launch.py", title="Launch",
-                            icon=":material/rocket_launch:", url_path="launch"))
-st.navigation(pages).run()
+# Read-only (demo) servers keep the page but not its menu entry: a shared /launch link then
+# says that launching is switched off instead of falling back to Runs without a word.
+pages.insert(0, st.Page("dashboard/pages/launch.py", title="Launch",
+                        icon=":material/rocket_launch:", url_path="launch",
+                        visibility="hidden" if read_only() else "visible"))
+page = st.navigation(pages)
+token_box()  # here, not in each page: the lock and its state show on every page
+page.run()

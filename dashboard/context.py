@@ -6,6 +6,7 @@ import contextlib
 import hmac
 import logging
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,22 +47,69 @@ def read_only() -> bool:
     return os.environ.get("DANLU_READ_ONLY", "").strip().lower() in ("1", "true", "yes", "on")
 
 
+# The token this session unlocked with. A plain session key, not a widget's: Streamlit drops a
+# widget's state on the first rerun that does not draw it, and the box is hidden once unlocked,
+# so a widget-held token was gone by the time Launch was clicked.
+UNLOCKED = "danlu_unlocked"
+TOKEN_ENTRY = "danlu_token_entry"  # the password box (emptied after each try)
+TOKEN_NOTE = "danlu_token_note"  # why the last try was refused
+WRONG_TOKEN_DELAY_S = 1.0  # each wrong try costs this much: guessing over a websocket stays slow
+
+
+def _token() -> str:
+    return os.environ.get("DANLU_TOKEN", "")
+
+
+def _same(given: str, token: str) -> bool:
+    # Constant time; bytes, because compare_digest refuses non-ASCII str.
+    return hmac.compare_digest(given.encode("utf-8", "replace"), token.encode("utf-8", "replace"))
+
+
 def can_write() -> bool:
-    """Whether this session may change runs: not read-only, and holding the token if one is set."""
+    """Whether this session may change runs: not read-only, and unlocked if a token is set."""
     if read_only():
         return False
-    token = os.environ.get("DANLU_TOKEN", "")
+    token = _token()
     if not token:
         return True
-    return hmac.compare_digest(st.session_state.get("danlu_token", ""), token)
+    held = st.session_state.get(UNLOCKED)
+    return isinstance(held, str) and _same(held, token)
+
+
+def _unlock() -> None:
+    given = st.session_state.get(TOKEN_ENTRY) or ""
+    st.session_state[TOKEN_ENTRY] = ""  # never kept in the box
+    if given and _same(given, _token()):
+        st.session_state[UNLOCKED] = given
+        st.session_state.pop(TOKEN_NOTE, None)
+        return
+    time.sleep(WRONG_TOKEN_DELAY_S)
+    st.session_state[TOKEN_NOTE] = ("That token is wrong: nothing was unlocked." if given
+                                    else "Enter the access token first.")
+
+
+def _lock() -> None:
+    st.session_state.pop(UNLOCKED, None)
 
 
 def token_box() -> None:
-    """A sidebar field for the launch token, shown only when the server requires one."""
-    if os.environ.get("DANLU_TOKEN") and not read_only() and not can_write():
-        st.sidebar.text_input("Access token", type="password", key="danlu_token",
-                              help="This server was started with DANLU_TOKEN: enter it to launch, "
-                              "cancel, edit or delete runs.")
+    """The sidebar's lock when the server requires a token: a box to unlock this session, or
+    its unlocked state and a way to lock it again. Drawn by app.py, so on every page."""
+    if read_only() or not _token():
+        return
+    sidebar = st.sidebar.container(border=True)
+    if can_write():
+        sidebar.markdown(":material/lock_open: **Unlocked**: this session may launch, cancel, "
+                         "edit and delete runs.")
+        sidebar.button("Lock again", key="danlu_lock", on_click=_lock, icon=":material/lock:")
+        return
+    with sidebar.form("danlu_unlock", border=False):
+        st.text_input("Access token", type="password", key=TOKEN_ENTRY,
+                      help="This server was started with DANLU_TOKEN: enter it to launch, "
+                      "cancel, edit or delete runs. It stays unlocked for this browser tab.")
+        st.form_submit_button("Unlock", on_click=_unlock, icon=":material/lock_open:")
+    if note := st.session_state.pop(TOKEN_NOTE, None):
+        sidebar.error(note, icon=":material/key_off:")
 
 
 def max_parallel() -> int:

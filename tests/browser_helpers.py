@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -163,14 +163,17 @@ class Server:
 
 
 @contextlib.contextmanager
-def streamlit_server(runs_dir: Path, cache_dir: Path, log: Path) -> Iterator[Server]:
-    """The real app (`streamlit run app.py`) on a free port of ours, with its own runs root.
+def streamlit_server(runs_dir: Path, cache_dir: Path, log: Path,
+                     env: Mapping[str, str] | None = None) -> Iterator[Server]:
+    """The real app (`streamlit run app.py`) on a free port of ours, with its own runs root and
+    the Danlu settings of ``env`` (DANLU_TOKEN, DANLU_READ_ONLY...; none from our environment).
 
     On exit the server and every trainer process it started are gone.
     """
     port = free_port()
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DANLU_READ_ONLY", "DANLU_TOKEN", "DANLU_MAX_PARALLEL")}
+    env = {**{k: v for k, v in os.environ.items()
+              if k not in ("DANLU_READ_ONLY", "DANLU_TOKEN", "DANLU_MAX_PARALLEL")},
+           **(env or {})}
     env.update(DANLU_RUNS_DIR=str(runs_dir), DANLU_CACHE_DIR=str(cache_dir),
                PYTHONUNBUFFERED="1")
     command = [
@@ -197,3 +200,21 @@ def streamlit_server(runs_dir: Path, cache_dir: Path, log: Path) -> Iterator[Ser
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=15)
         stop_trainers(runs_dir, grace=5)  # a worker spawned while the server was going down
+
+
+@contextlib.contextmanager
+def chromium_page(timeout_ms: float = 60_000) -> Iterator:
+    """A Playwright page in Debian's Chromium; ``page.js_errors`` collects uncaught JS errors."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS,
+                                    headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(timeout_ms)
+            page.js_errors = []
+            page.on("pageerror", lambda exc: page.js_errors.append(str(exc)))
+            yield page
+        finally:
+            browser.close()

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard import launch, selection
+from dashboard import context, launch, selection
 from tests.fakeruns import make_run
 from trainer import runlog
 from trainer.tricks import CATALOGUE, by_group, is_active
@@ -189,10 +189,35 @@ def test_token_guards_launch_and_cancel(runs_dir: Path, spawned: list,
     at = open_page()
     assert at.button(key="launch_run").disabled
     assert not [b for b in at.button if b.key == f"cancel_{queued}"]
-    at.text_input(key="danlu_token").set_value("s3cret")
+    at.text_input(key=context.TOKEN_ENTRY).set_value("s3cre")
+    at.button(key="FormSubmitter:danlu_unlock-Unlock").click()
+    rerun(at)
+    assert at.button(key="launch_run").disabled
+    assert any("wrong" in e.value for e in at.error)
+
+    at.text_input(key=context.TOKEN_ENTRY).set_value("s3cret")
+    at.button(key="FormSubmitter:danlu_unlock-Unlock").click()
     rerun(at)
     assert not at.button(key="launch_run").disabled
     assert at.button(key=f"cancel_{queued}")
+    assert context.TOKEN_ENTRY not in [w.key for w in at.text_input]  # the box is hidden...
+    at.button(key="launch_run").click()
+    rerun(at)  # ...and the click's rerun still holds the unlock: the run is queued
+    assert len(run_dirs(runs_dir)) == 2 and spawned == [runs_dir]
+
+    at.button(key="danlu_lock").click()
+    rerun(at)
+    assert at.button(key="launch_run").disabled
+
+
+def test_a_non_ascii_token_is_compared_not_crashed(runs_dir: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DANLU_TOKEN", "s3cret")
+    at = open_page()
+    at.text_input(key=context.TOKEN_ENTRY).set_value("sécret")  # compare_digest refuses str
+    at.button(key="FormSubmitter:danlu_unlock-Unlock").click()
+    rerun(at)
+    assert at.button(key="launch_run").disabled
 
 
 def test_preset_resets_the_form_to_its_overrides(runs_dir: Path) -> None:
@@ -282,10 +307,8 @@ def test_read_only_mode_has_no_launch(runs_dir: Path, monkeypatch: pytest.Monkey
     make_run(runs_dir, "20260102-000004-queued", "queued")
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30).run()
     assert not at.exception
-    with pytest.raises(ValueError):  # Launch is not among the registered pages
-        at.switch_page(PAGE)
-    # A direct visit to the page script is safe: a sentence, no controls.
-    page = AppTest.from_file(str(ROOT / PAGE), default_timeout=30).run()
-    assert not page.exception
-    assert any("read-only" in i.value for i in page.info)
-    assert not page.button and not config_keys(page)
+    # The page stays registered (hidden from the menu): /launch says why there is nothing.
+    at.switch_page(PAGE).run()
+    assert not at.exception
+    assert any("read-only" in i.value for i in at.info)
+    assert not at.button and not config_keys(at)

@@ -111,4 +111,7 @@ def test_read_only_mode_has_no_try_it_buttons(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setenv("DANLU_READ_ONLY", "1")
     at = open_tricks(monkeypatch, tmp_path)
     assert not [b for b in at.button if (b.key or "").startswith("try_")]
+    # Dataset and epochs only set up Try it: not shown to viewers.
+    assert not [w.key for w in [*at.selectbox, *at.number_input]
+                if w.key in ("tricks_dataset", "tricks_epochs")]
     assert "#### Label smoothing ε" in "\n".join(m.value for m in at.markdown)

@@ -19,17 +19,21 @@ st.caption("Each procedure queues ordinary runs grouped under one experiment and
            "answer when they finish. Adaptive ones (batch-size search, tuning ladder) queue "
            "their next stage by themselves, even with this page closed.")
 root = context.runs_root()
-context.token_box()
 allowed = context.can_write()
 
 kinds = [k for k in sorted(experiments.PROCEDURES) if view_for(k) is not None]
 all_exps = experiments.list_experiments(root)
 
-new_tab, results_tab = st.tabs(["New experiment", f"Results ({len(all_exps)})"])
+results_label = f"Results ({len(all_exps)})"
+# Viewers of a read-only server cannot launch: they start on what there is to see.
+new_tab, results_tab = st.tabs(["New experiment", results_label],
+                               default=results_label if context.read_only() else None)
 
 with new_tab, page_guard("the experiment launcher"):
-    if not allowed:
-        st.info("Launching is switched off on this server (read-only mode or no token).")
+    if context.read_only():
+        st.info("Launching is switched off on this server (read-only mode).")
+    elif not allowed:
+        st.info("Enter the access token in the sidebar to start experiments.")
     elif not kinds:
         st.info("No experiment procedures are installed.")
     else:
@@ -48,7 +52,8 @@ with new_tab, page_guard("the experiment launcher"):
 
 with results_tab, page_guard("the experiments"):
     if not all_exps:
-        st.info("No experiments yet: start one in the New experiment tab.")
+        st.info("No experiments yet." if context.read_only()
+                else "No experiments yet: start one in the New experiment tab.")
     else:
         by_id = {e.exp_id: e for e in all_exps}
         wanted = st.session_state.get(CHOSEN) or st.query_params.get("exp")

@@ -231,11 +231,11 @@ def queue_section(allowed: bool) -> None:
 
 
 st.title("Launch")
-context.token_box()
 
 if context.read_only():
     st.info("Launching is off on this server (read-only mode): runs can be viewed and compared, "
             "but not started or cancelled.", icon=":material/lock:")
+    st.page_link("dashboard/pages/runs.py", label="See the runs", icon=":material/monitoring:")
     st.stop()
 
 allowed = context.can_write()

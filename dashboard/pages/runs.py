@@ -10,7 +10,6 @@ from dashboard.context import (
     page_guard,
     runs_root,
     store,
-    token_box,
     watcher,
 )
 from dashboard.smoothing import SMOOTHING_KINDS
@@ -252,7 +251,6 @@ def problems(runs: list[RunInfo]) -> None:
 
 st.title("Runs")
 preload_charts()
-token_box()
 if FLASH in st.session_state:
     st.success(st.session_state.pop(FLASH))
 

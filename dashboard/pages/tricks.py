@@ -11,7 +11,6 @@ from dashboard.context import (
     page_guard,
     read_only,
     runs_root,
-    token_box,
 )
 from trainer.config import ConfigError, config_errors
 from trainer.tricks import BY_NAME, CATALOGUE, TRICKS, Trick, by_group
@@ -22,17 +21,19 @@ st.title("Tricks")
 st.write("Every trick Danlu can switch on: what it does, when it helps, when it hurts, and what "
          "to look at when you compare it with a baseline. **Try it** queues two runs, the "
          "baseline and the baseline with the trick, and opens them on the Compare page.")
-token_box()
 
-top = st.columns([2, 1, 3])
-dataset = top[0].selectbox("Dataset for Try it", DATASETS, key="tricks_dataset",
-                           help=BY_NAME["dataset"].what)
-epochs_field = BY_NAME["epochs"]
-epochs = int(top[1].number_input("Epochs", min_value=int(epochs_field.ge),
-                                 max_value=int(epochs_field.le), value=15, step=1,
-                                 key="tricks_epochs", help="Epochs of both runs."))
-search = top[2].text_input("Search tricks", key="tricks_search",
-                           placeholder="e.g. calibration, imbalance, BatchNorm")
+# Dataset and epochs only set up Try it: a read-only server shows the search box alone.
+top = st.columns([3, 3]) if read_only() else st.columns([2, 1, 3])
+dataset, epochs = DATASETS[0], 15
+if not read_only():
+    dataset = top[0].selectbox("Dataset for Try it", DATASETS, key="tricks_dataset",
+                               help=BY_NAME["dataset"].what)
+    epochs_field = BY_NAME["epochs"]
+    epochs = int(top[1].number_input("Epochs", min_value=int(epochs_field.ge),
+                                     max_value=int(epochs_field.le), value=epochs, step=1,
+                                     key="tricks_epochs", help="Epochs of both runs."))
+search = top[-1].text_input("Search tricks", key="tricks_search",
+                            placeholder="e.g. calibration, imbalance, BatchNorm")
 writable = can_write()
 if read_only():
     st.caption("Launching is switched off on this server, so there are no Try it buttons.")
