@@ -1,4 +1,5 @@
-"""Who may do what, clicked in a real browser: the token unlock and read-only viewers.
+"""Who may do what, clicked in a real browser: the token unlock, read-only viewers, and the
+Host allow-list that stops DNS rebinding (a raw websocket handshake, no browser needed).
 
 Nothing trains here: the token test holds the runs root's worker lock, so launched runs stay
 queued (the app believes a worker is already draining them).
@@ -6,10 +7,13 @@ queued (the app believes a worker is already draining them).
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import fcntl
 import json
+import os
 import re
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -141,3 +145,26 @@ def test_read_only_viewers_are_told_and_see_no_launch_controls(make_server):
         expect(page.get_by_label("Epochs", exact=True)).to_have_count(0)
         expect(try_buttons(page)).to_have_count(0)
         assert not page.js_errors
+
+
+def handshake(url: str, host: str) -> str:
+    """The status line the server answers a websocket upgrade with, sent with ``host`` as the
+    Host header and its origin, as a page on a rebound domain would send them."""
+    port = int(url.rsplit(":", 1)[1])
+    request = "\r\n".join([
+        "GET /_stcore/stream HTTP/1.1", f"Host: {host}", f"Origin: http://{host}",
+        "Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Version: 13",
+        "Sec-WebSocket-Key: " + base64.b64encode(os.urandom(16)).decode(),
+        "Sec-WebSocket-Protocol: streamlit", "", ""])
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(request.encode())
+        return s.recv(4096).decode(errors="replace").split("\r\n")[0]
+
+
+def test_a_rebound_host_cannot_open_the_app(make_server):
+    server = make_server()
+    port = server.url.rsplit(":", 1)[1]
+    for host in (f"evil.example:{port}", "evil.example", f"127.0.0.1.evil.example:{port}"):
+        assert " 403 " in handshake(server.url, host), host
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}"):
+        assert " 101 " in handshake(server.url, host), host
