@@ -7,11 +7,11 @@ if [ ! -x .venv/bin/python ]; then
   echo "creating .venv with $($PY --version)"
   "$PY" -m venv .venv
 fi
-want=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
+want=$(cat requirements.txt requirements-dev.txt requirements-import.txt | sha256sum | cut -d' ' -f1)
 have=$(cat .venv/.requirements.sha256 2>/dev/null || true)
 if [ "$want" != "$have" ]; then
   echo "installing requirements into .venv"
   .venv/bin/python -m pip install --quiet --disable-pip-version-check \
-    -r requirements.txt -r requirements-dev.txt
+    -r requirements.txt -r requirements-dev.txt -r requirements-import.txt
   echo "$want" > .venv/.requirements.sha256
 fi

@@ -1,4 +1,4 @@
-"""Command line: python -m trainer {run, tricks, worker, cancel}."""
+"""Command line: python -m trainer {run, tricks, worker, cancel, experiment, import}."""
 
 from __future__ import annotations
 
@@ -119,8 +119,10 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_cancel)
 
     from trainer.experiments.cli import add_parser as add_experiment_parser
+    from trainer.imports import add_parser as add_import_parser
 
     add_experiment_parser(sub)
+    add_import_parser(sub)
 
     p = sub.add_parser("start", help=argparse.SUPPRESS)  # the worker's way to run a queued run
     p.add_argument("run_dir")

@@ -10,6 +10,7 @@ No torch here, and scikit-learn only once predictions are written.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -22,12 +23,38 @@ from trainer import runlog
 KIND_KEY, EXTERNAL = "kind", "external"
 SPLITS = ("train", "val", "test")
 RESERVED = ("schema_version", "run_id", "name", "tags", KIND_KEY, "source")
+SPLIT_ALIASES = {"eval": "val", "valid": "val", "validation": "val", "training": "train",
+                 "testing": "test"}
 PROB_TOLERANCE = 1e-3  # rows of y_prob must sum to 1 within this (float32 softmax is ~1e-7)
 
 
 def is_external(config: Mapping[str, Any] | None) -> bool:
     """Whether a config.json belongs to a run Danlu did not train."""
     return bool(config) and config.get(KIND_KEY) == EXTERNAL  # type: ignore[union-attr]
+
+
+def split_name(text: str) -> str:
+    """A split name as the contract has it: ``Validation`` -> ``val``; others lower-cased."""
+    low = text.strip().lower()
+    return SPLIT_ALIASES.get(low, low)
+
+
+def _is_split(text: str) -> bool:
+    return split_name(text) in SPLITS
+
+
+@functools.lru_cache(maxsize=4096)  # log() maps the same few keys on every call
+def split_metric(key: str, default: str = "train") -> tuple[str, str]:
+    """(split, metric) of a logged name: ``train/loss`` and ``loss/train`` -> (train, loss),
+    ``eval/f1`` -> (val, f1), plain ``loss`` -> (``default``, loss). A prefix that is not a
+    split stays part of the metric name (``hparam/accuracy``)."""
+    head, sep, tail = key.partition("/")
+    if sep and tail and _is_split(head):
+        return split_name(head), tail
+    rest, sep, last = key.rpartition("/")
+    if sep and rest and _is_split(last):
+        return split_name(last), rest
+    return default, key
 
 
 def _tags(tags: Iterable[str] | str | None) -> list[str]:

@@ -64,7 +64,8 @@ def run_path(root: str | os.PathLike, run_id: str) -> Path:
     return path
 
 
-def _slug(text: str) -> str:
+def slug(text: str) -> str:
+    """``text`` as a run id part: lowercase letters, digits and single dashes, 40 at most."""
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40]
 
 
@@ -73,9 +74,9 @@ def new_run_dir(root: str | os.PathLike, name: str = "") -> Path:
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    slug = _slug(name)
+    name_part = slug(name)
     for _ in range(100):
-        parts = [stamp, slug, secrets.token_hex(2)] if slug else [stamp, secrets.token_hex(2)]
+        parts = [p for p in (stamp, name_part, secrets.token_hex(2)) if p]
         path = root / "-".join(parts)
         try:
             path.mkdir()
@@ -254,6 +255,23 @@ class MetricsWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def replace_metrics(run_dir: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> None:
+    """Write metrics.jsonl anew, atomically: for an imported run imported again, whose rows
+    are rebuilt from its source. Readers see a new file (a new inode) and read it from the
+    start; nothing else ever rewrites the file."""
+    path = Path(run_dir) / METRICS
+    fd, tmp = tempfile.mkstemp(prefix=f".{METRICS}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        with MetricsWriter(tmp) as writer:
+            writer.write_many(rows)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 class JsonlTail:

@@ -42,22 +42,7 @@ from trainer import external, runlog
 __all__ = ["Run", "finish", "init", "log", "log_predictions", "run"]
 
 _RESERVED = frozenset(("split", "step", "t", "epoch"))  # row keys, not metrics
-SPLIT_ALIASES = {"eval": "val", "valid": "val", "validation": "val", "training": "train"}
-
 run: Run | None = None  # the current run, as ``wandb.run``
-
-
-def _split_key(key: str, default: str) -> tuple[str, str]:
-    """``train/loss`` -> (train, loss); ``loss/train`` -> (train, loss); ``loss`` -> (default,
-    loss). A prefix that is not a split name stays part of the metric name."""
-    head, sep, tail = key.partition("/")
-    if sep and tail:
-        if head in external.SPLITS or head in SPLIT_ALIASES:
-            return SPLIT_ALIASES.get(head, head), tail
-        last, _, rest = key.rpartition("/")
-        if rest in external.SPLITS or rest in SPLIT_ALIASES:
-            return SPLIT_ALIASES.get(rest, rest), last
-    return default, key
 
 
 def _number(value: Any) -> float | int | None:
@@ -110,7 +95,7 @@ class Run:
         self._last_step = step
         t = time.time() - self._t0
         default = data.get("split", "train")
-        default = SPLIT_ALIASES.get(default, default) if isinstance(default, str) else "train"
+        default = external.split_name(default) if isinstance(default, str) else "train"
         epoch = _number(data["epoch"]) if "epoch" in data else None
         rows: dict[str, dict[str, Any]] = {}
         for key, value in data.items():
@@ -119,7 +104,7 @@ class Run:
             number = _number(value)
             if number is None:
                 continue
-            split, metric = _split_key(str(key), default)
+            split, metric = external.split_metric(str(key), default)
             row = rows.get(split)
             if row is None:
                 row = rows[split] = {"split": split, "step": step, "t": t}
