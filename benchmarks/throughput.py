@@ -93,7 +93,7 @@ def cli_run(runs_dir: Path, dataset: str, amp: str = "off") -> dict[str, float]:
     # Each train row is one batch at the pace of the logging window it was gathered in, so
     # batch / samples_per_s adds up to the training time (windows never span two epochs).
     seconds = [0.0] * status["epochs"]
-    for r in runlog.read_metrics(run_dir):
+    for r in runlog.JsonlTail(run_dir / runlog.METRICS).read_new():
         if r.get("split") == "train":
             seconds[math.ceil(r["epoch"]) - 1] += batch / r["samples_per_s"]
     return {"summary": summary["samples_per_s"],

@@ -47,13 +47,11 @@ DEFAULT_SMOOTHING = "ema"
 DEFAULT_STRENGTH = 0.6
 MAX_STRENGTH = 0.99
 DEFAULT_X = "step"
-# Points per chart, shared by its runs (see `points_per_run`): Vega in the browser spends
-# microseconds on every point of every layer, drawing or zooming (Streamlit runs it with its
-# CSP-safe expression interpreter), so 20 runs x 2,000 points (x2 layers) took seconds to draw
-# and froze the page for 10 s. Some 30 us per row and chart remain (9,000 rows: ~0.3 s a chart,
-# and again at every zoom step), so 5,000 rows: a few points per pixel for a handful of runs,
-# one per 2-3 pixels for 20, and every spike kept (dashboard.downsample; benchmarks/drawing.py
-# measures both).
+# Points per chart, shared by its runs (see `points_per_run`): Vega in the browser pays for every
+# point of every layer, drawing or zooming (Streamlit runs it with its CSP-safe expression
+# interpreter), so unbounded charts froze the page. 5,000 rows: a few points per pixel for a
+# handful of runs, one per 2-3 pixels for 20, and every spike kept (dashboard.downsample). The
+# figures behind the number: benchmarks/README.md, "Figures behind choices in the code".
 CHART_POINTS = 5000
 MIN_RUN_POINTS = 100
 # Config keys that say which run it is rather than how it trains.
@@ -259,7 +257,6 @@ class ChartCache:
 
     charts: dict[str, tuple[Any, alt.TopLevelMixin]] = field(default_factory=dict)
     parts: dict[tuple, tuple[int, pd.DataFrame]] = field(default_factory=dict)
-    builds: int = 0  # charts built (not reused), for tests and curiosity
 
     def chart(self, slot: str, key: Any, build: Callable[[], alt.TopLevelMixin]
               ) -> alt.TopLevelMixin:
@@ -267,7 +264,6 @@ class ChartCache:
         if cached is not None and cached[0] == key:
             return cached[1]
         chart = build()
-        self.builds += 1
         self.charts[slot] = (key, chart)
         return chart
 

@@ -117,3 +117,8 @@ def make_all_states(root: Path) -> dict[str, str]:
     make_run(root, "20260102-000009-lost", "running", heartbeat_age=3600, seed=9)
     ids["lost"] = "20260102-000009-lost"
     return ids
+
+
+def metric_rows(run_dir: Path) -> list[dict[str, Any]]:
+    """Every complete row of a run's metrics.jsonl (a partial last line is left out)."""
+    return runlog.JsonlTail(Path(run_dir) / runlog.METRICS).read_new()

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard.compare import METRICS
+from dashboard.compare_table import METRICS
 from tests.fakeruns import make_run
 from trainer import runlog
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard import compare as cmp
+from dashboard import compare_table as cmp
 from dashboard.store import RunInfo, RunStore
 from tests.fakeruns import make_run
 

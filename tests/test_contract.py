@@ -16,6 +16,7 @@ from sklearn.metrics import (
 )
 
 from tests.conftest import run_cli
+from tests.fakeruns import metric_rows
 from trainer import runlog
 from trainer.config import make_config
 from trainer.models import build_model
@@ -60,7 +61,7 @@ def test_status_json_records_the_finished_run(finished_run: Path):
 
 
 def test_metrics_rows_carry_the_named_keys(finished_run: Path):
-    rows = runlog.read_metrics(finished_run)
+    rows = metric_rows(finished_run)
     train = [r for r in rows if r["split"] == "train"]
     val = [r for r in rows if r["split"] == "val"]
     test = [r for r in rows if r["split"] == "test"]

@@ -15,11 +15,11 @@ from scipy.stats import pearsonr
 from sklearn.metrics import accuracy_score, precision_recall_fscore_support, roc_auc_score
 from streamlit.testing.v1 import AppTest
 
-from dashboard import compare as cmp
+from dashboard import compare_table as cmp
 from dashboard import selection
 from dashboard.store import RunStore
 from tests.conftest import run_cli
-from tests.fakeruns import make_run
+from tests.fakeruns import make_run, metric_rows
 from trainer import runlog
 from trainer.experiments import core
 from trainer.experiments import ensemble as ens
@@ -152,11 +152,11 @@ def test_beyond_the_exhaustive_limit_the_search_is_greedy(monkeypatch: pytest.Mo
 
 def test_runs_on_different_test_sets_are_refused(tmp_path: Path) -> None:
     good = [make_run(tmp_path, f"20260301-00000{i}-m{i}", seed=i).name for i in range(2)]
-    y_true, probs = ens.load_members(tmp_path, good)
-    assert list(probs) == good and y_true.shape == (120,)
+    members = ens.read_members(tmp_path, good)
+    assert [m.run_id for m in members] == good and members[0].y_true.shape == (120,)
     three = make_run(tmp_path, "20260301-000010-three", seed=5, n_classes=3).name
     with pytest.raises(ValueError, match=r"do not share a test set.*n_classes \(4 vs 3\)") as e:
-        ens.load_members(tmp_path, [*good, three])
+        ens.read_members(tmp_path, [*good, three])
     assert good[0] in str(e.value) and three in str(e.value)
     # Same shape, other split: the labels differ.
     split = make_run(tmp_path, "20260301-000011-split", seed=6, config={"split_seed": 1})
@@ -164,20 +164,20 @@ def test_runs_on_different_test_sets_are_refused(tmp_path: Path) -> None:
         y, p = npz["y_true"], npz["y_prob"]
     np.savez(split / runlog.PREDICTIONS, y_true=np.roll(y, 1), y_prob=p)
     with pytest.raises(ValueError, match=r"labels differ.*split_seed \(0 vs 1\)"):
-        ens.load_members(tmp_path, [good[0], split.name])
+        ens.read_members(tmp_path, [good[0], split.name])
     digits = make_run(tmp_path, "20260301-000012-digits", seed=7, config={"dataset": "digits"})
     with pytest.raises(ValueError, match=r"'synthetic', .* on 'digits'"):
-        ens.load_members(tmp_path, [good[0], digits.name])
+        ens.read_members(tmp_path, [good[0], digits.name])
     running = make_run(tmp_path, "20260301-000013-running", "running").name
     with pytest.raises(ValueError, match="is running, not finished"):
-        ens.load_members(tmp_path, [good[0], running])
+        ens.read_members(tmp_path, [good[0], running])
     (tmp_path / good[1] / runlog.PREDICTIONS).unlink()
     with pytest.raises(ValueError, match=r"has no predictions\.npz"):
-        ens.load_members(tmp_path, good)
+        ens.read_members(tmp_path, good)
     with pytest.raises(ValueError, match="chosen twice"):
-        ens.load_members(tmp_path, [good[0], good[0]])
+        ens.read_members(tmp_path, [good[0], good[0]])
     with pytest.raises(ValueError, match="at least 2"):
-        ens.load_members(tmp_path, [good[0]])
+        ens.read_members(tmp_path, [good[0]])
     # Through the experiment layer: refused, and nothing is left behind.
     with pytest.raises(ValueError, match="do not share a test set"):
         core.create(tmp_path, "ensemble", ens.make_spec([good[0], three]))
@@ -216,11 +216,12 @@ def test_a_saved_ensemble_is_a_run_that_runs_and_compare_read(tmp_path: Path) ->
         assert key in test
     with np.load(run_dir / runlog.PREDICTIONS) as npz:
         y_true, y_prob = npz["y_true"], npz["y_prob"]
-    member_y, probs = ens.load_members(tmp_path, ids)
-    np.testing.assert_array_equal(y_true, member_y)
+    members = ens.read_members(tmp_path, ids)
+    probs = {m.run_id: m.y_prob for m in members}
+    np.testing.assert_array_equal(y_true, members[0].y_true)
     np.testing.assert_allclose(y_prob, ens.average(probs, [2, 1, 1]), atol=1e-6)
     assert test["f1"] == pytest.approx(exp.result["rows"]["average"]["f1"])
-    rows = runlog.read_metrics(run_dir)
+    rows = metric_rows(run_dir)
     assert [r["split"] for r in rows] == ["test"] and rows[0]["f1"] == test["f1"]
 
     with warnings.catch_warnings():

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import ROOT, run_cli, train_tiny
+from tests.fakeruns import metric_rows
 from trainer import loop, runlog, runner
 from trainer.config import make_config
 from trainer.queue import create_run
@@ -25,7 +26,7 @@ def _start_long_run(root: Path) -> tuple[subprocess.Popen, Path]:
                              "--set", *LONG], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     run_dir = _wait_for(lambda: next(iter(root.glob("2*")), None), "run directory")
-    _wait_for(lambda: len(runlog.read_metrics(run_dir)) > 20, "metrics rows")
+    _wait_for(lambda: len(metric_rows(run_dir)) > 20, "metrics rows")
     return proc, run_dir
 
 
@@ -48,7 +49,7 @@ def test_sigterm_cancels_after_the_current_step(tmp_path: Path):
     status = runlog.read_json(run_dir / runlog.STATUS)
     assert status["state"] == "cancelled" and "cancelled at step" in status["reason"]
     assert status["ended"] is not None
-    rows = runlog.read_metrics(run_dir)
+    rows = metric_rows(run_dir)
     assert rows and rows[-1]["step"] <= status["step"] + 1
     assert not (run_dir / runlog.SUMMARY).exists()
 
@@ -100,7 +101,7 @@ def test_worker_marks_a_killed_run_failed(tmp_path: Path):
     run_dir = Path(proc.stdout.strip().splitlines()[-1])
     worker = subprocess.Popen([sys.executable, "-m", "trainer", "worker", "--runs-dir",
                                str(tmp_path)], cwd=ROOT, stdout=subprocess.DEVNULL)
-    _wait_for(lambda: len(runlog.read_metrics(run_dir)) > 5, "the run to train")
+    _wait_for(lambda: len(metric_rows(run_dir)) > 5, "the run to train")
     pid = runlog.read_json(run_dir / runlog.STATUS)["pid"]
     os.kill(pid, signal.SIGKILL)
     worker.wait(timeout=60)

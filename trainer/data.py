@@ -305,7 +305,7 @@ def _load_mnist1d(cache_dir: str | os.PathLike | None) -> tuple[np.ndarray, ...]
 
 
 def _generate_mnist1d(args: dict) -> dict[str, np.ndarray]:
-    # Imported lazily: it pulls in matplotlib (~1 s). Never call its get_dataset(),
+    # Imported lazily: it pulls in matplotlib, slow to import. Never call its get_dataset(),
     # which downloads; make_dataset() builds the same data offline.
     from mnist1d import data as m1d
     from mnist1d.utils import ObjectView

@@ -27,9 +27,9 @@ from trainer import runlog
 from trainer.augment import augment_batch, tta_views
 from trainer.data import Dataset, load_dataset
 from trainer.evaluate import classification_metrics
-from trainer.finetune import freeze_features, load_pretrained
 from trainer.losses import make_loss
 from trainer.models import build_model, count_parameters
+from trainer.pretrained import freeze_features, load_pretrained
 from trainer.schedules import make_scheduler
 
 LOG_BUFFER_STEPS = 32  # train rows are gathered from the device in batches: one sync per batch

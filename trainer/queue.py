@@ -76,7 +76,7 @@ def queued_runs(root: Path) -> list[Path]:
 
 def _thread_env(max_parallel: int) -> dict[str, str]:
     """Split the cores between parallel runs: torch's default of one thread per core in every
-    run oversubscribes a small machine (seen: a run 3x slower with 2 runs on 2 cores)."""
+    run oversubscribes a small machine (benchmarks/README.md has the figure)."""
     if max_parallel <= 1 or "OMP_NUM_THREADS" in os.environ:
         return {}
     threads = str(max(1, (os.cpu_count() or 1) // max_parallel))

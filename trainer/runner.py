@@ -15,8 +15,8 @@ import torch
 from trainer import columnar, runlog
 from trainer.config import ConfigError, config_to_json, make_config
 from trainer.data import DataError
-from trainer.finetune import FineTuneError
 from trainer.loop import Cancelled, NonFiniteLoss, train
+from trainer.pretrained import FineTuneError
 
 
 class FileReporter:

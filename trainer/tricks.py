@@ -82,7 +82,6 @@ class Trick:
 
 
 T = Trick
-IMAGE_OR_SEQ = "needs an image or sequence dataset (digits, mnist1d)"
 
 CATALOGUE: tuple[Trick, ...] = (
     # --- Run ---------------------------------------------------------------------------------
@@ -162,13 +161,13 @@ CATALOGUE: tuple[Trick, ...] = (
       "architecture; a head whose number of classes differs starts fresh.",
       helps="Little data for the new task, a related pretraining task.",
       hurts="Unrelated source tasks transfer little; a high LR erases what was learnt.",
-      show="Frozen vs full fine-tune vs from-scratch curves.", applied_in="trainer/finetune.py"),
+      show="Frozen vs full fine-tune vs from-scratch curves.", applied_in="trainer/pretrained.py"),
     T("freeze_features", "Data & augmentation", "Freeze feature extractor", bool, False,
       "Train only the classifier head; the feature extractor keeps the pretrained weights "
       "(and its BatchNorm statistics).",
       helps="Very little data, or a source task close to the new one.",
       hurts="Features the new task needs but the source task did not.",
-      when=("init_from", ()), applied_in="trainer/finetune.py"),
+      when=("init_from", ()), applied_in="trainer/pretrained.py"),
     T("augment_hflip", "Data & augmentation", "Horizontal flip", bool, False,
       "Flip each training sample left-right with probability 1/2 (reverses a sequence).",
       helps="Natural images and tasks whose classes are mirror-symmetric.",

@@ -1,4 +1,5 @@
-"""One module per experiment kind, named after it, each with::
+"""One module per experiment kind, ``<kind>_view.py`` (its procedure is
+``trainer/experiments/<kind>.py``), each with::
 
     TITLE: str
     INTRO: str                                   # one paragraph: what it answers
@@ -16,6 +17,6 @@ from types import ModuleType
 
 def view_for(kind: str) -> ModuleType | None:
     try:
-        return importlib.import_module(f"dashboard.experiment_views.{kind}")
+        return importlib.import_module(f"dashboard.experiment_views.{kind}_view")
     except ModuleNotFoundError:
         return None

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from dashboard import charts, selection
-from dashboard import compare as cmp
+from dashboard import compare_table as cmp
 from dashboard.context import page_guard, store
 
 MAX_TABS = 12  # two charts per tab: more would make the page slow to draw

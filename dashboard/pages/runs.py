@@ -24,9 +24,9 @@ DEMO_LABEL = "Queue a demo comparison (4 runs on digits, about a minute)"
 
 
 def preload_charts() -> None:
-    """An empty, invisible chart sent first: the browser loads Vega's code (half a second on
-    this 2-core machine) when a page's first chart arrives, so this starts that while the
-    server still builds the real charts (20 runs x 100k: first chart 3.47 s -> 2.92 s)."""
+    """An empty, invisible chart sent first: the browser loads Vega's code when a page's first
+    chart arrives, so this starts that while the server still builds the real charts (the gain
+    is in benchmarks/README.md)."""
     st.vega_lite_chart({"description": PRELOAD, "mark": "point", "data": {"values": []},
                         "width": 1, "height": 1, "config": {"view": {"stroke": None}}})
 

@@ -44,7 +44,6 @@ DEFAULT_SEEDS = 3
 MAX_SEEDS = 20
 MAX_RUNS = 200
 CONFIDENCE = 0.95
-VERDICTS = ("helps", "hurts", "no clear effect", "not measured")
 TABLE_COLUMNS = ("variant", "compared_to", "metric", "baseline_mean", "variant_mean",
                  "mean_diff", "ci_low", "ci_high", "p_value", "n", "verdict")
 # Fields a trick may not override: the seed is what runs are paired by; names are set here.

@@ -7,7 +7,7 @@ beat. Nothing is trained here: an ensemble is computed from the members' ``predi
 their shared test set, so the experiment finishes as soon as it starts.
 
 Pure functions (numpy, metrics from ``trainer.evaluate.classification_metrics``):
-`load_members`, `average`, `majority_vote`, `vote_shares`, `vote_metrics`, `correlation_matrix`,
+`read_members`, `average`, `majority_vote`, `vote_shares`, `vote_metrics`, `correlation_matrix`,
 `least_correlated_subset`, `evaluate`. The procedure (kind ``ensemble``) records the members
 (role ``member``), stores the result and, with ``save``, writes the average ensemble as a run-like
 entry that the Runs and Compare pages list (`save_ensemble_run`).
@@ -166,13 +166,6 @@ def read_members(root: str | os.PathLike, run_ids: Sequence[str]) -> list[Member
     if problem:
         raise ValueError(problem)
     return members
-
-
-def load_members(root: str | os.PathLike, run_ids: Sequence[str]
-                 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """(y_true, {run_id: y_prob}) of finished runs on one shared test set (see `read_members`)."""
-    members = read_members(root, run_ids)
-    return members[0].y_true, {m.run_id: m.y_prob for m in members}
 
 
 # --- combining ----------------------------------------------------------------------------------

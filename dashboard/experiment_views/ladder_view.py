@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts
-from dashboard.experiment_views.batch_search import (
+from dashboard.experiment_views.batch_search_view import (
     VAL_COLOUR,
     base_config_form,
     base_fields,

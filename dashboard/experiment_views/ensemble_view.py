@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, context, selection
-from dashboard import compare as cmp
+from dashboard import compare_table as cmp
 from dashboard.format import number
 from dashboard.store import RunInfo
 from trainer import experiments, runlog

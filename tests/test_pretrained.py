@@ -9,8 +9,8 @@ import torch
 
 from trainer import runlog, runner
 from trainer.config import make_config
-from trainer.finetune import FineTuneError, feature_extractor, load_pretrained
 from trainer.models import build_model
+from trainer.pretrained import FineTuneError, feature_extractor, load_pretrained
 from trainer.queue import create_run
 
 DIGITS = {"dataset": "digits", "epochs": 2, "batch_size": 64, "norm": "batch"}
