@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import accuracy_score, precision_recall_fscore_support, roc_auc_score
 
-from dashboard import compare as cmp
+from dashboard import compare_table as cmp
 from dashboard.store import RunStore
 from tests.conftest import ROOT
 from tests.fakeruns import make_run
