@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import sys
+
+from trainer import procs
+
+if __name__ == "__main__" and sys.argv[1:2] in (["start"], ["run"]):
+    # Before the imports below (torch, a second or more): a cancel at any moment of a run ends it
+    # `cancelled`; the runner reads what this noted.
+    procs.install_early_stop()
+
 import argparse
 import json
-import sys
 import textwrap
 from pathlib import Path
 

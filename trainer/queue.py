@@ -10,28 +10,36 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Container
 from pathlib import Path
 from typing import IO, Any
 
-from trainer import runlog
+from trainer import procs, runlog
 from trainer.config import config_to_json
 
 LOCK_NAME = ".worker.lock"
 WORKER_LOG = ".worker.log"
+CANCEL_GRACE_S = 1.5  # how long a cancel waits for the run to honour its request before a signal
+SIGNAL_AFTER_S = 5.0  # the worker signals a child that has not honoured a request for this long
 
 
 def create_run(root: str | os.PathLike, config: Any, state: str = "queued") -> Path:
     """Write a new run directory for ``config`` (config.json, then status.json) and return it."""
     run_dir = runlog.new_run_dir(root, config.name or f"{config.dataset}-{config.resolved_model}")
-    runlog.write_json_atomic(run_dir / runlog.CONFIG, {**config_to_json(config),
-                                                       "run_id": run_dir.name})
-    runlog.write_json_atomic(run_dir / runlog.STATUS, runlog.new_status(run_dir.name, state,
-                                                                        epochs=config.epochs))
+    try:
+        runlog.write_json_atomic(run_dir / runlog.CONFIG, {**config_to_json(config),
+                                                           "run_id": run_dir.name})
+        runlog.write_json_atomic(run_dir / runlog.STATUS, runlog.new_status(run_dir.name, state,
+                                                                            epochs=config.epochs))
+    except BaseException:  # a full disk: no run directory without a status is left behind
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     return run_dir
 
 
@@ -62,15 +70,48 @@ def worker_running(root: str | os.PathLike) -> bool:
 
 
 def queued_runs(root: Path) -> list[Path]:
-    """Run directories in state ``queued``, oldest first (run ids sort by creation time)."""
+    """Run directories in state ``queued``, in the order they were queued (run ids of the same
+    second sort by their random suffix, so the id alone is not the queue order)."""
     if not root.is_dir():
         return []
     out = []
-    for d in sorted(root.iterdir()):
+    for d in root.iterdir():
         if d.is_dir() and runlog.RUN_ID_RE.match(d.name):
             status = runlog.read_json(d / runlog.STATUS)
             if status and status.get("state") == "queued":
-                out.append(d)
+                created = status.get("created")
+                when = float(created) if type(created) in (int, float) else float("inf")
+                out.append((when if when == when else float("inf"), d.name, d))
+    return [d for *_, d in sorted(out)]
+
+
+def _lost_reason(status: dict[str, Any]) -> str:
+    return (f"its trainer process (pid {status.get('pid')}) ended without recording an end "
+            "(killed, or its machine restarted)")
+
+
+def orphans(root: Path, mine: Container[Path]) -> list[Path]:
+    """Running runs of ``root`` on this host that this worker did not start and whose trainer is
+    proven alive (a previous worker's, killed while they ran): they hold their share of
+    ``--max-parallel``. A cancel they leave unanswered is signalled; a dead one is given the
+    reason it is lost, since nobody else will."""
+    out = []
+    here = socket.gethostname()
+    for d in sorted(root.iterdir()) if root.is_dir() else []:
+        if d in mine or not runlog.RUN_ID_RE.match(d.name):
+            continue
+        status = runlog.read_json(d / runlog.STATUS)
+        if not status or status.get("state") != "running" or status.get("host") != here:
+            continue
+        if procs.proven_trainer(d, status):
+            out.append(d)
+            if _cancel_overdue(d):
+                procs.signal_trainer(d, status)
+        elif status.get("pid") is not None and not status.get("reason") and \
+                procs.process_gone(status):
+            fresh = runlog.read_json(d / runlog.STATUS) or {}
+            if fresh.get("state") == "running":  # it may have recorded its end just now
+                runlog.update_status(d, reason=_lost_reason(status))
     return out
 
 
@@ -94,21 +135,52 @@ def _start(run_dir: Path, max_parallel: int = 1) -> subprocess.Popen:
         )
     finally:
         log.close()
-    runlog.update_status(run_dir, state="running", pid=proc.pid, started=time.time(),
-                         heartbeat=time.time())
+    try:
+        runlog.update_status(run_dir, state="running", started=time.time(),
+                             heartbeat=time.time(), **procs.identity(proc.pid))
+    except OSError as exc:  # the run writes its own status too; the worker goes on
+        _say(f"could not record the start of {run_dir.name}: {exc}")
     return proc
+
+
+def _say(text: str) -> None:
+    """The worker's log line; a full disk under the worker log must not stop the worker."""
+    with contextlib.suppress(OSError):
+        print(text, flush=True)
 
 
 def _reap(run_dir: Path, proc: subprocess.Popen) -> None:
     """A child ended: if it could not record its own end (killed), record it for it."""
+    try:
+        _record_end(run_dir, proc)
+    except OSError as exc:
+        _say(f"could not record the end of {run_dir.name}: {exc}")
+    runlog.release_status_space(run_dir)
+
+
+def _record_end(run_dir: Path, proc: subprocess.Popen) -> None:
     status = runlog.read_json(run_dir / runlog.STATUS) or {}
     if status.get("state") in runlog.FINAL_STATES:
         return
     code = proc.returncode
     why = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
+    if runlog.cancel_requested(run_dir):  # e.g. signalled before its handler was installed
+        runlog.update_status(run_dir, state="cancelled", ended=time.time(),
+                             reason=f"cancelled (the trainer process {why} before it could "
+                                    "record that)")
+        return
     runlog.update_status(run_dir, state="failed", ended=time.time(),
                          reason=f"the trainer process {why} before finishing",
                          error=f"the trainer process {why}; see stdout.log")
+
+
+def _cancel_overdue(run_dir: Path) -> bool:
+    """A cancel request the run has not honoured for SIGNAL_AFTER_S (stuck outside a step)."""
+    try:
+        requested = os.lstat(run_dir / runlog.CANCEL_REQUEST).st_mtime
+    except OSError:
+        return False
+    return time.time() - requested > SIGNAL_AFTER_S
 
 
 def work(root: str | os.PathLike, max_parallel: int = 1, wait: bool = False,
@@ -132,20 +204,33 @@ def work(root: str | os.PathLike, max_parallel: int = 1, wait: bool = False,
     for s in (signal.SIGTERM, signal.SIGINT):
         signal.signal(s, on_signal)
     children: dict[Path, subprocess.Popen] = {}
+    signalled: set[Path] = set()
+    others: list[Path] = []
+    last_scan = 0.0
     try:
         while True:
             for run_dir, proc in list(children.items()):
                 if proc.poll() is not None:
                     _reap(run_dir, proc)
                     del children[run_dir]
+                    signalled.discard(run_dir)
+                elif run_dir not in signalled and _cancel_overdue(run_dir):
+                    signalled.add(run_dir)  # our own child: the one process proven to be its
+                    proc.send_signal(signal.SIGTERM)
             if not stopping:
                 _advance_experiments(root)
             queue = [] if stopping else [d for d in queued_runs(root) if d not in children]
-            while queue and len(children) < max_parallel:
+            if (queue and len(children) < max_parallel) or time.monotonic() - last_scan > 5:
+                seen = len(others)
+                others, last_scan = orphans(root, children), time.monotonic()
+                if len(others) != seen:
+                    _say(f"{len(others)} run(s) of an earlier worker still run here")
+            while queue and len(children) + len(others) < max_parallel:
                 run_dir = queue.pop(0)
-                print(f"starting {run_dir.name}", flush=True)
+                _say(f"starting {run_dir.name}")
                 children[run_dir] = _start(run_dir, max_parallel)
             if not children and (stopping or (not queue and not wait)):
+                # orphans record their own end; the worker need not outlive them
                 return 0
             time.sleep(poll_s)
     finally:
@@ -158,9 +243,9 @@ def _advance_experiments(root: Path) -> None:
 
     try:
         if queued := advance_all(root):
-            print(f"experiments queued {queued} run(s)", flush=True)
+            _say(f"experiments queued {queued} run(s)")
     except Exception as exc:  # the queue keeps draining whatever an experiment does
-        print(f"could not advance experiments: {exc}", flush=True)
+        _say(f"could not advance experiments: {exc}")
 
 
 def spawn_worker(root: str | os.PathLike, max_parallel: int = 1) -> bool:
@@ -179,26 +264,44 @@ def spawn_worker(root: str | os.PathLike, max_parallel: int = 1) -> bool:
     return True
 
 
-def cancel(root: str | os.PathLike, run_id: str) -> str:
-    """Cancel a queued or running run; returns a sentence saying what happened."""
+def _wait_until_ended(run_dir: Path, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status = runlog.read_json(run_dir / runlog.STATUS) or {}
+        if status.get("state") in runlog.FINAL_STATES:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+
+
+def cancel(root: str | os.PathLike, run_id: str, grace_s: float = CANCEL_GRACE_S) -> str:
+    """Cancel a queued or running run; returns a sentence saying what happened.
+
+    The request file comes first and reaches the run wherever it runs. Only when the run has not
+    ended within ``grace_s`` is SIGTERM sent, and only to a process proven to be its trainer on
+    this host (trainer.procs): nothing read from status.json alone is ever signalled.
+    """
     run_dir = runlog.run_path(root, run_id)
     status = runlog.read_json(run_dir / runlog.STATUS)
     if status is None:
         raise ValueError(f"no run {run_id!r} under {root} (or its status.json is unreadable)")
-    state = status.get("state")
+    state = runlog.effective_state(status)
+    if state not in ("queued", "running", "lost"):
+        return f"{run_id}: already {state}; nothing to cancel"
+    # First, always: a worker starting the queued run this moment, or a lost run that is only
+    # slow to beat, still sees it.
+    runlog.request_cancel(run_dir)
     if state == "queued":
         runlog.update_status(run_dir, state="cancelled", ended=time.time(),
                              reason="cancelled before it started")
         return f"{run_id}: cancelled before it started"
-    if state != "running":
-        return f"{run_id}: already {state}; nothing to cancel"
-    pid = status.get("pid")
-    if status.get("host") not in (None, socket.gethostname()):
-        raise ValueError(f"{run_id} runs on {status['host']}; cancel it there")
-    if pid and runlog.pid_alive(int(pid)):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(int(pid), signal.SIGTERM)
-        return f"{run_id}: asked to stop; it ends after the current step"
-    runlog.update_status(run_dir, state="cancelled", ended=time.time(),
-                         reason="cancelled; its process was already gone")
-    return f"{run_id}: its process was gone; marked cancelled"
+    if state == "lost":  # no signal: nothing proves its PID still names the trainer
+        runlog.update_status(run_dir, state="cancelled", ended=time.time(),
+                             reason="cancelled; its process was already gone")
+        return f"{run_id}: its process was gone; marked cancelled"
+    if _wait_until_ended(run_dir, grace_s):
+        return f"{run_id}: cancelled"
+    if procs.signal_trainer(run_dir, runlog.read_json(run_dir / runlog.STATUS)):
+        return f"{run_id}: asked to stop (and signalled); it ends after the current step"
+    return f"{run_id}: asked to stop; it ends at its next step"

@@ -9,6 +9,7 @@ Layout (DESIGN.md section 3)::
                     predictions.npz  y_true (int64, N) and y_prob (float32, N x K)
                     checkpoint.pt    weights of the model that produced summary.json
                     stdout.log       the process's output
+                    cancel.request   written by a cancel; the run stops at its next step
 
 Writers replace every ``*.json`` atomically; readers tolerate partial last lines, unknown keys and
 missing files, and never take a lock a writer waits on.
@@ -17,6 +18,7 @@ missing files, and never take a lock a writer waits on.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
@@ -29,7 +31,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from trainer import safe_read
+from trainer import procs, safe_read
 
 SCHEMA_VERSION = 1
 STATES = ("queued", "running", "finished", "failed", "cancelled")
@@ -38,6 +40,9 @@ RUN_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
 
 CONFIG, STATUS, METRICS, SUMMARY = "config.json", "status.json", "metrics.jsonl", "summary.json"
 PREDICTIONS, CHECKPOINT, STDOUT = "predictions.npz", "checkpoint.pt", "stdout.log"
+# A cancel writes this file; the run honours it at its next step, on whatever host it runs, so a
+# signal is only the fallback (and only to a process proven to be the run's trainer).
+CANCEL_REQUEST = "cancel.request"
 
 HEARTBEAT_EVERY_S = 2.0
 LOST_AFTER_S = 30.0  # a running run whose heartbeat is older than this is shown as lost
@@ -127,9 +132,14 @@ def write_predictions(run_dir: str | os.PathLike, y_true: Any, y_prob: Any) -> N
 
     path = Path(run_dir) / PREDICTIONS
     tmp = path.with_name(f".{PREDICTIONS}.tmp.npz")
-    np.savez(tmp, y_true=np.asarray(y_true, dtype=np.int64),
-             y_prob=np.asarray(y_prob, dtype=np.float32))
-    os.replace(tmp, path)
+    try:
+        np.savez(tmp, y_true=np.asarray(y_true, dtype=np.int64),
+                 y_prob=np.asarray(y_prob, dtype=np.float32))
+        os.replace(tmp, path)
+    except BaseException:  # a full disk: no half-written temp file stays behind
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def read_json(path: str | os.PathLike) -> dict[str, Any] | None:
@@ -170,25 +180,93 @@ def update_status(run_dir: str | os.PathLike, **fields: Any) -> dict[str, Any]:
     path = Path(run_dir) / STATUS
     status = read_json(path) or new_status(Path(run_dir).name)
     status.update(fields)
-    write_json_atomic(path, status)
+    try:
+        write_json_atomic(path, status)
+    except OSError as exc:
+        if not is_disk_full(exc):
+            raise
+        _write_status_on_full_disk(path, status)
     return status
 
 
-def pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
+# --- a full disk ------------------------------------------------------------------------------
+
+STATUS_RESERVE = ".status.reserve"  # space kept by a running run for its last status
+RESERVE_BYTES = 16 << 10
+
+
+def is_disk_full(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (or what caused it) says the filesystem or a quota is full; torch and
+    numpy wrap the OSError, or only keep its words."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if "No space left on device" in str(exc) or "Disk quota exceeded" in str(exc):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
+def reserve_status_space(run_dir: str | os.PathLike) -> None:
+    """Keep a little allocated space in the run directory for the status that ends the run: on
+    a full disk it becomes status.json by a rename, which needs no new space."""
+    fd = os.open(Path(run_dir) / STATUS_RESERVE, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie (exited, not yet reaped) still answers kill(0); it is not running.
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+        os.posix_fallocate(fd, 0, RESERVE_BYTES)
     except OSError:
-        return True
+        os.ftruncate(fd, 0)  # no reserve then: the in-place fallback still has a chance
+    finally:
+        os.close(fd)
+
+
+def release_status_space(run_dir: str | os.PathLike) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(Path(run_dir) / STATUS_RESERVE)
+
+
+def _write_status_on_full_disk(path: Path, status: dict[str, Any]) -> None:
+    """Write ``status`` without new space: into the run's reserve (then renamed over
+    status.json: readers still see whole files), or else over status.json's own allocated
+    bytes (not atomic, but the alternative is a run forever `running`)."""
+    data = json.dumps(_jsonable(status), separators=(",", ":"), allow_nan=False).encode()
+    reserve = path.with_name(STATUS_RESERVE)
+    for target, then_rename in ((reserve, True), (path, False)):
+        try:
+            fd = os.open(target, os.O_WRONLY | os.O_NOFOLLOW)
+        except OSError:
+            continue
+        try:
+            st = os.fstat(fd)
+            if len(data) > max(st.st_size, st.st_blocks * 512):
+                continue
+            os.pwrite(fd, data, 0)
+            os.ftruncate(fd, len(data))
+            os.fsync(fd)
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
+        if then_rename:
+            os.replace(target, path)
+        return
+    raise OSError(errno.ENOSPC, "no space left to write the run's status", str(path))
+
+
+def request_cancel(run_dir: str | os.PathLike) -> None:
+    """Ask the run in ``run_dir`` to stop at its next step (works across hosts)."""
+    write_json_atomic(Path(run_dir) / CANCEL_REQUEST, {"requested": time.time(),
+                                                       "by": socket.gethostname()})
+
+
+def cancel_requested(run_dir: str | os.PathLike) -> bool:
+    """Whether a cancel was requested for the run (one stat; cheap enough for every few steps)."""
+    return os.path.lexists(Path(run_dir) / CANCEL_REQUEST)
+
+
+def pid_alive(pid: Any) -> bool:
+    """Whether ``pid`` names a live, non-zombie process (anything that is not a valid PID: no)."""
+    return procs.alive(pid)
 
 
 def effective_state(status: dict[str, Any] | None, now: float | None = None) -> str:
@@ -209,10 +287,8 @@ def effective_state(status: dict[str, Any] | None, now: float | None = None) -> 
     if stale:
         return "lost"
     # Same machine and the process is gone: no need to wait for the heartbeat to go stale.
-    if status.get("host") == socket.gethostname() and status.get("pid"):
-        with contextlib.suppress(TypeError, ValueError):
-            if not pid_alive(int(status["pid"])):
-                return "lost"
+    if status.get("pid") is not None and procs.process_gone(status):
+        return "lost"
     return "running"
 
 

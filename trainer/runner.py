@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
 import time
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
 import torch
 
-from trainer import columnar, runlog
+from trainer import columnar, procs, runlog
 from trainer.config import ConfigError, config_to_json, make_config
 from trainer.data import DataError
 from trainer.loop import Cancelled, NonFiniteLoss, train
 from trainer.pretrained import FineTuneError
+
+CANCEL_CHECK_EVERY_S = 0.2
+DISK_FULL = "disk full: no space left on the runs root's filesystem"
 
 
 class FileReporter:
@@ -33,6 +38,7 @@ class FileReporter:
         self.total_steps = 0
         self.epochs = 0
         self._last_beat = 0.0
+        self._last_request_check = 0.0
         self._bar_shown = False
 
     # the loop's Reporter protocol
@@ -69,13 +75,23 @@ class FileReporter:
         )
 
     def message(self, text: str) -> None:
-        if self._bar_shown:
-            self.out.write("\r\033[K")
-            self._bar_shown = False
-        self.out.write(text + "\n")
-        self.out.flush()
+        try:
+            if self._bar_shown:
+                self.out.write("\r\033[K")
+                self._bar_shown = False
+            self.out.write(text + "\n")
+            self.out.flush()
+        except OSError:  # stdout.log on a full disk: the status still tells how the run ended
+            pass
 
     def should_stop(self) -> bool:
+        """A signal, or the cancel request file (looked at with one stat, at most 5 times a
+        second: a step can be far shorter than that)."""
+        if not self.stop_requested:
+            now = time.monotonic()
+            if now - self._last_request_check >= CANCEL_CHECK_EVERY_S:
+                self._last_request_check = now
+                self.stop_requested = runlog.cancel_requested(self.run_dir)
         return self.stop_requested
 
     def close(self) -> None:
@@ -118,41 +134,66 @@ def execute(run_dir: str | os.PathLike, *, foreground: bool = False,
         reporter.stop_requested = True
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-    runlog.update_status(run_dir, state="running", pid=os.getpid(), started=time.time(),
-                         heartbeat=time.time(), error=None, reason=None)
-    final: dict[str, Any]
+    # A stop noted before these handlers (python -m trainer installs a first one at start-up).
+    reporter.stop_requested = procs.stop_signalled()
+    with contextlib.suppress(OSError):  # no room even for that: the first write says disk full
+        runlog.reserve_status_space(run_dir)
+    runlog.update_status(run_dir, state="running", started=time.time(), heartbeat=time.time(),
+                         error=None, reason=None, **procs.identity(os.getpid()))
+    final: dict[str, Any] = {"state": "failed", "reason": "the trainer stopped unexpectedly"}
     try:
-        config = make_config(runlog.read_json(run_dir / runlog.CONFIG) or {})
-        result = train(config, reporter, cache_dir=cache_dir, runs_root=str(run_dir.parent))
-        _write_results(run_dir, config, result)
-        final = {"state": "finished"}
-        reporter.message(
-            f"test accuracy {result.summary['test']['accuracy']:.4f}  macro F1 "
-            f"{result.summary['test']['f1']:.4f}  in {result.summary['wall_time_s']:.1f}s"
-        )
-    except Cancelled as exc:
-        final = {"state": "cancelled", "reason": str(exc)}
-        reporter.message(str(exc))
-    except (NonFiniteLoss, DataError, ConfigError, FineTuneError) as exc:
-        final = {"state": "failed", "reason": str(exc), "error": str(exc)}
-        reporter.message(f"failed: {exc}")
-    except Exception as exc:  # any bug or environment problem: keep the traceback for the user
-        final = {"state": "failed", "reason": f"{type(exc).__name__}: {exc}",
-                 "error": traceback.format_exc()}
-        reporter.message(traceback.format_exc())
+        final = _train_and_report(run_dir, reporter, cache_dir)
     finally:
-        reporter.close()
+        try:
+            reporter.close()
+        except OSError as exc:  # the last rows did not fit: the run did not record all it did
+            if runlog.is_disk_full(exc) and final["state"] != "failed":
+                final = {"state": "failed", "reason": DISK_FULL, "error": str(exc)}
         # Still under our signal handlers (a cancel now changes nothing) and with a fresh
         # heartbeat: a long run's cache takes a moment, and the run must not look lost.
-        runlog.update_status(run_dir, heartbeat=time.time())
-        _leave_metrics_cache(run_dir, out)
+        with contextlib.suppress(OSError):
+            runlog.update_status(run_dir, heartbeat=time.time())
+        if final.get("reason") != DISK_FULL:
+            _leave_metrics_cache(run_dir, out)
         for s, handler in previous.items():
             signal.signal(s, handler)
     runlog.update_status(run_dir, ended=time.time(), heartbeat=time.time(),
                          step=reporter.last_step, epoch=reporter.last_epoch, **final)
+    runlog.release_status_space(run_dir)
     if log_file:
-        log_file.close()
+        with contextlib.suppress(OSError):
+            log_file.close()
     return final["state"]
+
+
+def _train_and_report(run_dir: Path, reporter: FileReporter, cache_dir: str | None
+                      ) -> dict[str, Any]:
+    """Train, write the results and say how it went; returns the fields of the final status."""
+    try:
+        if reporter.should_stop():
+            raise Cancelled("cancelled before training started")
+        config = make_config(runlog.read_json(run_dir / runlog.CONFIG) or {})
+        result = train(config, reporter, cache_dir=cache_dir, runs_root=str(run_dir.parent))
+        _write_results(run_dir, config, result)
+        reporter.message(
+            f"test accuracy {result.summary['test']['accuracy']:.4f}  macro F1 "
+            f"{result.summary['test']['f1']:.4f}  in {result.summary['wall_time_s']:.1f}s"
+        )
+        return {"state": "finished"}
+    except Cancelled as exc:
+        reporter.message(str(exc))
+        return {"state": "cancelled", "reason": str(exc)}
+    except (NonFiniteLoss, DataError, ConfigError, FineTuneError) as exc:
+        reporter.message(f"failed: {exc}")
+        return {"state": "failed", "reason": str(exc), "error": str(exc)}
+    except Exception as exc:  # any bug or environment problem: keep the traceback for the user
+        if runlog.is_disk_full(exc):  # short: the status must fit in the space kept for it
+            reporter.message(f"failed: {DISK_FULL} ({exc})")
+            return {"state": "failed", "reason": DISK_FULL,
+                    "error": f"{type(exc).__name__}: {exc}"[:2000]}
+        reporter.message(traceback.format_exc())
+        return {"state": "failed", "reason": f"{type(exc).__name__}: {exc}",
+                "error": traceback.format_exc()}
 
 
 def _leave_metrics_cache(run_dir: Path, out: TextIO) -> None:
@@ -170,6 +211,19 @@ def _write_results(run_dir: Path, config: Any, result: Any) -> None:
     runlog.write_predictions(run_dir, result.y_true, result.y_prob)
     if config.checkpoint:
         tmp = run_dir / f".{runlog.CHECKPOINT}.tmp"
-        torch.save({"state_dict": result.model.state_dict(), "config": config_to_json(config)}, tmp)
-        os.replace(tmp, run_dir / runlog.CHECKPOINT)
+        with _removed_on_failure(tmp):
+            torch.save({"state_dict": result.model.state_dict(),
+                        "config": config_to_json(config)}, tmp)
+            os.replace(tmp, run_dir / runlog.CHECKPOINT)
     runlog.write_json_atomic(run_dir / runlog.SUMMARY, result.summary)
+
+
+@contextlib.contextmanager
+def _removed_on_failure(tmp: Path) -> Iterator[None]:
+    """A half-written temp file (a full disk) does not stay in the run directory."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
