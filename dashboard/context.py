@@ -24,8 +24,8 @@ def runs_root() -> Path:
 
 
 @st.cache_resource(show_spinner=False)
-def _store(root: str) -> RunStore:
-    return RunStore(root)
+def _store(root: str, read_only: bool) -> RunStore:
+    return RunStore(root, read_only=read_only)
 
 
 @st.cache_resource(show_spinner=False)
@@ -35,7 +35,7 @@ def _watcher(root: str) -> RunWatcher:
 
 
 def store() -> RunStore:
-    return _store(str(runs_root()))
+    return _store(str(runs_root()), read_only())
 
 
 def watcher() -> RunWatcher:

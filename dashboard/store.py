@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from trainer import external, runlog
+from trainer import external, runlog, safe_read
 from trainer.columnar import BASE_COLUMNS, MetricsFile, cache_enabled
 
 __all__ = ["BASE_COLUMNS", "META", "TRASH", "RunInfo", "RunStore", "normalise_tags"]
@@ -167,13 +167,17 @@ class RunInfo:
 class RunStore:
     """Cached, thread-safe access to the runs under ``root`` (default: runlog.default_runs_root)."""
 
-    def __init__(self, root: str | os.PathLike | None = None, *, cache: bool | None = None):
+    def __init__(self, root: str | os.PathLike | None = None, *, cache: bool | None = None,
+                 read_only: bool = False):
         """``cache``: keep a columnar cache of long metrics files beside them (see
-        trainer.columnar); default on unless the environment sets DANLU_METRICS_CACHE=0."""
+        trainer.columnar); default on unless the environment sets DANLU_METRICS_CACHE=0.
+        ``read_only``: write nothing under the root, not even a cache (valid caches are still
+        read); the methods that change runs refuse."""
         self.root = Path(runlog.default_runs_root() if root is None else root).resolve()
         self.cache = cache_enabled() if cache is None else cache
+        self.read_only = read_only
         self._lock = threading.Lock()  # guards the dicts below; never held while reading files
-        self._json: dict[Path, tuple[_Sig, dict[str, Any] | None]] = {}
+        self._json: dict[Path, tuple[_Sig, dict[str, Any] | None, str | None]] = {}
         self._metrics: dict[str, MetricsFile] = {}
         self._predictions: dict[str, tuple[_Sig, tuple[np.ndarray, np.ndarray] | None]] = {}
         self._problems: dict[tuple[str, str], str] = {}  # (run_id, file) -> found while reading
@@ -245,34 +249,39 @@ class RunStore:
 
     def _info(self, run_id: str, path: Path, now: float) -> RunInfo:
         problems: list[str] = []
-        config, config_there = self._read_json(path / runlog.CONFIG)
-        status, status_there = self._read_json(path / runlog.STATUS)
-        summary, summary_there = self._read_json(path / runlog.SUMMARY)
-        meta, meta_there = self._read_json(path / META)
+        config, config_there, config_bad = self._read_json(path / runlog.CONFIG)
+        status, status_there, status_bad = self._read_json(path / runlog.STATUS)
+        summary, summary_there, summary_bad = self._read_json(path / runlog.SUMMARY)
+        meta, _, meta_bad = self._read_json(path / META)
 
         if not config_there and not status_there:
             problems.append("no config.json and no status.json: not a run, or one being created")
         else:
-            for name, data, there in (
-                (runlog.CONFIG, config, config_there),
-                (runlog.STATUS, status, status_there),
-            ):
+            for name, there, bad in ((runlog.CONFIG, config_there, config_bad),
+                                     (runlog.STATUS, status_there, status_bad)):
                 if not there:
                     problems.append(f"{name} is missing")
-                elif data is None:
-                    problems.append(_bad_json(path / name))
-        if status is not None and status.get("state") not in runlog.STATES:
-            problems.append(f"status.json has an unknown state {status.get('state')!r}")
+                elif bad:
+                    problems.append(bad)
+        if status is not None:
+            status, found = runlog.check_status(status)
+            problems += found
+        if config is not None:
+            config, found = _check_config(config)
+            problems += found
         state = runlog.effective_state(status, now)
-        if summary_there and summary is None:
-            problems.append(_bad_json(path / runlog.SUMMARY))
+        if summary_bad:
+            problems.append(summary_bad)
         elif summary is not None and not isinstance(summary.get("test"), dict):
             problems.append("summary.json has no test metrics")
         elif not summary_there and state == "finished" and not external.is_external(config):
             # A script's run need not log predictions; a trainer run always writes them.
             problems.append("the run finished but summary.json is missing")
-        if meta_there and meta is None:
-            problems.append(_bad_json(path / META) + " (tags and notes ignored)")
+        if meta_bad:
+            problems.append(meta_bad + " (tags and notes ignored)")
+        elif meta is not None:
+            meta, found = _check_meta(meta)
+            problems += found
 
         with self._lock:
             problems += [text for (rid, _), text in self._problems.items() if rid == run_id]
@@ -288,21 +297,25 @@ class RunStore:
             checked_at=now,
         )
 
-    def _read_json(self, path: Path) -> tuple[dict[str, Any] | None, bool]:
-        """(the JSON object or None, whether the file exists), re-read only if it changed."""
+    def _read_json(self, path: Path) -> tuple[dict[str, Any] | None, bool, str | None]:
+        """(the JSON object or None, whether the file exists, what is wrong with it), re-read
+        only if it changed. Read through trainer.safe_read: a FIFO or a symlink in its place is a
+        problem, never a wait or a file from elsewhere."""
         try:
-            st = path.stat()
+            st = path.lstat()
         except OSError:
-            return None, False
+            return None, False, None
         sig = (st.st_mtime_ns, st.st_size, st.st_ino)
         with self._lock:
             cached = self._json.get(path)
         if cached is not None and cached[0] == sig:
-            return cached[1], True
-        data = runlog.read_json(path)
+            return cached[1], True, cached[2]
+        data, problem = safe_read.load_json_object(path)
+        if data is None and problem is None:
+            problem = f"{path.name} could not be read"  # vanished since the lstat
         with self._lock:
-            self._json[path] = (sig, data)
-        return data, True
+            self._json[path] = (sig, data, problem)
+        return data, True, problem
 
     def _note(self, run_id: str, file: str, problem: str | None) -> None:
         with self._lock:
@@ -325,38 +338,41 @@ class RunStore:
         with self._lock:
             cache = self._metrics.get(run_id)
             if cache is None:
-                cache = self._metrics[run_id] = MetricsFile(path, cache=self.cache)
+                cache = self._metrics[run_id] = MetricsFile(path, cache=self.cache,
+                                                            write=not self.read_only)
         with cache.lock:
             cache.update(live=lambda: self._state(path.parent) in ("running", "queued"))
             self._note(run_id, runlog.METRICS, self._metrics_problem(cache))
             return cache.frame()
 
     def _state(self, run_dir: Path) -> str:
-        status, _ = self._read_json(run_dir / runlog.STATUS)
-        return runlog.effective_state(status)
+        status = self._read_json(run_dir / runlog.STATUS)[0]
+        return runlog.effective_state(None if status is None else runlog.check_status(status)[0])
 
     def _metrics_problem(self, cache: MetricsFile) -> str | None:
+        if cache.refused:
+            return cache.refused
         problems = []
         if cache.bad_lines:
             n = cache.bad_lines
             problems.append(f"{n} line{'s' if n > 1 else ''} of metrics.jsonl could not be read")
-        if cache.size > cache.offset:
-            # Normal while a run writes; for a run that has ended the line will never complete.
-            status, _ = self._read_json(cache.path.parent / runlog.STATUS)
-            if runlog.effective_state(status) in (*runlog.FINAL_STATES, "lost"):
-                problems.append("metrics.jsonl ends with an incomplete line")
+        # A partial last line is normal while a run writes; once it has ended it never completes.
+        if cache.size > cache.offset and self._state(cache.path.parent) in (
+                *runlog.FINAL_STATES, "lost"):
+            problems.append("metrics.jsonl ends with an incomplete line")
         return "; ".join(problems) or None
 
     def log_tail(self, run_id: str, n_bytes: int = 20000) -> str:
         """The last ``n_bytes`` of the run's stdout.log ("" if there is none)."""
         path = runlog.run_path(self.root, run_id) / runlog.STDOUT
         try:
-            with open(path, "rb") as f:
-                start = max(0, f.seek(0, os.SEEK_END) - max(0, n_bytes))
-                f.seek(start)
-                data = f.read()
+            data, start = safe_read.read_tail(path, n_bytes)
+        except safe_read.Refused as exc:  # a symlink would show a file from outside the run
+            self._note(run_id, runlog.STDOUT, str(exc))
+            return ""
         except OSError:
             return ""
+        self._note(run_id, runlog.STDOUT, None)
         if start:
             data = data.lstrip(bytes(range(0x80, 0xC0)))  # don't start inside a UTF-8 character
         return data.decode("utf-8", errors="replace")
@@ -368,7 +384,7 @@ class RunStore:
         """
         path = runlog.run_path(self.root, run_id) / runlog.PREDICTIONS
         try:
-            st = path.stat()
+            st = path.lstat()
         except OSError:
             self._note(run_id, runlog.PREDICTIONS, None)
             return None
@@ -387,7 +403,7 @@ class RunStore:
 
     def set_meta(self, run_id: str, tags: Iterable[str] | str, notes: str) -> dict[str, Any]:
         """Save the user's tags and notes in the run's meta.json (atomically); return them."""
-        path = self._existing(run_id)
+        path = self._writable(run_id)
         meta = {"tags": normalise_tags(tags), "notes": str(notes or ""), "updated": time.time()}
         runlog.write_json_atomic(path / META, meta)
         return meta
@@ -397,7 +413,7 @@ class RunStore:
 
         Raises ValueError for an invalid id, a missing run, or a run that is still running.
         """
-        path = self._existing(run_id)
+        path = self._writable(run_id)
         state = runlog.effective_state(runlog.read_json(path / runlog.STATUS))  # fresh, not cached
         if state == "running":
             raise ValueError(f"run {run_id} is running: cancel it before moving it to the trash")
@@ -423,6 +439,11 @@ class RunStore:
             for key in [k for k in self._problems if k[0] == run_id]:
                 del self._problems[key]
 
+    def _writable(self, run_id: str) -> Path:
+        if self.read_only:
+            raise ValueError("this server is read-only: runs cannot be changed")
+        return self._existing(run_id)
+
     def _existing(self, run_id: str) -> Path:
         path = runlog.run_path(self.root, run_id)
         if not path.is_dir():
@@ -430,18 +451,53 @@ class RunStore:
         return path
 
 
-def _bad_json(path: Path) -> str:
-    try:
-        empty = path.stat().st_size == 0
-    except OSError:
-        return f"{path.name} could not be read"
-    return f"{path.name} is empty" if empty else f"{path.name} is not a valid JSON object"
+MAX_NAME = 200  # characters of a run name shown; a longer one is cut (a page sends every name)
+
+
+def _check_config(config: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The config with a name or tags of the wrong type or size replaced, and why."""
+    problems = []
+    name = config.get("name")
+    if name is not None and not isinstance(name, str):
+        problems.append(f"config.json name is {type(name).__name__}, not text (ignored)")
+        config = {k: v for k, v in config.items() if k != "name"}
+    elif isinstance(name, str) and len(name) > MAX_NAME:
+        problems.append(f"config.json name has {len(name)} characters: cut to {MAX_NAME}")
+        config = {**config, "name": name[:MAX_NAME] + "…"}
+    tags = config.get("tags")
+    if tags is not None and not isinstance(tags, list | str):
+        problems.append(f"config.json tags are {type(tags).__name__}, not a list (ignored)")
+        config = {k: v for k, v in config.items() if k != "tags"}
+    return config, problems
+
+
+def _check_meta(meta: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """meta.json with tags or notes of the wrong type dropped, and why."""
+    bad = [k for k, kind in (("tags", list | str), ("notes", str))
+           if k in meta and not isinstance(meta[k], kind)]
+    if not bad:
+        return meta, []
+    return ({k: v for k, v in meta.items() if k not in bad},
+            [f"meta.json {' and '.join(bad)} of the wrong type (ignored)"])
 
 
 def _load_predictions(path: Path) -> tuple[tuple[np.ndarray, np.ndarray] | None, str | None]:
     """((y_true, y_prob), None) or (None, what is wrong)."""
     try:
-        with np.load(path, allow_pickle=False) as npz:  # never unpickle files from disk
+        f = safe_read.open_regular(path)
+    except OSError as exc:
+        return None, str(exc) if isinstance(exc, safe_read.Refused) else (
+            f"predictions.npz could not be read ({type(exc).__name__})")
+    with f:
+        limit = safe_read.limit_for(path)
+        if os.fstat(f.fileno()).st_size > limit:
+            return None, f"predictions.npz is larger than {limit >> 20} MiB: not read"
+        return _parse_predictions(f)
+
+
+def _parse_predictions(f: Any) -> tuple[tuple[np.ndarray, np.ndarray] | None, str | None]:
+    try:
+        with np.load(f, allow_pickle=False) as npz:  # never unpickle files from disk
             missing = [k for k in ("y_true", "y_prob") if k not in npz.files]
             if missing:
                 return None, f"predictions.npz has no {' or '.join(missing)}"

@@ -84,9 +84,9 @@ def test_deep_nesting_is_a_sentence_not_a_recursion_error(tmp_path: Path, text: 
 
 def test_bad_json_sentences(tmp_path: Path) -> None:
     path = tmp_path / "status.json"
-    for text, problem in [("", "status.json is empty"), ("{", "status.json is not valid JSON"),
-                          ("[1]", "status.json is not a JSON object"),
-                          ('{"pid": ' + "9" * 5000 + "}", "status.json is not valid JSON")]:
+    for text, problem in [("", "status.json is empty"), ("{", "status.json is not a valid JSON"),
+                          ("[1]", "status.json is not a valid JSON object"),
+                          ('{"pid": ' + "9" * 5000 + "}", "status.json is not a valid JSON")]:
         path.write_text(text)
         data, found = load_json_object(path)
         assert data is None and found.startswith(problem)

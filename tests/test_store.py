@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from dashboard.store import RunStore, normalise_tags
-from trainer import columnar, runlog
+from trainer import columnar, runlog, safe_read
 
 
 def make_run(
@@ -135,8 +135,9 @@ def test_listing_rereads_only_changed_files(root: Path, monkeypatch: pytest.Monk
     store = RunStore(root)
     store.list_runs()
     reads: list[str] = []
-    real = runlog.read_json
-    monkeypatch.setattr(runlog, "read_json", lambda p: reads.append(Path(p).name) or real(p))
+    real = safe_read.load_json_object
+    monkeypatch.setattr(safe_read, "load_json_object",
+                        lambda p: reads.append(Path(p).name) or real(p))
 
     store.list_runs()
     assert reads == []

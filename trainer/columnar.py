@@ -15,7 +15,9 @@ row, so 10 million rows would take a minute. This module makes the dashboard's r
   the columns of the first ``offset`` bytes of metrics.jsonl, plus the file's inode, size, mtime
   and the bytes at its start and just before ``offset``. Loading memory-maps it (no parsing, no
   copy: pages are read when a chart touches them) and parses only the JSONL bytes after
-  ``offset``, so running runs profit too. A cache that is stale (the JSONL was replaced,
+  ``offset``, so running runs profit too. The file ends with a CRC-32 of its Arrow bytes,
+  checked before Arrow reads any of them, and Arrow then validates the columns in full (a damaged
+  cache crashed the process or gave wrong numbers). A cache that is stale (the JSONL was replaced,
   truncated or rewritten), damaged or of another version is ignored and rebuilt; it is written
   to a temp file and renamed, so readers see a whole file or none. When a run ends the trainer
   leaves it (``write_final_cache``; one a dashboard wrote meanwhile is rewritten when 1,000 or
@@ -38,7 +40,9 @@ import io
 import json
 import os
 import secrets
+import struct
 import threading
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,8 +53,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.json as pa_json
 
+from trainer import safe_read
+
 CACHE = "metrics.cache.arrow"
-CACHE_VERSION = "1"
+CACHE_VERSION = "2"  # 2: the file ends with a checksum trailer
 BASE_COLUMNS = ("split", "step", "epoch", "t")
 WIDE_COLUMNS = frozenset(("step", "epoch", "t"))  # x axes: float64 when not integers
 READ_CHUNK = 64 << 20  # bytes parsed at a time: bounds the memory of a first read of a big file
@@ -65,6 +71,10 @@ _SPLIT_TYPE = pa.large_string()  # what pandas' string dtype keeps
 _STR_DTYPE = pd.StringDtype("pyarrow", na_value=np.nan)  # pandas' default "str"
 _NUMERIC = (pa.int64(), pa.float32(), pa.float64())
 _KEY = b"danlu."
+# The cache file is an Arrow IPC file followed by this trailer: magic, CRC-32 of the Arrow bytes
+# and their length. CRC-32 runs at memory speed and catches any damage of up to 32 bits for sure.
+_TRAILER = struct.Struct("<4sIQ")
+_TRAILER_MAGIC = b"DLC2"
 
 
 # --- parsing ---------------------------------------------------------------------------------
@@ -305,7 +315,7 @@ class Covered:
 
 def _edges(jsonl: Path, offset: int) -> tuple[bytes, bytes]:
     """The first bytes of the file, and the bytes just before ``offset``."""
-    with open(jsonl, "rb") as f:
+    with safe_read.open_regular(jsonl) as f:
         head = f.read(min(EDGE, offset))
         f.seek(max(0, offset - EDGE))
         edge = f.read(min(EDGE, offset))
@@ -333,20 +343,52 @@ def write_cache(path: Path, table: Table, covered: Covered, jsonl: Path) -> bool
         batch = pa.record_batch(arrays, schema=schema)
         with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
             writer.write_batch(batch)
+        _append_trailer(tmp)
         os.replace(tmp, path)
-    except (OSError, pa.ArrowException):
+    except (OSError, ValueError, pa.ArrowException):
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         return False
     return True
 
 
+def _append_trailer(path: Path) -> None:
+    """End the file at ``path`` with the trailer that vouches for the bytes before it."""
+    with safe_read.map_regular(path) as mapped, memoryview(mapped) as view:
+        crc = zlib.crc32(view)
+        size = len(view)
+    with open(path, "ab") as f:
+        f.write(_TRAILER.pack(_TRAILER_MAGIC, crc, size))
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _verified(path: Path) -> pa.Buffer | None:
+    """The Arrow bytes of the cache file at ``path`` (memory-mapped), or None unless the file
+    is a regular file whose trailer's checksum matches them. Nothing of the file reaches Arrow
+    before this: Arrow trusts the offsets in what it maps, and damaged ones crashed the server."""
+    try:
+        mapped = safe_read.map_regular(path)
+    except (OSError, ValueError):  # missing, not a regular file, empty
+        return None
+    size = len(mapped) - _TRAILER.size
+    if size <= 0:
+        return None
+    magic, crc, length = _TRAILER.unpack_from(mapped, size)
+    with memoryview(mapped) as view, view[:size] as body:
+        if magic != _TRAILER_MAGIC or length != size or zlib.crc32(body) != crc:
+            return None
+    return pa.py_buffer(mapped).slice(0, size)  # the buffer keeps the map alive
+
+
 def read_cache(path: Path, jsonl: Path) -> tuple[Table, Covered] | None:
     """The memory-mapped columns of a valid cache of ``jsonl``, or None: no cache, a damaged
-    one, another version, or one that no longer describes ``jsonl`` (replaced, truncated or
-    rewritten)."""
+    one (its checksum does not match, or Arrow finds it malformed), another version, or one
+    that no longer describes ``jsonl`` (replaced, truncated or rewritten)."""
     try:
-        reader = pa.ipc.open_file(pa.memory_map(str(path), "r"))
+        if (data := _verified(path)) is None:
+            return None
+        reader = pa.ipc.open_file(pa.BufferReader(data))
         meta = {k[len(_KEY) :].decode(): v.decode()
                 for k, v in (reader.schema.metadata or {}).items() if k.startswith(_KEY)}
         if meta.get("version") != CACHE_VERSION or reader.num_record_batches != 1:
@@ -361,6 +403,9 @@ def read_cache(path: Path, jsonl: Path) -> tuple[Table, Covered] | None:
                                              bytes.fromhex(meta["edge"])):
             return None
         batch = reader.get_batch(0)
+        # A file with a valid checksum may still be hand-made: offsets Arrow would follow
+        # are checked before any column is touched.
+        batch.validate(full=True)
         if batch.num_rows != int(meta["rows"]) or batch.schema.names[:1] != ["split"]:
             return None
         table = Table()
@@ -399,10 +444,13 @@ class MetricsFile:
     Not thread-safe by itself: hold ``lock`` around ``update`` and ``frame``.
     """
 
-    def __init__(self, path: Path, *, cache: bool = True):
+    def __init__(self, path: Path, *, cache: bool = True, write: bool = True):
+        """``cache``: start from a valid cache file; ``write``: also keep it current (False in
+        read-only mode, which writes nothing)."""
         self.lock = threading.Lock()
         self.path = path
         self.cache = cache
+        self.write = write and cache
         self.reset()
 
     def reset(self) -> None:
@@ -413,15 +461,21 @@ class MetricsFile:
         self.table = Table()
         self.cached_rows = 0  # rows the cache file on disk holds
         self.cache_broken = False  # writing the cache failed: don't try again for this file
+        self.refused: str | None = None  # why the file is not read (a FIFO, a symlink...)
         self._frame: pd.DataFrame | None = None
 
     def update(self, live: Callable[[], bool]) -> None:
         """Catch up with the file. ``live()`` says whether the run may still write to it (asked
         at most once, and only when the cache needs to know)."""
         try:
-            st = self.path.stat()
+            st = safe_read.check_regular(self.path)
+        except safe_read.Refused as exc:
+            self.reset()
+            self.refused = str(exc)
+            return
         except OSError:
             return
+        self.refused = None
         if self.inode is not None and (st.st_ino != self.inode or st.st_size < self.offset):
             self.reset()  # replaced or truncated: start over
         is_live: bool | None = None
@@ -435,7 +489,7 @@ class MetricsFile:
         except OSError:  # vanished between stat and open: keep what we have
             pass
         self.size = st.st_size
-        if self.cache and self.table.n - self.cached_rows >= CACHE_MIN_ROWS // 10:
+        if self.write and self.table.n - self.cached_rows >= CACHE_MIN_ROWS // 10:
             self._save_cache(final=not (live() if is_live is None else is_live))
 
     def frame(self) -> pd.DataFrame:
@@ -459,7 +513,7 @@ class MetricsFile:
     def _read_new(self, size: int) -> bool:
         """Parse the complete lines appended since the last read; True if there were any."""
         grew = False
-        with open(self.path, "rb") as f:
+        with safe_read.open_regular(self.path) as f:
             while self.offset < size:
                 f.seek(self.offset)
                 chunk = f.read(min(size - self.offset, READ_CHUNK))

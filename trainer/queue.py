@@ -71,12 +71,15 @@ def worker_running(root: str | os.PathLike) -> bool:
 
 def queued_runs(root: Path) -> list[Path]:
     """Run directories in state ``queued``, in the order they were queued (run ids of the same
-    second sort by their random suffix, so the id alone is not the queue order)."""
+    second sort by their random suffix, so the id alone is not the queue order).
+
+    A symlink is not a run directory (it would start a run that lives outside the root), and
+    status files are read through trainer.safe_read: a FIFO there must not stall the worker."""
     if not root.is_dir():
         return []
     out = []
     for d in root.iterdir():
-        if d.is_dir() and runlog.RUN_ID_RE.match(d.name):
+        if runlog.RUN_ID_RE.match(d.name) and d.is_dir() and not d.is_symlink():
             status = runlog.read_json(d / runlog.STATUS)
             if status and status.get("state") == "queued":
                 created = status.get("created")

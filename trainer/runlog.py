@@ -109,11 +109,24 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def file_mode() -> int:
+    """The mode of every file written under a runs root: 0666 less the umask, what a plain
+    ``open()`` gives (so 0644 usually, 0664 under umask 002 for a group-shared root; README,
+    "Safety and failure"). Read from /proc: setting the umask to read it races other threads."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            umask = next(int(line.split()[1], 8) for line in f if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        umask = 0o022
+    return 0o666 & ~umask
+
+
 def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
     """Write ``data`` as JSON so that readers see the old file or the new one, never half of one."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, file_mode())  # mkstemp makes it 0600: unreadable to the rest of a team
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(_jsonable(data), f, indent=1, allow_nan=False)
             f.flush()
@@ -173,6 +186,53 @@ def new_status(run_id: str, state: str = "queued", **fields: Any) -> dict[str, A
     }
     status.update(fields)
     return status
+
+
+PID_MAX = 1 << 22  # Linux's largest possible pid (PID_MAX_LIMIT)
+TIME_MAX = 1e11  # seconds since 1970: year 5138, far beyond any real time stamp
+COUNT_MAX = 1 << 53  # steps and epochs: past this a float no longer counts one by one
+_STATUS_FIELDS: dict[str, tuple[type, float, float]] = {
+    # field: (int: whole numbers only, float: any finite number; smallest; largest)
+    "pid": (int, 1, PID_MAX), "schema_version": (int, 0, 1 << 31),
+    "created": (float, 0, TIME_MAX), "started": (float, 0, TIME_MAX),
+    "ended": (float, 0, TIME_MAX), "heartbeat": (float, 0, TIME_MAX),
+    "step": (int, 0, COUNT_MAX), "total_steps": (int, 0, COUNT_MAX),
+    "epoch": (float, 0, COUNT_MAX), "epochs": (int, 0, COUNT_MAX),
+}
+_STATUS_TEXT = ("run_id", "host", "error", "reason")
+
+
+def _number_ok(value: Any, kind: type, low: float, high: float) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    if kind is int and isinstance(value, float) and not value.is_integer():
+        return False  # 3.0 is a whole number (JSON writers differ); 2.5 steps is not
+    return math.isfinite(value) and low <= value <= high
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def check_status(status: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """``status`` with every field of the wrong type or out of range dropped (so it reads as
+    missing), and one sentence per dropped field. A status file is input like any other: a
+    ``pid`` of 10**30 or a ``step`` of -5 must not reach ``os.kill`` or a progress bar."""
+    clean, problems = dict(status), []
+    for name, (kind, low, high) in _STATUS_FIELDS.items():
+        value = clean.get(name)
+        if value is not None and not _number_ok(value, kind, low, high):
+            whole = "a whole number" if kind is int else "a number"
+            problems.append(f"status.json field {name!r} is {_shown(clean.pop(name))}, not "
+                            f"{whole} from {low:.0f} to {high:.0f} (ignored)")
+    for name in _STATUS_TEXT:
+        if clean.get(name) is not None and not isinstance(clean[name], str):
+            problems.append(f"status.json field {name!r} is {_shown(clean.pop(name))}, not text "
+                            "(ignored)")
+    if clean.get("state") not in STATES:
+        problems.append(f"status.json has an unknown state {_shown(clean.get('state'))}")
+    return clean, problems
 
 
 def update_status(run_dir: str | os.PathLike, **fields: Any) -> dict[str, Any]:

@@ -64,6 +64,16 @@ def _size_text(n: int) -> str:
     return f"{n / MIB:g} MiB" if n >= MIB else f"{n / KIB:g} KiB"
 
 
+def check_regular(path: str | os.PathLike) -> os.stat_result:
+    """The ``lstat`` of ``path`` if it is a regular file; FileNotFoundError if it is missing,
+    :class:`Refused` if it is anything else (a symlink included). Opens nothing."""
+    st = os.lstat(path)
+    kind = stat.S_IFMT(st.st_mode)
+    if kind != stat.S_IFREG:
+        raise Refused(f"{Path(path).name} is {_KINDS.get(kind, 'not a regular file')}: not read")
+    return st
+
+
 def open_regular(path: str | os.PathLike) -> BinaryIO:
     """``path`` opened for binary reading, if it is a regular file and not a symbolic link.
 
@@ -72,9 +82,7 @@ def open_regular(path: str | os.PathLike) -> BinaryIO:
     recognised by ``fstat`` and closed.
     """
     name = Path(path).name
-    kind = stat.S_IFMT(os.lstat(path).st_mode)
-    if kind != stat.S_IFREG:
-        raise Refused(f"{name} is {_KINDS.get(kind, 'not a regular file')}: not read")
+    check_regular(path)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as exc:
@@ -139,8 +147,8 @@ def loads_json(data: bytes | str, name: str = "the file", max_depth: int = MAX_D
         value = json.loads(data)
     except RecursionError:
         raise BadJson(f"{name} nests deeper than {max_depth} levels") from None
-    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, int too long
-        raise BadJson(f"{name} is not valid JSON ({type(exc).__name__})") from None
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError, an integer of 5,000 digits
+        raise BadJson(f"{name} is not a valid JSON object") from None
     if isinstance(value, dict | list) and not _depth_ok(value, max_depth):
         raise BadJson(f"{name} nests deeper than {max_depth} levels")
     return value
@@ -170,5 +178,5 @@ def load_json_object(path: str | os.PathLike,
     except OSError as exc:
         return None, f"{Path(path).name} could not be read ({exc.strerror or type(exc).__name__})"
     if not isinstance(data, dict):
-        return None, f"{Path(path).name} is not a JSON object"
+        return None, f"{Path(path).name} is not a valid JSON object"
     return data, None
