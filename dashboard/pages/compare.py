@@ -10,6 +10,7 @@ MAX_TABS = 12  # two charts per tab: more would make the page slow to draw
 
 st.title("Compare")
 
+runs = []  # stays empty if listing fails: the guard shows why, and the page stops below
 with page_guard("the list of runs"):
     runs = store().list_runs()
 if not runs:
