@@ -195,7 +195,7 @@ def _valid(values: dict[str, Any]) -> bool:
 
 
 def _check_json(case: Path, baseline: dict[str, Any]) -> str:
-    from dashboard import compare
+    from dashboard import compare_table as compare
     from dashboard.store import RunStore
     from trainer import queue
 
@@ -224,6 +224,10 @@ def child(cases: list[str], truth_path: str, baseline_path: str) -> None:
 
     # A reader that follows /dev/zero would fill the machine: make that a MemoryError instead.
     resource.setrlimit(resource.RLIMIT_AS, (8 << 30, 8 << 30))
+
+    # Import what the checks use before the first case's clock starts.
+    from dashboard import compare_table, store  # noqa: F401
+    from trainer import queue  # noqa: F401
 
     with open(truth_path, "rb") as f:
         truth = pickle.load(f)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from dashboard import compare
+from dashboard import compare_table as compare
 from dashboard.store import RunStore
 from tests.hostile_runs import CONTROL, QUEUED, SECRET, make_hostile_root
 from trainer import queue

@@ -91,3 +91,13 @@ def test_bad_json_sentences(tmp_path: Path) -> None:
         data, found = load_json_object(path)
         assert data is None and found.startswith(problem)
     assert load_json_object(tmp_path / "missing.json") == (None, None)
+
+
+def test_metrics_tail_reads_no_fifo_and_no_symlink(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.jsonl"
+    outside.write_text('{"step": 1}\n')
+    os.symlink(outside, tmp_path / "a")
+    os.mkfifo(tmp_path / "b")
+    assert runlog.JsonlTail(tmp_path / "a").read_new() == []
+    assert runlog.JsonlTail(tmp_path / "b").read_new() == []
+    assert runlog.JsonlTail(outside).read_new() == [{"step": 1}]

@@ -424,17 +424,17 @@ class JsonlTail:
         self.bad_lines = 0
 
     def read_new(self) -> list[dict[str, Any]]:
-        try:
-            size = self.path.stat().st_size
+        try:  # a FIFO or a symlink in its place reads as no rows (trainer.safe_read)
+            size = safe_read.check_regular(self.path).st_size
+            if size < self.offset:
+                self.offset, self.bad_lines = 0, 0
+            if size == self.offset:
+                return []
+            with safe_read.open_regular(self.path) as f:
+                f.seek(self.offset)
+                chunk = f.read(size - self.offset)
         except OSError:
             return []
-        if size < self.offset:
-            self.offset, self.bad_lines = 0, 0
-        if size == self.offset:
-            return []
-        with open(self.path, "rb") as f:
-            f.seek(self.offset)
-            chunk = f.read(size - self.offset)
         end = chunk.rfind(b"\n")
         if end < 0:
             return []
