@@ -19,10 +19,12 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from trainer import runlog
 
 ROOT = Path(__file__).resolve().parent.parent
-PORTS = range(8620, 8630)  # this test's servers; other suites keep off these ports
+MINUTE = 60_000  # Playwright timeouts are in ms; generous, because CI machines are slow
 # Debian's Chromium, driven by Playwright's own driver: nothing is downloaded (`playwright
 # install` is never run), and the flags keep it off the network and out of a sandbox that
 # containers refuse.
@@ -78,14 +80,11 @@ def chromium_path() -> str | None:
 
 
 def free_port() -> int:
-    for port in PORTS:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no free port in {PORTS.start}-{PORTS.stop - 1}")
+    """A port no one listens on, picked by the OS: a fixed range was shared by every copy of the
+    suite on a machine, and two servers racing for one port let a test talk to the other's."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
@@ -218,3 +217,51 @@ def chromium_page(timeout_ms: float = 60_000) -> Iterator:
             yield page
         finally:
             browser.close()
+
+
+CHROMIUM = chromium_path()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    """The real app on an empty runs root of this test (registered in conftest.py)."""
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    with streamlit_server(runs, tmp_path / "cache", tmp_path / "server.log") as srv:
+        yield srv
+    assert not trainer_pids(runs), "trainer processes outlived the test"
+
+
+@pytest.fixture
+def page(server: Server, tmp_path: Path):
+    """A Chromium page that records JavaScript errors and where its screenshots go."""
+    shots = Path(os.environ.get("DANLU_SCREENSHOTS") or tmp_path / "screenshots")
+    shots.mkdir(parents=True, exist_ok=True)
+    with chromium_page(MINUTE) as page:
+        page.shots = shots
+        try:
+            yield page
+        finally:
+            if not page.is_closed():
+                snap(page, "last")
+    print(f"\nscreenshots: {shots}")
+
+
+def snap(page, name: str) -> None:
+    """A screenshot of the whole page (Streamlit scrolls inside its main block, so the viewport
+    is stretched to that block's height for the picture and then put back)."""
+    height = page.evaluate("""() => {
+        const main = document.querySelector('[data-testid="stMain"]');
+        return Math.max(main ? main.scrollHeight : 0, document.body.scrollHeight); }""")
+    page.set_viewport_size({"width": 1400, "height": min(max(height, 1000), 8000)})
+    page.wait_for_timeout(300)  # let charts re-fit to the new size before the picture
+    page.screenshot(path=str(page.shots / f"{name}.png"))
+    page.set_viewport_size({"width": 1400, "height": 1000})
+
+
+def assert_clean(page, where: str) -> None:
+    """No traceback, no part of the page that failed to show, no JavaScript error."""
+    assert page.get_by_test_id("stException").count() == 0, f"{where}: an exception is shown"
+    failed = page.get_by_test_id("stAlert").filter(has_text="Could not show")
+    assert failed.count() == 0, f"{where}: {failed.all_inner_texts()}"
+    assert not page.js_errors, f"{where}: JavaScript errors {page.js_errors}"

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.browser_helpers import page, server  # noqa: F401  (fixtures of the browser tests)
 from trainer.reporters import MemoryReporter
 
 if TYPE_CHECKING:

@@ -9,7 +9,6 @@ test's tmp dir (printed with -s).
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from pathlib import Path
@@ -20,14 +19,13 @@ from dashboard.downsample import DEFAULT_POINTS
 from dashboard.store import RunStore
 from tests.browser_helpers import (
     CHART_PROBE,
-    CHROMIUM_ARGS,
+    CHROMIUM,
+    MINUTE,
     TABLE_PROBE,
-    chromium_path,
-    streamlit_server,
-    trainer_pids,
+    assert_clean,
+    snap,
 )
 
-CHROMIUM = chromium_path()
 pytestmark = [
     pytest.mark.browser, pytest.mark.slow,
     pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary (Debian's `chromium` "
@@ -39,58 +37,6 @@ NAME = "browser run"
 EPOCHS, BATCH_SIZE = 40, 32
 LOSS_CHART = "train/loss"
 SCORES = {"Precision": "precision", "Recall": "recall", "F1": "f1", "AUC": "auc"}
-MINUTE = 60_000  # Playwright timeouts are in ms; generous, because CI machines are slow
-
-
-@pytest.fixture
-def server(tmp_path):
-    runs = tmp_path / "runs"
-    runs.mkdir()
-    with streamlit_server(runs, tmp_path / "cache", tmp_path / "server.log") as srv:
-        yield srv
-    assert not trainer_pids(runs), "trainer processes outlived the test"
-
-
-@pytest.fixture
-def page(server, tmp_path):
-    from playwright.sync_api import sync_playwright
-
-    shots = Path(os.environ.get("DANLU_SCREENSHOTS") or tmp_path / "screenshots")
-    shots.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(MINUTE)
-        page.js_errors = []
-        page.on("pageerror", lambda exc: page.js_errors.append(str(exc)))
-        page.shots = shots
-        try:
-            yield page
-        finally:
-            if not page.is_closed():
-                snap(page, "last")
-            browser.close()
-    print(f"\nscreenshots: {shots}")
-
-
-def snap(page, name: str) -> None:
-    """A screenshot of the whole page (Streamlit scrolls inside its main block, so the viewport
-    is stretched to that block's height for the picture and then put back)."""
-    height = page.evaluate("""() => {
-        const main = document.querySelector('[data-testid="stMain"]');
-        return Math.max(main ? main.scrollHeight : 0, document.body.scrollHeight); }""")
-    page.set_viewport_size({"width": 1400, "height": min(max(height, 1000), 8000)})
-    page.wait_for_timeout(300)  # let charts re-fit to the new size before the picture
-    page.screenshot(path=str(page.shots / f"{name}.png"))
-    page.set_viewport_size({"width": 1400, "height": 1000})
-
-
-def assert_clean(page, where: str) -> None:
-    """No traceback, no part of the page that failed to show, no JavaScript error."""
-    assert page.get_by_test_id("stException").count() == 0, f"{where}: an exception is shown"
-    failed = page.get_by_test_id("stAlert").filter(has_text="Could not show")
-    assert failed.count() == 0, f"{where}: {failed.all_inner_texts()}"
-    assert not page.js_errors, f"{where}: JavaScript errors {page.js_errors}"
 
 
 def chart(page) -> dict:
