@@ -177,11 +177,16 @@ def errors_by_field(errors: Iterable[FieldError]) -> dict[str, list[str]]:
 # --- drawing ---------------------------------------------------------------------------------
 
 
-def label_of(trick: Trick) -> str:
-    if not trick.pitfall:
+def plain_label(trick: Trick) -> str:
+    """The trick's label as plain text (for option lists, which show no Markdown)."""
+    if not trick.pitfall or "pitfall" in trick.label.lower():
         return trick.label
-    label = trick.label if "pitfall" in trick.label.lower() else f"{trick.label} (pitfall demo)"
-    return f"⚠️ {label}"
+    return f"{trick.label} (pitfall demo)"
+
+
+def label_of(trick: Trick) -> str:
+    """The label of the trick's control (Markdown): pitfall demos carry a warning icon."""
+    return f":material/warning: {plain_label(trick)}" if trick.pitfall else trick.label
 
 
 def help_text(trick: Trick) -> str:
@@ -268,7 +273,7 @@ def render_field(trick: Trick, values: Mapping[str, Any], errors: Iterable[str] 
     else:
         st.text_input(f"{label} (JSON)", key=key, help=help_)
     for message in errors:
-        st.error(message, icon="🚫")
+        st.error(message, icon=":material/block:")
 
 
 def render_form(values: Mapping[str, Any], errors: Mapping[str, list[str]], *,

@@ -377,7 +377,7 @@ def state_text(run: RunInfo) -> str:
     if run.state == "lost":
         beat = run.heartbeat
         ago = f" {duration(run.checked_at - beat)} ago" if beat is not None else ""
-        return f"{state_label('lost')}: heartbeat stopped{ago}"
+        return state_label("lost", f": heartbeat stopped{ago}")
     return state_label(run.state)
 
 

@@ -6,10 +6,12 @@ from collections.abc import Sequence
 
 import streamlit as st
 
-from dashboard.format import state_label
+from dashboard.live import run_labels
 from dashboard.store import RunInfo
 
 SELECTED = "danlu_selected_runs"  # survives page switches (widget keys do not)
+CHOSEN_ELSEWHERE = "danlu_selected_runs_new"  # set by `choose`: the pickers must take it up
+SHOWN = "danlu_picker_labels"  # picker key -> {run id: label} as last sent to the browser
 
 
 def _query_list(name: str) -> list[str]:
@@ -37,19 +39,16 @@ def set_query(**params: str | list[str] | None) -> None:
 def choose(run_ids: Sequence[str]) -> None:
     """Make ``run_ids`` the chosen runs of every page (e.g. right after launching them)."""
     st.session_state[SELECTED] = list(run_ids)
+    st.session_state[CHOSEN_ELSEWHERE] = True
 
 
 def unchoose(run_id: str) -> None:
-    st.session_state[SELECTED] = [i for i in st.session_state.get(SELECTED, []) if i != run_id]
-
-
-def run_label(run: RunInfo) -> str:
-    return f"{run.name} · {state_label(run.state)}"
+    choose([i for i in st.session_state.get(SELECTED, []) if i != run_id])
 
 
 def unique_labels(labels: dict[str, str]) -> dict[str, str]:
     """``labels`` (run id -> label) with the run id added where a label repeats: Streamlit keeps
-    a choice by its label, so of two runs labelled alike it would always pick the last."""
+    a choice by its label, so of two items labelled alike it would always pick the last."""
     seen: dict[str, int] = {}
     for label in labels.values():
         seen[label] = seen.get(label, 0) + 1
@@ -75,9 +74,32 @@ def filter_runs(runs: list[RunInfo], states: Sequence[str], datasets: Sequence[s
     return out
 
 
+def keep_choice(key: str, chosen: Sequence[str], labels: dict[str, str], *,
+                forced: bool = False) -> None:
+    """Before drawing the picker ``key`` (options: ids, ``labels`` for display), make its state
+    ``chosen`` when the browser's copy could be wrong.
+
+    Streamlit's pickers keep a choice by its label: the browser sends back the labels it shows,
+    and a label that is no longer an option's drops that choice. Labels are made not to change
+    (a run's name, not its state), but one can (a second run of the same name gets the id
+    added), and then the choice is handed to the browser again under the new labels. ``forced``:
+    the choice was made elsewhere (`choose`).
+    """
+    shown = st.session_state.setdefault(SHOWN, {})
+    before = shown.get(key, {})
+    if forced or key not in st.session_state or any(
+            before.get(i, labels.get(i)) != labels.get(i) for i in chosen):
+        st.session_state[key] = list(chosen)
+    shown[key] = dict(labels)
+
+
 def pick_runs(runs: list[RunInfo], *, key: str, default_latest: int = 0) -> list[RunInfo]:
     """Sidebar filters and a multiselect of runs; the choice is shared by pages and put in the URL
-    as ``?runs=id1,id2``. With nothing chosen yet, the newest ``default_latest`` runs are."""
+    as ``?runs=id1,id2``. With nothing chosen yet, the newest ``default_latest`` runs are.
+
+    The picker's options are run ids and its labels the runs' names, never their state: a label
+    that changed when a run finished made Streamlit drop the run at the next click elsewhere.
+    """
     by_id = {r.run_id: r for r in runs}
     if SELECTED not in st.session_state:
         from_url = [i for i in _query_list("runs") if i in by_id]
@@ -95,10 +117,12 @@ def pick_runs(runs: list[RunInfo], *, key: str, default_latest: int = 0) -> list
         search = st.text_input("Search by name", key=f"{key}_search")
     shown = filter_runs(runs, states, datasets, tags, search)
     options = chosen + [r.run_id for r in shown if r.run_id not in chosen]
-    labels = unique_labels({i: run_label(by_id[i]) for i in options})
+    labels = run_labels(runs)  # unique among all runs, so filtering never relabels a run
+    widget = f"{key}_runs"
+    keep_choice(widget, chosen, labels, forced=st.session_state.pop(CHOSEN_ELSEWHERE, False))
     picked = st.sidebar.multiselect(
-        f"Runs ({len(shown)} of {len(runs)} match)", options, default=chosen,
-        format_func=labels.__getitem__, key=f"{key}_runs",
+        f"Runs ({len(shown)} of {len(runs)} match)", options,
+        format_func=labels.__getitem__, key=widget,
         help="Choose runs to show. The choice is kept in the URL: share the link, share the view.",
     )
     st.session_state[SELECTED] = picked

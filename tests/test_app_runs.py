@@ -296,7 +296,7 @@ def test_runs_with_the_same_name_stay_apart_in_the_panel(root):
     make_run(root, second, "finished", config={"name": "twin", "lr": 0.25})
     at = open_page([first, second])
     panel = at.selectbox(key="runs_details")
-    assert panel.options == [f"twin · {first}", f"twin · {second}"]
+    assert panel.options == [f"twin ({first})", f"twin ({second})"]
     panel.set_value(first).run()  # Streamlit keeps a choice by its label
     assert json.loads(at.json[0].value)["lr"] == 0.5
     assert len(set(at.multiselect(key="runs_runs").options)) == 2
@@ -320,3 +320,24 @@ def test_cancel_a_queued_run(root, zoo):
     status = runlog.read_json(root / queued / runlog.STATUS)
     assert status["state"] == "cancelled"
     assert any("cancelled" in t for t in texts(at.success))
+
+
+def test_runs_table_shows_each_chosen_run_with_its_state(root, zoo):
+    at = open_page([zoo["finished"], zoo["running"], zoo["queued"]])
+    tables = [d.value for d in at.dataframe if "tricks on" in d.value.columns]
+    assert len(tables) == 1, "no runs table"
+    data = tables[0]
+    assert list(data["run id"]) == [zoo["finished"], zoo["running"], zoo["queued"]]
+    assert list(data["state"]) == ["finished", "running", "queued"]
+    assert data["test F1"].notna().tolist() == [True, False, False]
+    # Every chosen run is charted while no row is selected.
+    _, frames = chart_spec(charts(at)[0])
+    drawn = {str(v) for f in frames.values() if "run" in f for v in f["run"].unique()}
+    assert {zoo["finished"], zoo["running"]} <= drawn
+
+
+def test_no_state_is_drawn_as_emoji(root, zoo):
+    at = open_page(list(zoo.values()))
+    text = " ".join(p.proto.text for p in at.get("progress"))
+    assert ":material/" in text
+    assert not any(ch in text for ch in "⏳✅🏃🚫❌👻❓")

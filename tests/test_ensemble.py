@@ -336,6 +336,8 @@ def test_the_launcher_refuses_mixed_test_sets_and_computes_an_ensemble(
     assert exp.result["weights"] == pytest.approx([0.5, 0.5, 0.0])
     assert exp.result["subset"]["size"] == 2 and exp.result.get("saved_run")
     assert any("is ready" in s.value for s in at.success)  # nothing to train: no "queued"
+    # The Results tab lists and shows it at once, not after leaving the page and coming back.
+    assert at.selectbox(key="exp_pick").value == exp.exp_id
     at.run(timeout=30)
     assert len(at.multiselect(key="ens_members").options) == 4  # the saved entry is not offered
 

@@ -194,7 +194,7 @@ def test_status_texts():
     assert live.progress_text(running) == "step 100 / 400 · ETA 1m 30s"
     assert live.elapsed_text(running) == "elapsed 30.0s"
     lost = info("l", state="lost", checked_at=now, status={"heartbeat": now - 3600})
-    assert live.state_text(lost).endswith("lost: heartbeat stopped 1h 00m ago")
+    assert "lost: heartbeat stopped 1h 00m ago" in live.state_text(lost)
     assert live.progress_text(info("q", state="queued")) == "waiting in the queue"
     assert live.progress_text(info("u", state="unknown")) == "no progress reported"
     assert live.elapsed_text(info("u", state="unknown")) == ""

@@ -110,7 +110,7 @@ def _spec(base: dict[str, Any], chosen: list[str], seeds: int, all_tricks: bool,
 
 def _show(errors: dict[str, list[str]], place: str) -> None:
     for message in errors.get(place, ()):
-        st.error(message, icon="🚫")
+        st.error(message, icon=":material/block:")
 
 
 def launcher(root: Path, allowed: bool) -> str | None:
@@ -240,9 +240,13 @@ def diff_chart(rows: pd.DataFrame, metric: str) -> alt.LayerChart:
 def _display_table(table: pd.DataFrame) -> pd.DataFrame:
     out = table.copy()
     out["metric"] = out["metric"].map(metric_label)
-    out["verdict"] = out["verdict"].map(
-        {"helps": "✅ helps", "hurts": "❌ hurts"}).fillna(out["verdict"])
     return out
+
+
+def _verdict_css(verdict: object) -> str:
+    # Coloured words, not emoji (headless browsers draw those as boxes).
+    colour = VERDICT_COLOURS.get(verdict) if isinstance(verdict, str) else None
+    return f"color: {colour}; font-weight: 600" if colour else ""
 
 
 def result_view(root: Path, exp: core.Experiment) -> None:
@@ -272,7 +276,8 @@ def result_view(root: Path, exp: core.Experiment) -> None:
     st.altair_chart(diff_chart(rows, metric), width="stretch")
     _verdict_sentence(rows, metric)
     st.dataframe(
-        _display_table(table), hide_index=True, width="stretch",
+        _display_table(table).style.map(_verdict_css, subset=["verdict"]), hide_index=True,
+        width="stretch",
         column_config={
             "compared_to": st.column_config.TextColumn("compared to"),
             "baseline_mean": st.column_config.NumberColumn("reference mean", format="%.4f"),

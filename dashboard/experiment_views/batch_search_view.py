@@ -90,7 +90,7 @@ def option_errors(errors: Iterable[FieldError], options: Iterable[str],
 
 def show_errors(messages: Iterable[str]) -> None:
     for m in messages:
-        st.error(m, icon="🚫")
+        st.error(m, icon=":material/block:")
 
 
 def launch(root: Path, kind: str, spec: dict[str, Any], name: str) -> str | None:

@@ -73,8 +73,10 @@ def launcher(root: Path, allowed: bool) -> str | None:
     # Keep earlier choices as options, so changing the filter never drops them silently.
     before = [i for i in st.session_state.get(f"{KEY}_members", []) if i in by_id]
     options = before + [r.run_id for r in shown if r.run_id not in before]
-    labels = selection.unique_labels({i: f"{by_id[i].name} · {_dataset(by_id[i])} · seed "
-                                      f"{by_id[i].config.get('seed', '?')}" for i in options})
+    # Labels of every eligible run, not only the options, so a filter never relabels a choice
+    # (Streamlit keeps a choice by its label).
+    labels = selection.unique_labels({i: f"{r.name} · {_dataset(r)} · seed "
+                                      f"{r.config.get('seed', '?')}" for i, r in by_id.items()})
     picked = st.multiselect(
         "Members", options, key=f"{KEY}_members", format_func=labels.__getitem__,
         help="Finished runs with test predictions (saved ensembles are not offered: choose "

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, context, selection
+from dashboard import charts, context
 from trainer import queue, runlog
 from trainer.config import ConfigError
 from trainer.experiments import core, finetuning
@@ -49,7 +49,7 @@ def _errors_by_field(exc: ConfigError) -> dict[str, list[str]]:
 def _show(errors: dict[str, list[str]], *fields: str) -> None:
     for field in fields:
         for message in errors.pop(field, ()):
-            st.error(message, icon="🚫")
+            st.error(message, icon=":material/block:")
 
 
 def launcher(root: Path, allowed: bool) -> str | None:
@@ -65,7 +65,7 @@ def launcher(root: Path, allowed: bool) -> str | None:
             return None
         by_id = {r.run_id: r for r in runs}
         source = st.selectbox("Source run", list(by_id), key="ft_source",
-                              format_func=lambda i: f"{selection.run_label(by_id[i])} · "
+                              format_func=lambda i: f"{by_id[i].name} · "
                               f"{by_id[i].config.get('dataset', '?')} · {i}")
         cfg = by_id[source].config
         subset = cfg.get("class_subset")
@@ -121,7 +121,7 @@ def launcher(root: Path, allowed: bool) -> str | None:
     _show(errors, "class_subset", "pretrain_classes", "source", "epochs", "lr")
     for field, messages in errors.items():
         for message in messages:
-            st.error(f"{field}: {message}", icon="🚫")
+            st.error(f"{field}: {message}", icon=":material/block:")
     if spec is None:
         st.button("Launch fine-tuning", disabled=True, key="ft_launch_disabled")
         return None

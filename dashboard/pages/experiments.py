@@ -13,6 +13,8 @@ from trainer import experiments
 from trainer.experiments import core
 
 CHOSEN = "danlu_experiment"  # the experiment shown (also ?exp= in the URL)
+PICK = "exp_pick"  # the Results tab's experiment picker
+FLASH = "danlu_experiments_flash"  # what the last launch did, shown after its rerun
 
 st.title("Experiments")
 st.caption("Each procedure queues ordinary runs grouped under one experiment and shows its "
@@ -41,14 +43,20 @@ with new_tab, page_guard("the experiment launcher"):
                             format_func=lambda k: experiments.PROCEDURES[k].title)
         view = view_for(kind)
         st.markdown(view.INTRO)
+        if flash := st.session_state.pop(FLASH, None):
+            st.success(flash)
         new_id = view.launcher(root, allowed)
         if new_id:
-            st.session_state[CHOSEN] = new_id
-            selection.set_query(exp=new_id)
             created = experiments.load(root, new_id)
             done = created is not None and created.state != "running"
-            st.success(f"Experiment {new_id} " + ("is ready" if done else "is queued")
-                       + ": open the Results tab to " + ("see it." if done else "follow it."))
+            # Chosen in the Results tab's picker, and a rerun so that its list has it now (it
+            # was read before the launcher ran).
+            st.session_state[CHOSEN] = st.session_state[PICK] = new_id
+            selection.set_query(exp=new_id)
+            st.session_state[FLASH] = (f"Experiment {new_id} " + ("is ready" if done else
+                                       "is queued") + ": open the Results tab to "
+                                       + ("see it." if done else "follow it."))
+            st.rerun()
 
 with results_tab, page_guard("the experiments"):
     if not all_exps:
@@ -58,11 +66,13 @@ with results_tab, page_guard("the experiments"):
         by_id = {e.exp_id: e for e in all_exps}
         wanted = st.session_state.get(CHOSEN) or st.query_params.get("exp")
         ids = list(by_id)
-        labels = selection.unique_labels(
-            {i: f"{e.name} · {e.kind} · {e.state}" for i, e in by_id.items()})
-        exp_id = st.selectbox(
-            "Experiment", ids, index=ids.index(wanted) if wanted in by_id else 0,
-            format_func=labels.__getitem__, key="exp_pick")
+        if st.session_state.get(PICK) not in by_id:
+            st.session_state[PICK] = wanted if wanted in by_id else ids[0]
+        # Keyed by id and labelled without the state: Streamlit keeps a choice by its label,
+        # and a label that changed when the experiment finished lost the choice (the state is
+        # in the status line below, which is kept current).
+        labels = selection.unique_labels({i: f"{e.name} · {e.kind}" for i, e in by_id.items()})
+        exp_id = st.selectbox("Experiment", ids, format_func=labels.__getitem__, key=PICK)
         st.session_state[CHOSEN] = exp_id
         selection.set_query(exp=exp_id)
 

@@ -10,7 +10,8 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import context, form, launch, selection
-from dashboard.format import duration, state_label
+from dashboard.format import duration, state_css, state_label
+from dashboard.store import RunInfo
 from trainer.config import ConfigError, config_errors, make_config
 from trainer.queue import worker_running
 from trainer.tricks import BY_NAME, CATALOGUE
@@ -28,7 +29,7 @@ RECENT = 5
 
 def _label(name: str) -> str:
     trick = BY_NAME.get(name)
-    return f"{form.label_of(trick)} ({name})" if trick else name
+    return f"{form.plain_label(trick)} ({name})" if trick else name
 
 
 def _problem_lines(errors: Mapping[str, list[str]]) -> str:
@@ -69,10 +70,10 @@ def _launched(where: str) -> None:
         return
     ids, names = last["ids"], last["names"]
     if len(ids) == 1:
-        st.success(f"Queued **{names[0]}** (run `{ids[0]}`).", icon="🚀")
+        st.success(f"Queued **{names[0]}** (run `{ids[0]}`).", icon=":material/rocket_launch:")
     else:
         st.success(f"Queued {len(ids)} runs: {', '.join(names[:3])}"
-                   f"{', …' if len(ids) > 3 else ''}.", icon="🚀")
+                   f"{', …' if len(ids) > 3 else ''}.", icon=":material/rocket_launch:")
     if st.button("Watch it on the Runs page", key=f"watch_{where}", icon=":material/monitoring:"):
         selection.choose(ids)
         st.session_state.pop(LAUNCHED, None)  # said and done: not shown again on return
@@ -128,7 +129,7 @@ def _sweep_grid() -> tuple[dict[str, list[Any]], list[int], bool]:
             grid[name] = launch.parse_sweep_values(name, text)
         except ConfigError as exc:
             for e in exc.errors:
-                st.error(e.message, icon="🚫")
+                st.error(e.message, icon=":material/block:")
             ok = False
     seeds: list[int] = []
     text = st.text_input("Seeds", key="sweep_seeds", help="One run per seed for every "
@@ -138,7 +139,7 @@ def _sweep_grid() -> tuple[dict[str, list[Any]], list[int], bool]:
         seeds = launch.parse_sweep_values("seed", text)
     except ConfigError as exc:
         for e in exc.errors:
-            st.error(e.message, icon="🚫")
+            st.error(e.message, icon=":material/block:")
         ok = False
     return grid, seeds, ok
 
@@ -156,7 +157,7 @@ def sweep_section(values: dict[str, Any], form_ok: bool, allowed: bool) -> None:
             configs = launch.sweep_configs(values, grid, seeds)
         except ConfigError as exc:
             for e in exc.errors:
-                st.error(e.message, icon="🚫")
+                st.error(e.message, icon=":material/block:")
             ok = False
     if not form_ok:
         st.warning("The form above has problems; the sweep starts from it, so fix them first.")
@@ -181,6 +182,16 @@ def _start_worker() -> None:
     started = launch.spawn_worker(context.runs_root(), max_parallel=context.max_parallel())
     st.session_state[NOTICE] = ("Started a worker: queued runs will start shortly." if started
                                 else "A worker is already running.")
+
+
+def queue_progress_text(run: RunInfo) -> str:
+    """What a queue row's bar says: a queued run waits, a running one without progress yet is
+    starting (not "waiting": its state already says running)."""
+    if run.state == "queued":
+        return "waiting in the queue"
+    if run.progress is None:
+        return "starting"
+    return f"{run.progress:.0%}"
 
 
 @st.fragment(run_every=2)
@@ -208,8 +219,7 @@ def queue_section(allowed: bool) -> None:
             name, state, bar, eta, act = st.columns([4, 2, 3, 2, 2], vertical_alignment="center")
             name.markdown(f"**{r.name}**  \n`{r.run_id}`")
             state.write(state_label(r.state))
-            p = r.progress
-            bar.progress(p or 0.0, text="waiting" if p is None else f"{p:.0%}")
+            bar.progress(min(1.0, r.progress or 0.0), text=queue_progress_text(r))
             eta.write(f"ETA {duration(r.eta_s)}")
             if allowed:
                 act.button("Cancel", key=f"cancel_{r.run_id}", on_click=_cancel,
@@ -220,10 +230,10 @@ def queue_section(allowed: bool) -> None:
             st.dataframe(
                 pd.DataFrame({
                     "Run": [r.name for r in recent],
-                    "State": [state_label(r.state) for r in recent],
+                    "State": [r.state for r in recent],
                     "Progress": [r.progress or 0.0 for r in recent],
                     "Time": [duration(r.elapsed_s) for r in recent],
-                }),
+                }).style.map(state_css, subset=["State"]),
                 hide_index=True, width="stretch",
                 column_config={"Progress": st.column_config.ProgressColumn(
                     "Progress", min_value=0.0, max_value=1.0, format="percent")},

@@ -1,8 +1,11 @@
 """Runs: live raw + smoothed curves of the chosen runs, their progress, config, log and actions."""
 
+import zlib
+
 import streamlit as st
 
 from dashboard import launch, live, selection
+from dashboard import runs_table as table
 from dashboard.charts import X_CHOICES, X_LABELS
 from dashboard.context import (
     can_write,
@@ -12,11 +15,13 @@ from dashboard.context import (
     store,
     watcher,
 )
+from dashboard.format import state_css
 from dashboard.smoothing import SMOOTHING_KINDS
 from dashboard.store import RunInfo
 
 VIEW = "danlu_runs_view"  # the last view; widget state is dropped when the page is left
 CHARTS = "danlu_runs_charts"  # live.ChartCache of this session
+TABLE_ROWS = "danlu_runs_table_rows"  # run id -> (version, row) of the runs table
 FLASH = "danlu_runs_flash"  # a message to show after the rerun an action causes
 PRELOAD = "preload"  # the description of the empty chart `preload_charts` sends
 DETAIL_PARTS = ["Config", "Log", "Tags, notes & actions"]
@@ -137,12 +142,12 @@ def status_line(run: RunInfo) -> None:
         st.warning(f"{run.run_id}: " + "; ".join(run.problems))
 
 
-def charts_grid(runs: list[RunInfo], versions: dict[str, int], view: live.View) -> None:
+def charts_grid(runs: list[RunInfo], versions: dict[str, int], view: live.View,
+                frames: live.FrameSource) -> None:
     if not view.metrics:
         st.info("Choose metrics to chart in the sidebar.")
         return
     cache: live.ChartCache = st.session_state.setdefault(CHARTS, live.ChartCache())
-    frames = live.frame_loader(store().metrics)
     columns = st.columns(2)
     for i, metric in enumerate(view.metrics):
         with columns[i % 2], page_guard(f"the {metric} chart"):
@@ -150,16 +155,46 @@ def charts_grid(runs: list[RunInfo], versions: dict[str, int], view: live.View) 
     cache.keep_only(view.metrics, versions)
 
 
+def runs_table(runs: list[RunInfo], versions: dict[str, int], frames: live.FrameSource
+               ) -> list[RunInfo]:
+    """The chosen runs as a sortable table; returns the runs whose rows are selected (all of
+    them when none is): the charts show those."""
+    rows = st.session_state.setdefault(TABLE_ROWS, {})
+    data = table.runs_table(runs, live.run_labels(runs), frames, versions, rows)
+    for gone in set(rows) - set(versions):
+        del rows[gone]
+    config = {name: st.column_config.NumberColumn(name, help=text, format="%.4f")
+              for name, text in table.HELP.items()}
+    config["progress"] = st.column_config.ProgressColumn("progress", min_value=0.0,
+                                                         max_value=1.0, format="percent")
+    config["run"] = st.column_config.TextColumn("run", pinned=True)
+    # One key per set of chosen runs: a row is selected by its position, which means another
+    # run once the set changes.
+    ids = ",".join(r.run_id for r in runs)
+    event = st.dataframe(data.style.map(state_css, subset=["state"]), hide_index=True,
+                         column_config=config, on_select="rerun", selection_mode="multi-row",
+                         key=f"runs_table_{zlib.crc32(ids.encode()):08x}")
+    rows = [i for i in event.selection.rows if 0 <= i < len(runs)]
+    st.caption("Select rows to chart only those runs; click a header to sort." if not rows else
+               f"Charting the {len(rows)} selected run{'s' if len(rows) != 1 else ''} of "
+               f"{len(runs)}; clear the selection to chart them all.")
+    return [runs[i] for i in sorted(rows)] or runs
+
+
 def live_section(run_ids: list[str], view: live.View, polling: bool) -> None:
-    """Status and charts; redrawn every second while a chosen run is queued or running."""
+    """Status, table and charts; redrawn every second while a chosen run is queued or running."""
     w = watcher()
     versions = {i: w.version(i) for i in run_ids}  # before reading: a later write bumps them
     runs = [r for r in (store().get(i) for i in run_ids) if r is not None]
+    frames = live.frame_loader(store().metrics)
     with page_guard("the run status"):
         for run in runs:
             status_line(run)
+    charted = runs
+    with page_guard("the runs table"):
+        charted = runs_table(runs, versions, frames)
     with page_guard("the charts"):
-        charts_grid(runs, versions, view)
+        charts_grid(charted, versions, view, frames)
     if polling and not any(live.is_live(r) for r in runs):
         st.rerun()  # all done: a full rerun stops the polling
 
@@ -210,8 +245,9 @@ def details(chosen: list[RunInfo]) -> None:
     by_id = {r.run_id: r for r in chosen}
     if st.session_state.get("runs_details") not in by_id:
         st.session_state.pop("runs_details", None)  # its run was unchosen or deleted
-    labels = selection.unique_labels({i: r.name for i, r in by_id.items()})
-    run_id = st.selectbox("Run", list(by_id), key="runs_details", format_func=labels.__getitem__,
+    labels = live.run_labels(store().list_runs())  # as the picker's: the same run reads alike
+    run_id = st.selectbox("Run", list(by_id), key="runs_details",
+                          format_func=lambda i: labels.get(i, i),
                           label_visibility="collapsed" if len(chosen) == 1 else "visible")
     run = by_id[run_id]
     # Only the part asked for is drawn: tabs would render the log (a syntax-highlighted code
