@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dashboard.compare import metric_values
+from dashboard.compare_table import metric_values
 from dashboard.store import RunInfo
 from trainer.config import ConfigError, make_config
 

@@ -80,7 +80,7 @@ def test_form_has_every_group_and_every_active_entry(runs_dir: Path) -> None:
     assert sorted(keys) == sorted(f"cfg_{t.name}" for t in active)  # one control each
     for t in active:
         assert t.what in widget(at, f"cfg_{t.name}").help
-    assert "⚠️" in widget(at, "cfg_forget_eval").label  # pitfalls are marked
+    assert ":material/warning:" in widget(at, "cfg_forget_eval").label  # pitfalls are marked
     assert "cfg_swa_start" not in keys and "cfg_csv_path" not in keys  # `when` is false
 
     widget(at, "cfg_swa").set_value(True)
