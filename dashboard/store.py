@@ -274,6 +274,9 @@ class RunStore:
             problems.append(summary_bad)
         elif summary is not None and not isinstance(summary.get("test"), dict):
             problems.append("summary.json has no test metrics")
+        elif summary is not None:
+            summary, found = _check_summary(summary)
+            problems += found
         elif not summary_there and state == "finished" and not external.is_external(config):
             # A script's run need not log predictions; a trainer run always writes them.
             problems.append("the run finished but summary.json is missing")
@@ -469,6 +472,29 @@ def _check_config(config: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         problems.append(f"config.json tags are {type(tags).__name__}, not a list (ignored)")
         config = {k: v for k, v in config.items() if k != "tags"}
     return config, problems
+
+
+def _numbers(values: Any) -> bool:
+    return isinstance(values, list) and all(
+        v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in values)
+
+
+def _check_summary(summary: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """summary.json with class names and per-class values of the wrong shape dropped (Compare
+    draws them for every run together: one bad list would blank the chart for all), and why."""
+    problems = []
+    names = summary.get("class_names")
+    if names is not None and not (isinstance(names, list)
+                                  and all(isinstance(n, str | int) for n in names)):
+        problems.append("summary.json class_names is not a list of names (ignored)")
+        summary = {k: v for k, v in summary.items() if k != "class_names"}
+    per_class = summary["test"].get("per_class")
+    if per_class is not None and not (isinstance(per_class, dict)
+                                      and all(_numbers(v) for v in per_class.values())):
+        problems.append("summary.json per-class values are not lists of numbers (ignored)")
+        test = {k: v for k, v in summary["test"].items() if k != "per_class"}
+        summary = {**summary, "test": test}
+    return summary, problems
 
 
 def _check_meta(meta: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:

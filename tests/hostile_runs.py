@@ -53,6 +53,13 @@ def _config(**fields: Any) -> Callable[[Path], None]:
     return make
 
 
+def _summary_shapes(run: Path) -> None:
+    summary = json.loads((run / runlog.SUMMARY).read_text())
+    summary["test"]["per_class"]["f1"] = "abc"
+    summary["class_names"] = 5
+    (run / runlog.SUMMARY).write_text(json.dumps(summary))
+
+
 # run id suffix -> (how to damage a finished run, what its problem sentence must contain)
 CASES: dict[str, tuple[Callable[[Path], None], str]] = {
     "fifo-config": (_fifo("config.json"), "config.json is a FIFO"),
@@ -80,6 +87,7 @@ CASES: dict[str, tuple[Callable[[Path], None], str]] = {
     "state-list": (_status(state=["finished"]), "unknown state"),
     "name-long": (_config(name="n" * 100_000), "config.json name has 100000 characters"),
     "name-number": (_config(name=5, tags={"a": 1}), "config.json name is int"),
+    "summary-shapes": (_summary_shapes, "summary.json per-class values"),
     "meta-types": (_write("meta.json", b'{"tags": 5, "notes": ["x"]}'), "meta.json tags and notes"),
 }
 

@@ -30,7 +30,8 @@ def _open(page: str | None, runs: list[str]) -> AppTest:
     return at.run(timeout=60)
 
 
-@pytest.mark.parametrize("kind", ["pid-huge", "deep-status", "fifo-status", "step-negative"])
+@pytest.mark.parametrize("kind", ["pid-huge", "deep-status", "fifo-status", "step-negative",
+                                  "summary-shapes"])
 def test_pages_render_with_one_hostile_run(runs_dir: Path, spawned: list, kind: str) -> None:
     (bad,) = make_hostile_root(runs_dir, cases=[kind])
     runs = _open(None, [CONTROL, bad])
