@@ -286,8 +286,10 @@ class RunStore:
             meta, found = _check_meta(meta)
             problems += found
 
+        problems += _not_regular(path)
         with self._lock:
             problems += [text for (rid, _), text in self._problems.items() if rid == run_id]
+        problems = list(dict.fromkeys(problems))  # a refusal found by listing and by reading
         return RunInfo(
             run_id=run_id,
             path=path,
@@ -452,6 +454,20 @@ class RunStore:
         if not path.is_dir():
             raise ValueError(f"there is no run {run_id} in {self.root}")
         return path
+
+
+def _not_regular(run_dir: Path) -> list[str]:
+    """Sentences for the run's other files that will not be read (a FIFO, a symlink...): found
+    by one lstat each while listing, so the run shows its problem before anyone opens them."""
+    problems = []
+    for name in (runlog.METRICS, runlog.STDOUT, runlog.PREDICTIONS):
+        try:
+            safe_read.check_regular(run_dir / name)
+        except safe_read.Refused as exc:
+            problems.append(str(exc))
+        except OSError:
+            pass
+    return problems
 
 
 MAX_NAME = 200  # characters of a run name shown; a longer one is cut (a page sends every name)

@@ -6,7 +6,6 @@ Kept apart from the test so the test reads like the steps a person takes.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import signal
@@ -125,8 +124,9 @@ def trainer_pids(runs_dir: Path) -> list[int]:
 
     pids = set()
     for status in runs_dir.glob("*/status.json"):
-        with contextlib.suppress(OSError, ValueError, TypeError):
-            pid = int(json.loads(status.read_text()).get("pid") or 0)
+        with contextlib.suppress(OSError, ValueError, TypeError, OverflowError):
+            # runlog reads it: a test's hostile status.json may be a FIFO or 10^5 brackets deep
+            pid = int((runlog.read_json(status) or {}).get("pid") or 0)
             if pid > 0 and ours(pid):
                 pids.add(pid)
     proc = Path("/proc")
