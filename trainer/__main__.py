@@ -97,6 +97,23 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(report_args: list[str]) -> int:
+    """Runs ``python -m dashboard.report`` in a child process: the report draws with the app's
+    chart builders, and the trainer never imports the dashboard (imports go one way)."""
+    import os
+    import subprocess
+
+    checkout = Path(__file__).resolve().parent.parent
+    if not (checkout / "dashboard" / "report.py").is_file():
+        print("error: reports are drawn by Danlu's dashboard: run this from a checkout with "
+              "requirements.txt installed", file=sys.stderr)
+        return 2
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(checkout), os.environ.get("PYTHONPATH", "")) if p)}
+    return subprocess.run([sys.executable, "-m", "dashboard.report", *report_args],
+                          env=env, check=False).returncode
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m trainer", description="Danlu's trainer.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -126,6 +143,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs-dir", help=runs_dir_help)
     p.set_defaults(func=cmd_cancel)
 
+    p = sub.add_parser("report", add_help=False,
+                       help="write one self-contained HTML report of runs or an experiment: "
+                       "RUN_ID... | --experiment EXP_ID [--runs-dir DIR] -o FILE.html")
+    # Listed for --help only: main() hands everything after "report" to dashboard.report as
+    # it is (argparse would eat options such as --help and -o meant for it).
+
     from trainer.experiments.cli import add_parser as add_experiment_parser
     from trainer.imports import add_parser as add_import_parser
 
@@ -136,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("run_dir")
     p.set_defaults(func=cmd_start)
 
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["report"]:
+        return cmd_report(argv[1:])
     args = parser.parse_args(argv)
     return args.func(args)
 

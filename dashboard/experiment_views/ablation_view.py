@@ -296,6 +296,11 @@ def result_view(root: Path, exp: core.Experiment) -> None:
 
 
 def _verdict_sentence(rows: pd.DataFrame, metric: str) -> None:
+    st.markdown(verdict_text(rows, metric))
+
+
+def verdict_text(rows: pd.DataFrame, metric: str) -> str:
+    """"On F1, **helps**: +flooding; **hurts**: ..." for one metric's rows."""
     helps = rows.loc[rows["verdict"] == "helps", "variant"].tolist()
     hurts = rows.loc[rows["verdict"] == "hurts", "variant"].tolist()
     parts = []
@@ -305,7 +310,57 @@ def _verdict_sentence(rows: pd.DataFrame, metric: str) -> None:
         parts.append(f"**hurts**: {', '.join(hurts)}")
     if not parts:
         parts.append("no variant has a clear effect (every interval includes zero)")
-    st.markdown(f"On {metric_label(metric)}, " + "; ".join(parts) + ".")
+    return f"On {metric_label(metric)}, " + "; ".join(parts) + "."
+
+
+def _report_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The table with numbers written as the app's columns show them."""
+    out = _display_table(table)
+
+    def fmt(spec: str):
+        return lambda v: "—" if pd.isna(v) else format(v, spec)
+
+    for column, spec in (("baseline_mean", ".4f"), ("variant_mean", ".4f"), ("mean_diff", "+.4f"),
+                         ("ci_low", "+.4f"), ("ci_high", "+.4f"), ("p_value", ".3g")):
+        out[column] = out[column].map(fmt(spec))
+    return out.rename(columns={"compared_to": "compared to", "baseline_mean": "reference mean",
+                               "variant_mean": "variant mean", "mean_diff": "mean diff",
+                               "ci_low": "95% CI low", "ci_high": "95% CI high", "p_value": "p",
+                               "n": "paired seeds"})
+
+
+def report_items(root: Path, exp: core.Experiment, store: Any = None) -> list[Any]:
+    """What `result_view` shows, for an exported report: every metric's chart and verdict."""
+    members = core.member_states(root, exp)
+    table = ablation.stored_table(exp) if exp.state != "running" else None
+    if table is None:
+        table = ablation.ablation_table(root, exp, members=members)
+    seeds = exp.spec.get("seeds", [])
+    tricks = ", ".join(f"{label} ({_format_overrides(o)})"
+                       for label, o in exp.spec.get("tricks", {}).items())
+    items: list[Any] = [f"Tricks: {tricks}. Seeds: {', '.join(map(str, seeds))}. Metrics on the "
+                        f"{exp.spec.get('split', ablation.SPLIT)} split of each run; each "
+                        "difference is paired by seed, with its 95% confidence interval."]
+    if warning := ablation.seed_warning(len(seeds)):
+        items.append(warning[0].upper() + warning[1:] + ".")
+    if table.empty or not (table["n"] > 0).any():
+        return [*items, "No paired results yet."]
+    for metric in dict.fromkeys(table["metric"]):
+        rows = table[table["metric"] == metric]
+        items += [diff_chart(rows, metric), verdict_text(rows, metric)]
+    items.append(_report_table(table))
+    if ablation.is_imbalanced(exp.spec.get("base", {})):
+        per_class = ablation.per_class_means(root, exp, "f1", members)
+        if per_class:
+            k = len(next(iter(per_class.values())))
+            names = [f"{i} (minority)" if i == k - 1 else f"{i} (majority)" if i == 0
+                     else str(i) for i in range(k)]
+            items.append(charts.per_class_chart(per_class, names, "f1"))
+    if excluded := ablation.excluded_runs(exp, members):
+        items.append(f"{len(excluded)} run(s) did not finish and are left out of the pairing: "
+                     + ", ".join(f"{e['role']} seed {e['seed']} ({e['state']})"
+                                 for e in excluded) + ".")
+    return items
 
 
 def _minority(root: Path, exp: core.Experiment, members: dict[str, core.MemberState]) -> None:

@@ -276,3 +276,23 @@ def result_view(root: Path, exp: core.Experiment) -> None:
     st.dataframe(path_table(rows, chosen, metric, split), hide_index=True, width="stretch")
     for note in result.get("notes", []):
         st.caption(f"Note: {note}")
+
+
+def report_items(root: Path, exp: core.Experiment, store: Any = None) -> list[Any]:
+    """What `result_view` shows, for an exported report: the search path and its table."""
+    spec, result = exp.spec, exp.result
+    metric, split = spec["metric"], spec["split"]
+    rows = bs.path_rows(exp, core.member_states(root, exp))
+    chosen = result.get("chosen") if exp.state == "finished" else None
+    items: list[Any] = []
+    if chosen is not None:
+        items.append(f"**Chosen batch size: {chosen}** ({split} {metric} "
+                     f"{number(result.get('chosen_metric'))}; test {metric} "
+                     f"{number(result.get('chosen_test'))}, for reference). "
+                     f"Why: {result.get('reason', '')}.")
+    items.append(f"Chosen on the {split} split, mean over seeds "
+                 f"{', '.join(map(str, spec['seeds']))}; the test {metric} is shown for "
+                 "reference and was not used to choose.")
+    items += [path_chart(rows, chosen, metric, split), path_table(rows, chosen, metric, split)]
+    items += [f"Note: {note}" for note in result.get("notes", [])]
+    return items

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import altair as alt
 import numpy as np
@@ -241,3 +242,32 @@ def result_view(root: Path, exp: core.Experiment) -> None:
             st.error(f"Not saved: {exc}")
         else:
             st.rerun()
+
+
+def report_items(root: Path, exp: core.Experiment, store: Any = None) -> list[Any]:
+    """What `result_view` shows, for an exported report: the ensemble against its members."""
+    result = exp.result
+    if not result.get("rows"):
+        return ["The ensemble could not be computed."]
+    table = ens.result_table(exp).drop(columns=["key"]).rename(columns={"row": "run"})
+    for key in ens.TABLE_METRICS:
+        table[key] = [number(v) for v in table[key]]
+    items: list[Any] = [
+        f"{len(result['members'])} runs on {result['n_test']} shared test rows, "
+        f"{result['n_classes']} classes. The mean member is the mean of the members' scores.",
+        table.rename(columns={k: cmp.BY_KEY[k].label for k in ens.TABLE_METRICS}),
+        ("heading", "How alike the members are"),
+        correlation_chart(ens.correlation_frame(exp)),
+        "Pearson correlation of each pair's test-set probabilities (no labels used).",
+    ]
+    if subset := result.get("subset"):
+        names = result.get("names") or {}
+        m = subset.get("metrics") or {}
+        items.append(
+            f"Least-correlated subset of {subset['size']}: "
+            + ", ".join(names.get(r, r) for r in subset["members"])
+            + f" — mean r {number(subset['mean_correlation'], 3)} (all members: "
+            f"{number(subset['all_mean_correlation'], 3)}); its average scores "
+            + ", ".join(f"{cmp.BY_KEY[k].label} {number(m.get(k))}" for k in ens.TABLE_METRICS)
+            + ".")
+    return items

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -145,9 +146,9 @@ def launcher(root: Path, allowed: bool) -> str | None:
 # --- result -------------------------------------------------------------------------------------
 
 
-def curves_chart(runs: dict[str, list[str]], metric: str):
+def curves_chart(runs: dict[str, list[str]], metric: str, store: Any = None):
     """Val ``metric`` per epoch: one line per mode, or mean ± std bands with several seeds."""
-    store = context.store()
+    store = store or context.store()
     frames = {mode: {rid: store.metrics(rid) for rid in ids} for mode, ids in runs.items()}
     labels = {mode: MODE_LABELS.get(mode, mode) for mode in runs}
     if max(len(ids) for ids in runs.values()) > 1:
@@ -204,3 +205,23 @@ def result_view(root: Path, exp: core.Experiment) -> None:
         st.warning("Did not finish: " + ", ".join(
             f"{MODE_LABELS.get(r.mode, r.mode)} seed {r.seed} ({r.state})"
             for r in unfinished.itertuples()) + ". Open them on the Runs page to see why.")
+
+
+def report_items(root: Path, exp: core.Experiment, store: Any = None) -> list[Any]:
+    """What `result_view` shows, for an exported report: curves per mode and test metrics."""
+    source = exp.result.get("source") or exp.spec.get("source")
+    runs = finetuning.mode_runs(exp)
+    if not runs:
+        return ["No fine-tuning runs yet."]
+    items: list[Any] = [f"Source weights: run {source}.",
+                        curves_chart(runs, "accuracy", store), curves_chart(runs, "loss", store)]
+    summary = finetuning.mode_summary(finetuning.finetune_table(root, exp))
+    if not summary.empty:
+        shown = pd.DataFrame({"mode": summary["mode"].map(MODE_LABELS),
+                              "seeds": summary["seeds"]})
+        for m in finetuning.METRICS:
+            shown[m] = [_mean_std(v, s) for v, s in zip(summary[m], summary[f"{m}_std"],
+                                                        strict=True)]
+        items += ["**Test metrics** (mean over seeds; ± is the std when there are several)",
+                  shown]
+    return items

@@ -182,3 +182,23 @@ def result_view(root: Path, exp: core.Experiment) -> None:
     st.dataframe(stage_table(stages, metric, split), hide_index=True, width="stretch")
     for note in exp.result.get("notes", []):
         st.caption(f"Note: {note}")
+
+
+def report_items(root: Path, exp: core.Experiment, store: Any = None) -> list[Any]:
+    """What `result_view` shows, for an exported report: the staircase and its table."""
+    spec = exp.spec
+    metric, split = spec["metric"], spec["split"]
+    stages = ld.score_stages(exp, core.member_states(root, exp))
+    chosen = ld.chosen_overrides(stages)
+    fields = ", ".join(f"`{k}={v}`" for k, v in chosen.items())
+    items: list[Any] = []
+    if exp.state == "finished":
+        items.append(f"**Chosen config:** {fields or 'the base config'} on top of the base "
+                     f"({split} {metric} {number(exp.result.get('best_metric'))}; test {metric} "
+                     f"{number(exp.result.get('best_test'))}, for reference).")
+    items.append(f"Stages: {' → '.join(ld.STAGE_TITLES[s['name']] for s in spec['stages'])}. "
+                 f"Each best is chosen on {metric_label(metric, split)}, mean over seeds "
+                 f"{', '.join(map(str, spec['seeds']))}; test is for reference only.")
+    items += [staircase_chart(stages, metric, split), stage_table(stages, metric, split)]
+    items += [f"Note: {note}" for note in exp.result.get("notes", [])]
+    return items

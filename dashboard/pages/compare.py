@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import charts, selection
+from dashboard import charts, report, selection
 from dashboard import compare_table as cmp
 from dashboard.context import page_guard, store
 
@@ -80,8 +80,19 @@ with page_guard("the comparison table"):
     st.caption("★ marks the best value of a column: highest for the scores, lowest for ECE, test "
                "loss, wall time and parameter count. Only config fields that differ between "
                "the chosen runs are shown.")
-    st.download_button("Download table (CSV)", cmp.to_csv(table), file_name="danlu-compare.csv",
-                       mime="text/csv", icon=":material/download:")
+    buttons = st.container(horizontal=True)
+    buttons.download_button("Download table (CSV)", cmp.to_csv(table),
+                         file_name="danlu-compare.csv", mime="text/csv",
+                         icon=":material/download:")
+    # Built only when clicked (Streamlit calls the function then, off the page's script).
+    chosen_store, chosen_ids = store(), [r.run_id for r in chosen]
+    buttons.download_button(
+        "Export report", lambda: report.runs_report(chosen_store, chosen_ids).html(),
+        file_name="danlu-report.html", mime="text/html", icon=":material/description:",
+        on_click="ignore", key="compare_export",
+        help="One HTML file with this page's table and charts and the command that reproduces "
+        "each run: it opens offline in any browser, so it can be sent to people who cannot "
+        "reach this server.")
 
 # --- one metric as bars -------------------------------------------------------------------------
 with page_guard("the bar chart"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import context, selection
+from dashboard import context, report, selection
 from dashboard.context import page_guard
 from dashboard.experiment_views import view_for
 from dashboard.format import duration, state_label
@@ -96,6 +96,13 @@ with results_tab, page_guard("the experiments"):
                     st.warning(f"No result view for experiments of kind {exp.kind!r}.")
                 else:
                     view.result_view(root, exp)
+            exp_store = context.store()
+            st.download_button(
+                "Export report", lambda: report.experiment_report(exp_store, exp).html(),
+                file_name=f"danlu-{exp.exp_id}.html", mime="text/html",
+                icon=":material/description:", on_click="ignore", key=f"exp_export_{exp_id}",
+                help="One HTML file with this result, the runs' table and charts and the "
+                "command that reproduces each run; it opens offline in any browser.")
             with st.expander(f"Runs of this experiment ({len(exp.members)})"):
                 st.dataframe(pd.DataFrame([
                     {"run": m.run_id, "role": m.role, "stage": m.stage, "seed": m.seed,
