@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from trainer import preflight
 from trainer.config import ConfigError, FieldError, make_config
 from trainer.queue import cancel, create_run, spawn_worker
 from trainer.tricks import BY_NAME
@@ -42,18 +43,50 @@ class LaunchRefused(PermissionError):
     """Launching is switched off (read-only mode or a missing token)."""
 
 
-def validate_all(configs: Sequence[Mapping[str, Any]]) -> list[Any]:
-    """Validate every config first so that a bad one launches nothing."""
-    validated = []
+def validate_all(configs: Sequence[Mapping[str, Any]],
+                 root: str | os.PathLike | None = None) -> list[Any]:
+    """Validate every config first so that a bad one launches nothing; ConfigError lists every
+    problem at once (a problem shared by several runs of a sweep once, naming the runs).
+
+    With ``root``, also what only the world can tell (preflight), CSV files confined to the
+    app's data folders.
+    """
+    validated: list[Any] = []
+    found: dict[tuple[str, str], list[int]] = {}
     for i, data in enumerate(configs):
-        try:
-            validated.append(make_config(data))
-        except ConfigError as exc:
-            if len(configs) > 1:
-                raise ConfigError([FieldError(e.field, f"{e.message} (run {i + 1} of "
-                                              f"{len(configs)})") for e in exc.errors]) from None
-            raise
+        if root is None:
+            try:
+                config, problems = make_config(data), []
+            except ConfigError as exc:
+                config, problems = None, exc.errors
+        else:
+            config, problems = preflight.problems(data, root, preflight.data_dirs(root))
+        if config is not None:
+            validated.append(config)
+        for e in problems:
+            found.setdefault((e.field, e.message), []).append(i + 1)
+    if found:
+        raise ConfigError([FieldError(f, m + _which_runs(runs, len(configs)))
+                           for (f, m), runs in found.items()])
     return validated
+
+
+def _which_runs(runs: list[int], total: int) -> str:
+    if total == 1:
+        return ""
+    if len(runs) == total:
+        return f" (all {total} runs)"
+    shown = ", ".join(map(str, runs[:5])) + (", …" if len(runs) > 5 else "")
+    return f" (run{'s' if len(runs) > 1 else ''} {shown} of {total})"
+
+
+def form_errors(values: Mapping[str, Any], root: str | os.PathLike) -> list[FieldError]:
+    """Every problem the launch form's ``values`` have, for showing under the fields."""
+    try:
+        validate_all([values], root)
+    except ConfigError as exc:
+        return exc.errors
+    return []
 
 
 def queue_runs(root: str | os.PathLike, configs: Sequence[Mapping[str, Any]], *,
@@ -64,38 +97,44 @@ def queue_runs(root: str | os.PathLike, configs: Sequence[Mapping[str, Any]], *,
     """
     if not allowed:
         raise LaunchRefused("launching is switched off on this server (read-only mode)")
-    validated = validate_all(configs)
+    validated = validate_all(configs, root)
     ids = [create_run(root, c, state="queued").name for c in validated]
     spawn_worker(root, max_parallel=max_parallel)
     return ids
 
 
 def parse_sweep_values(field: str, text: str) -> list[Any]:
-    """Parse a comma-separated list of values for ``field`` ("0, 0.1, 0.2" or "adam, sgd")."""
+    """Parse a comma-separated list of values for ``field`` ("0, 0.1, 0.2" or "adam, sgd");
+    ConfigError lists every bad value, not only the first."""
     if field not in BY_NAME:
         raise ConfigError([FieldError(field, "unknown field")])
     trick = BY_NAME[field]
     values: list[Any] = []
+    errors: list[FieldError] = []
     for raw in (part.strip() for part in text.split(",")):
         if not raw:
             continue
         if trick.type_name in ("str", "choice"):
-            values.append(raw)
-            continue
+            value: Any = raw
+        else:
+            try:
+                value = json.loads(raw.lower() if trick.type_name == "bool" else raw)
+            except ValueError:
+                errors.append(FieldError(field, f"{raw!r} is not a valid value"))
+                continue
+        # Validate each value on its own so the error names the field, not a whole run.
         try:
-            values.append(json.loads(raw.lower() if trick.type_name == "bool" else raw))
-        except ValueError:
-            raise ConfigError([FieldError(field, f"{raw!r} is not a valid value")]) from None
+            make_config({field: value})
+        except ConfigError as exc:
+            bad = [e for e in exc.errors if e.field == field]
+            if bad:
+                errors += [FieldError(field, f"{raw}: {e.message}") for e in bad]
+                continue
+        values.append(value)
+    if errors:
+        raise ConfigError(errors)
     if not values:
         raise ConfigError([FieldError(field, "give at least one value, separated by commas")])
-    # Validate each value on its own so the error names the field, not a whole run.
-    for v in values:
-        try:
-            make_config({field: v})
-        except ConfigError as exc:
-            errs = [e for e in exc.errors if e.field == field]
-            if errs:
-                raise ConfigError(errs) from None
     return values
 
 

@@ -224,7 +224,7 @@ class RunStore:
             for e in entries
             if not e.name.startswith(".")
             and e.is_dir(follow_symlinks=False)
-            and not runlog.RUN_ID_RE.match(e.name)
+            and not runlog.is_run_id(e.name)
         )
 
     def _run_entries(self) -> list[os.DirEntry]:
@@ -234,7 +234,7 @@ class RunStore:
             return []
         # Hidden entries (.trash, .cache, locks), files, symlinks and bad names are not runs.
         return [
-            e for e in entries if runlog.RUN_ID_RE.match(e.name) and e.is_dir(follow_symlinks=False)
+            e for e in entries if runlog.is_run_id(e.name) and e.is_dir(follow_symlinks=False)
         ]
 
     def _prune(self, alive: set[str]) -> None:

@@ -177,7 +177,7 @@ class RunWatcher:
             return
         run_id, _, rest = path[len(self._prefix) :].partition(os.sep)
         # Hidden entries (.trash, .cache, .worker.lock) and bad names are not runs.
-        if not runlog.RUN_ID_RE.match(run_id):
+        if not runlog.is_run_id(run_id):
             return
         if _derived(os.path.basename(rest)):
             return  # the store's own cache writes are not news about the run
@@ -201,7 +201,7 @@ class RunWatcher:
         except OSError:
             return runs
         for entry in entries:
-            if not runlog.RUN_ID_RE.match(entry.name) or not entry.is_dir(follow_symlinks=False):
+            if not runlog.is_run_id(entry.name) or not entry.is_dir(follow_symlinks=False):
                 continue
             files = []
             try:

@@ -246,7 +246,7 @@ def test_cli_refuses_a_bad_trick_and_queues_nothing(tmp_path: Path):
                   timeout=60)
     assert out.returncode == 2
     assert "augment_hflip" in out.stderr and "tabular" in out.stderr
-    assert not [p for p in tmp_path.iterdir() if runlog.RUN_ID_RE.match(p.name)]
+    assert not [p for p in tmp_path.iterdir() if runlog.is_run_id(p.name)]
     assert core.list_experiments(tmp_path) == []
 
 

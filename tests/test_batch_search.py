@@ -203,7 +203,7 @@ def test_start_queues_the_first_round_within_the_training_split(tmp_path: Path) 
     with pytest.raises(ConfigError, match="larger than the training split"):
         core.create(tmp_path / "other", bs.KIND, bs.make_spec(TINY, start=256))
     assert not (tmp_path / "other").exists() or not any(
-        p for p in (tmp_path / "other").iterdir() if runlog.RUN_ID_RE.match(p.name))
+        p for p in (tmp_path / "other").iterdir() if runlog.is_run_id(p.name))
 
 
 def test_advance_queues_the_next_step_once_then_finishes(tmp_path: Path) -> None:
@@ -278,7 +278,7 @@ def test_cli_refuses_bad_options_and_queues_nothing(tmp_path: Path) -> None:
 
 
 def run_dirs(root: Path) -> list[Path]:
-    return sorted(p for p in root.iterdir() if p.is_dir() and runlog.RUN_ID_RE.match(p.name))
+    return sorted(p for p in root.iterdir() if p.is_dir() and runlog.is_run_id(p.name))
 
 
 def test_view_refuses_bad_bounds_next_to_the_field(runs_dir: Path, spawned: list) -> None:

@@ -67,7 +67,7 @@ def try_buttons(page):
 
 def run_states(runs: Path) -> dict[str, str]:
     return {d.name: json.loads((d / runlog.STATUS).read_text())["state"]
-            for d in runs.iterdir() if runlog.RUN_ID_RE.match(d.name)}
+            for d in runs.iterdir() if runlog.is_run_id(d.name)}
 
 
 @needs_chromium

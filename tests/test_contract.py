@@ -38,7 +38,7 @@ def test_run_writes_every_file_of_the_contract(finished_run: Path):
     for name in (runlog.CONFIG, runlog.STATUS, runlog.METRICS, runlog.SUMMARY,
                  runlog.PREDICTIONS, runlog.CHECKPOINT, runlog.STDOUT):
         assert (finished_run / name).is_file(), name
-    assert runlog.RUN_ID_RE.match(finished_run.name)
+    assert runlog.is_run_id(finished_run.name)
     assert "epoch 2/2" in (finished_run / runlog.STDOUT).read_text()
 
 

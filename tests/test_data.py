@@ -316,7 +316,7 @@ BAD_CSVS = {
     "ragged row": ("a,b,label\n1,2,x\n1,2\n", r"line 3 has 2 fields but the header has 3"),
     "missing label": ("a,label\n1,x\n2,\n", r"line 3: label column 'label' is empty"),
     "one class": ("a,label\n1,x\n2,x\n", r"only one class \('x'\)"),
-    "no rows": ("a,label\n", "no data rows"),
+    "no rows": ("a,label\n", "is not a CSV table with a header line"),
     "small class": ("a,label\n" + "1,big\n" * 30 + "2,tiny\n" * 3, r"Class 'tiny' has only 3"),
 }  # fmt: skip
 

@@ -61,7 +61,7 @@ def procedures(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_an_experiment_round_trips_and_lists(tmp_path: Path, procedures):
     exp = core.create(tmp_path, "two_stage", {"base": TINY}, name="My Exp")
-    assert runlog.RUN_ID_RE.match(exp.exp_id) and "my-exp" in exp.exp_id
+    assert runlog.is_run_id(exp.exp_id) and "my-exp" in exp.exp_id
     loaded = core.load(tmp_path, exp.exp_id)
     assert loaded == exp and loaded.members[0].role == "first"
     assert [e.exp_id for e in core.list_experiments(tmp_path)] == [exp.exp_id]
@@ -75,7 +75,7 @@ def test_an_invalid_start_leaves_nothing_behind(tmp_path: Path, procedures):
     with pytest.raises(ConfigError, match="epochs"):
         core.create(tmp_path, "two_stage", {"base": {**TINY, "epochs": 0}})
     assert core.list_experiments(tmp_path) == []
-    assert not [p for p in tmp_path.iterdir() if runlog.RUN_ID_RE.match(p.name)]
+    assert not [p for p in tmp_path.iterdir() if runlog.is_run_id(p.name)]
     with pytest.raises(ValueError, match="unknown experiment kind"):
         core.create(tmp_path, "no_such_kind", {})
 

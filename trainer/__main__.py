@@ -15,9 +15,10 @@ import argparse
 import json
 import textwrap
 from pathlib import Path
+from typing import Any
 
 from trainer import runlog
-from trainer.config import ConfigError, load_config_file, make_config, parse_set
+from trainer.config import ConfigError, load_config_file, parse_set_items
 from trainer.tricks import by_group, catalogue_json, catalogue_markdown
 
 
@@ -30,10 +31,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from trainer.runner import execute  # torch loads only for commands that train
 
     try:
-        data = load_config_file(args.config) if args.config else {}
-        config = make_config(data, **parse_set(args.set or []))
+        config = _checked_config(args)
     except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        for e in exc.errors:  # every problem at once, one line each
+            print(f"error: {e}", file=sys.stderr)
         return 2
     if args.queue:
         run_dir = create_run(_runs_dir(args), config, state="queued")
@@ -45,6 +46,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     state = execute(run_dir, foreground=True)
     print(run_dir)
     return {"finished": 0, "cancelled": 130}.get(state, 1)
+
+
+def _checked_config(args: argparse.Namespace) -> Any:
+    """The run's config, or ConfigError listing every problem: the fields, then what only the
+    world can tell (the CSV file, the classes, the run to fine-tune from)."""
+    from trainer import preflight  # loads the data module (scikit-learn): only when needed
+
+    data = load_config_file(args.config) if args.config else {}
+    values, errors = parse_set_items(args.set or [])
+    config, found = preflight.problems({**data, **values}, _runs_dir(args))
+    reported = {e.field for e in errors}
+    errors += [e for e in found if e.field not in reported]
+    if errors:
+        raise ConfigError(errors)
+    return config
 
 
 def cmd_start(args: argparse.Namespace) -> int:

@@ -14,23 +14,52 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    create_model,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
-from trainer.runlog import RUN_ID_RE
+from trainer.runlog import is_run_id
 from trainer.tricks import BY_NAME, CATALOGUE
 
 SCHEMA_VERSION = 1
+MAX_TAG_LENGTH = 50
 SPATIAL_DATASETS = {"digits": "image", "mnist1d": "sequence"}  # everything else is tabular
 
 
 class _RunConfigBase(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    # NaN and inf pass every bound check unnoticed (focal_alpha=NaN,1 was accepted, then the run
+    # rejected its own config.json, where NaN is written as null): no field takes them.
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True,
+                              allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_as_number(cls, value: Any, info: ValidationInfo) -> Any:
+        # Pydantic's lax mode reads True as 1: ``epochs=true`` trained one epoch.
+        trick = BY_NAME.get(info.field_name or "")
+        if trick is None or trick.annotation is bool:
+            return value
+        items = value if isinstance(value, list) else [value]
+        if any(isinstance(v, bool) for v in items):
+            raise PydanticCustomError("bool_type", "expected {what}, not true/false",
+                                      {"what": _expected(trick)})
+        return value
 
     @model_validator(mode="after")
     def _check_clashes(self) -> _RunConfigBase:
-        for field, message in _clashes(self):
-            raise PydanticCustomError("clash", "{message}", {"field": field, "message": message})
+        # One error carrying every clash, so a form or the CLI can show them all at once.
+        found = list(_clashes(self))
+        if found:
+            raise PydanticCustomError("clash", "{summary}", {
+                "clashes": found, "summary": "; ".join(f"{f}: {m}" for f, m in found)})
         return self
 
     @property
@@ -55,7 +84,16 @@ class _RunConfigBase(BaseModel):
 
 def _field(t: Any) -> tuple[Any, Any]:
     bounds = {k: getattr(t, k) for k in ("ge", "gt", "le", "lt") if getattr(t, k) is not None}
+    if t.max_length is not None:
+        bounds["max_length"] = t.max_length
     return t.annotation, Field(default=t.default, description=t.label, **bounds)
+
+
+def _expected(t: Any) -> str:
+    kind = t.type_name
+    if kind == "list":
+        return "a list of whole numbers" if "int" in repr(t.annotation) else "a list of numbers"
+    return {"int": "a whole number", "float": "a number"}.get(kind, "a value of its type")
 
 
 RunConfig = create_model(  # type: ignore[call-overload]
@@ -100,13 +138,20 @@ def _clashes(c: Any) -> Iterable[tuple[str, str]]:
         yield "warmup_epochs", f"warmup_epochs must be below epochs ({c.epochs})"
     if c.freeze_features and not c.init_from:
         yield "freeze_features", "freeze_features needs init_from, the run to fine-tune from"
-    if c.init_from and not RUN_ID_RE.match(c.init_from):
+    if c.init_from and not is_run_id(c.init_from):
         yield "init_from", "init_from must be a run id (lowercase letters, digits, '-')"
     if c.class_subset is not None and (len(c.class_subset) < 2 or min(c.class_subset) < 0
                                        or len(set(c.class_subset)) != len(c.class_subset)):
         yield "class_subset", "class_subset needs at least 2 different class numbers (0, 1, ...)"
     if isinstance(c.focal_alpha, list) and min(c.focal_alpha, default=0) < 0:
         yield "focal_alpha", "focal_alpha weights must be non-negative"
+    if any(len(tag) > MAX_TAG_LENGTH for tag in c.tags):
+        yield "tags", f"each tag must be at most {MAX_TAG_LENGTH} characters"
+    for field in ("name", "tags", "csv_path", "csv_label"):
+        value = getattr(c, field)
+        if any(not ch.isprintable() for text in ([value] if isinstance(value, str) else value)
+               for ch in text):
+            yield field, f"{field} must be printable text (no newlines or control characters)"
 
 
 def _needs_spatial() -> str:
@@ -134,22 +179,54 @@ class ConfigError(ValueError):
 
 
 def _field_errors(exc: ValidationError) -> list[FieldError]:
-    out = []
-    for err in exc.errors(include_url=False):
+    out: list[FieldError] = []
+    errors = _one_union_branch(exc.errors(include_url=False))
+    for err in errors:
         ctx = err.get("ctx") or {}
         if err["type"] == "clash":
-            out.append(FieldError(ctx["field"], ctx["message"]))
+            out += [FieldError(field, message) for field, message in ctx["clashes"]]
             continue
         field = str(err["loc"][0]) if err["loc"] else "config"
         if err["type"] == "extra_forbidden":
             out.append(FieldError(field, _unknown_field_message(field)))
             continue
-        got = err.get("input")
         msg = err["msg"]
+        if len(err["loc"]) > 1 and isinstance(err["loc"][-1], int):
+            msg = f"item {err['loc'][-1] + 1}: {msg}"
+        got = err.get("input")
         if not isinstance(got, dict):
-            msg += f" (got {got!r})"
+            msg += f" (got {_short_repr(got)})"
         out.append(FieldError(field, msg))
     return out
+
+
+def _one_union_branch(errors: list[Any]) -> list[Any]:
+    """For a field of a union type (focal_alpha: a choice or a list), keep only the errors of
+    the branch the input was meant for, so one bad value is one problem, not one per branch."""
+    def branch(err: Any) -> str | None:
+        loc = err["loc"]
+        return loc[1] if len(loc) > 1 and isinstance(loc[1], str) else None
+
+    by_field: dict[Any, set[str]] = {}
+    for err in errors:
+        if err["loc"] and branch(err):
+            by_field.setdefault(err["loc"][0], set()).add(branch(err))
+    keep = []
+    for err in errors:
+        b = branch(err)
+        if b and len(by_field.get(err["loc"][0], ())) > 1:
+            wants_list = isinstance(err.get("input"), list) or (
+                len(err["loc"]) > 2 and isinstance(err["loc"][2], int))
+            if wants_list != b.startswith("list"):
+                continue
+        keep.append(err)
+    return keep
+
+
+def _short_repr(value: Any, limit: int = 60) -> str:
+    """The input, quoted and cut short: an error line never carries a 100,000-character name."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters)"
 
 
 def _unknown_field_message(field: str) -> str:
@@ -206,34 +283,61 @@ def _is_text_field(annotation: Any) -> bool:
 
 
 def parse_set(items: Iterable[str]) -> dict[str, Any]:
-    """Turn ``FIELD=VALUE`` strings into a dict; values are JSON where the field is not text."""
+    """Turn ``FIELD=VALUE`` strings into a dict; values are JSON where the field is not text.
+
+    Raises ConfigError listing every item that cannot be read, not only the first.
+    """
+    out, errors = parse_set_items(items)
+    if errors:
+        raise ConfigError(errors)
+    return out
+
+
+def parse_set_items(items: Iterable[str]) -> tuple[dict[str, Any], list[FieldError]]:
+    """The readable ``FIELD=VALUE`` items as a dict, and a problem for each unreadable one."""
     out: dict[str, Any] = {}
+    errors: list[FieldError] = []
     for item in items:
         field, sep, raw = item.partition("=")
         field = field.strip()
         if not sep or not field:
-            raise ConfigError([FieldError(item or "--set", "expected FIELD=VALUE")])
-        if field not in BY_NAME:
-            raise ConfigError([FieldError(field, _unknown_field_message(field))])
-        annotation = BY_NAME[field].annotation
-        if _is_text_field(annotation):
-            out[field] = raw
-            continue
-        try:
-            value = json.loads(raw)
-        except ValueError:
-            value = raw
-        is_list = "list" in repr(annotation)
-        if is_list and isinstance(value, str) and value not in ("none", "balanced"):
-            value = [v.strip() for v in value.split(",") if v.strip()]
-            if "float" in repr(annotation):
-                try:
-                    value = [float(v) for v in value]
-                except ValueError:
-                    raise ConfigError(
-                        [FieldError(field, f"expected numbers separated by commas (got {raw!r})")]
-                    ) from None
-        if raw.lower() in ("none", "null", "") and "None" in repr(annotation):
-            value = None
-        out[field] = value
-    return out
+            errors.append(_format_error(item, field))
+        elif field not in BY_NAME:
+            errors.append(FieldError(field, _unknown_field_message(field)))
+        else:
+            try:
+                out[field] = _parse_value(field, raw)
+            except ConfigError as exc:
+                errors += exc.errors
+    return out, errors
+
+
+def _format_error(item: str, field: str) -> FieldError:
+    """``flooding`` alone: the FIELD=VALUE format is what is wrong, whatever the word."""
+    if field in BY_NAME:
+        example = next(iter(BY_NAME[field].try_overrides.values()), BY_NAME[field].default)
+        return FieldError(field, f"expected FIELD=VALUE, e.g. {field}={json.dumps(example)}")
+    return FieldError("--set", f"expected FIELD=VALUE, got {_short_repr(item)}")
+
+
+def _parse_value(field: str, raw: str) -> Any:
+    annotation = BY_NAME[field].annotation
+    if _is_text_field(annotation):
+        return raw
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    is_list = "list" in repr(annotation)
+    if is_list and isinstance(value, str) and value not in ("none", "balanced"):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+        if "float" in repr(annotation):
+            try:
+                value = [float(v) for v in value]
+            except ValueError:
+                raise ConfigError([FieldError(
+                    field, f"expected numbers separated by commas (got {_short_repr(raw)})")]
+                ) from None
+    if raw.lower() in ("none", "null", "") and "None" in repr(annotation):
+        value = None
+    return value

@@ -79,7 +79,7 @@ def queued_runs(root: Path) -> list[Path]:
         return []
     out = []
     for d in root.iterdir():
-        if runlog.RUN_ID_RE.match(d.name) and d.is_dir() and not d.is_symlink():
+        if runlog.is_run_id(d.name) and d.is_dir() and not d.is_symlink():
             status = runlog.read_json(d / runlog.STATUS)
             if status and status.get("state") == "queued":
                 created = status.get("created")
@@ -101,7 +101,7 @@ def orphans(root: Path, mine: Container[Path]) -> list[Path]:
     out = []
     here = socket.gethostname()
     for d in sorted(root.iterdir()) if root.is_dir() else []:
-        if d in mine or not runlog.RUN_ID_RE.match(d.name):
+        if d in mine or not runlog.is_run_id(d.name):
             continue
         status = runlog.read_json(d / runlog.STATUS)
         if not status or status.get("state") != "running" or status.get("host") != here:

@@ -36,7 +36,8 @@ from trainer import procs, safe_read
 SCHEMA_VERSION = 1
 STATES = ("queued", "running", "finished", "failed", "cancelled")
 FINAL_STATES = ("finished", "failed", "cancelled")
-RUN_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
+# Always used with fullmatch (is_run_id): ``$`` with .match would let "id\n" through.
+RUN_ID_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,99}")
 
 CONFIG, STATUS, METRICS, SUMMARY = "config.json", "status.json", "metrics.jsonl", "summary.json"
 PREDICTIONS, CHECKPOINT, STDOUT = "predictions.npz", "checkpoint.pt", "stdout.log"
@@ -53,9 +54,14 @@ def default_runs_root() -> Path:
     return Path(os.environ.get("DANLU_RUNS_DIR", "runs"))
 
 
+def is_run_id(name: object) -> bool:
+    """Whether ``name`` is a whole run id (no trailing newline, no path parts)."""
+    return isinstance(name, str) and RUN_ID_RE.fullmatch(name) is not None
+
+
 def check_run_id(run_id: str) -> str:
     """Return ``run_id`` if it is a valid run id, else raise ValueError (ids come from browsers)."""
-    if not isinstance(run_id, str) or not RUN_ID_RE.match(run_id):
+    if not is_run_id(run_id):
         raise ValueError(f"invalid run id {run_id!r}: use lowercase letters, digits and '-' only")
     return run_id
 

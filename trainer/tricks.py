@@ -42,6 +42,7 @@ class Trick:
     gt: float | None = None
     le: float | None = None
     lt: float | None = None
+    max_length: int | None = None  # longest text (characters) or list (items)
     step: float | None = None  # UI increment for numbers
     kind: Literal["setting", "trick"] = "trick"
     # only meaningful when the field holds one of the values (an empty tuple: when it is set)
@@ -85,9 +86,12 @@ T = Trick
 
 CATALOGUE: tuple[Trick, ...] = (
     # --- Run ---------------------------------------------------------------------------------
+    # Lengths are capped: two 100,000-character names once made Compare exceed Streamlit's
+    # message size.
     T("name", "Run", "Run name", str, "", "A label for charts and tables; the run id stays unique.",
-      kind="setting"),
-    T("tags", "Run", "Tags", list[str], [], "Free-form labels to filter runs by.", kind="setting"),
+      kind="setting", max_length=100),
+    T("tags", "Run", "Tags", list[str], [], "Free-form labels to filter runs by.", kind="setting",
+      max_length=20),
     T("dataset", "Run", "Dataset", Literal["digits", "mnist1d", "synthetic", "csv"], "digits",
       "digits: scikit-learn's 8x8 handwritten digits (1,797 images, 10 classes). mnist1d: the "
       "MNIST-1D benchmark (4,000 train / 1,000 test sequences of length 40), generated offline. "
@@ -130,9 +134,10 @@ CATALOGUE: tuple[Trick, ...] = (
       "set.", gt=0, lt=0.5, step=0.05, kind="setting"),
     T("csv_path", "Data & augmentation", "CSV file", str, "",
       "Path to a CSV with numeric feature columns and one label column.", kind="setting",
-      when=("dataset", ("csv",))),
+      when=("dataset", ("csv",)), max_length=4096),
     T("csv_label", "Data & augmentation", "CSV label column", str, "label",
-      "Name of the label column in the CSV.", kind="setting", when=("dataset", ("csv",))),
+      "Name of the label column in the CSV.", kind="setting", when=("dataset", ("csv",)),
+      max_length=200),
     T("n_samples", "Data & augmentation", "Samples", int, 3000, "Size of the synthetic task.",
       ge=100, le=1_000_000, kind="setting", when=("dataset", ("synthetic",))),
     T("n_features", "Data & augmentation", "Features", int, 20, "Features of the synthetic task.",

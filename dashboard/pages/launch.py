@@ -12,7 +12,7 @@ import streamlit as st
 from dashboard import context, form, launch, selection
 from dashboard.format import duration, state_css, state_label
 from dashboard.store import RunInfo
-from trainer.config import ConfigError, config_errors, make_config
+from trainer.config import ConfigError, make_config
 from trainer.queue import worker_running
 from trainer.tricks import BY_NAME, CATALOGUE
 
@@ -161,12 +161,11 @@ def sweep_section(values: dict[str, Any], form_ok: bool, allowed: bool) -> None:
             ok = False
     if not form_ok:
         st.warning("The form above has problems; the sweep starts from it, so fix them first.")
-    if st.button("Launch sweep", key="launch_sweep", disabled=not allowed,
+    # Disabled while anything is wrong, as the experiment launchers are: a click that can only
+    # be refused is no use.
+    if st.button("Launch sweep", key="launch_sweep", disabled=not (allowed and ok and form_ok),
                  icon=":material/grid_view:"):
-        if not (ok and form_ok):
-            st.error("Nothing was launched: fix the problems shown above first.")
-        else:
-            _queue(configs, "sweep")
+        _queue(configs, "sweep")
     _launched("sweep")
 
 
@@ -262,7 +261,7 @@ for name, default in form.default_values().items():
 errors: dict[str, list[str]] = {}
 with context.page_guard("the launch form"):
     unreadable = form.sync(values)
-    errors = form.errors_by_field(config_errors(values))
+    errors = form.errors_by_field(launch.form_errors(values, context.runs_root()))
     for name, reason in unreadable.items():
         errors.setdefault(name, []).insert(0, reason)
 

@@ -145,7 +145,7 @@ def list_experiments(root: str | os.PathLike) -> list[Experiment]:
     if not base.is_dir():
         return []
     found = (load(root, d.name) for d in sorted(base.iterdir(), reverse=True)
-             if d.is_dir() and runlog.RUN_ID_RE.match(d.name))
+             if d.is_dir() and runlog.is_run_id(d.name))
     return [e for e in found if e is not None]
 
 
