@@ -96,3 +96,15 @@ def test_queue_listing_ignores_a_run_directory_that_is_a_symlink(tmp_path: Path)
     root.mkdir()
     (root / QUEUED).symlink_to(elsewhere / QUEUED)  # the worker would start a run from outside
     assert queue.queued_runs(root) == []
+
+
+def test_an_ensemble_member_with_a_fifo_for_predictions_is_refused(tmp_path: Path) -> None:
+    from trainer.experiments import ensemble
+
+    (run_id,) = make_hostile_root(tmp_path, cases=["fifo-predictions"])
+
+    def read() -> None:
+        with pytest.raises(ValueError, match=r"predictions\.npz is a FIFO"):
+            ensemble.read_member(tmp_path, run_id)
+
+    _within(20, read)

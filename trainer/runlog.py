@@ -277,7 +277,8 @@ def is_disk_full(exc: BaseException | None) -> bool:
 def reserve_status_space(run_dir: str | os.PathLike) -> None:
     """Keep a little allocated space in the run directory for the status that ends the run: on
     a full disk it becomes status.json by a rename, which needs no new space."""
-    fd = os.open(Path(run_dir) / STATUS_RESERVE, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    # 0666 less the umask, as every file of a run (file_mode): it becomes status.json
+    fd = os.open(Path(run_dir) / STATUS_RESERVE, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o666)
     try:
         os.posix_fallocate(fd, 0, RESERVE_BYTES)
     except OSError:

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from trainer import runlog
+from trainer import runlog, safe_read
 from trainer.evaluate import classification_metrics
 from trainer.experiments import core
 
@@ -75,11 +75,17 @@ class MemberRun:
 
 def _read_predictions(path: Path, run_id: str) -> tuple[np.ndarray, np.ndarray]:
     try:
-        with np.load(path, allow_pickle=False) as npz:  # never unpickle files from disk
-            y_true, y_prob = npz["y_true"], npz["y_prob"]
+        # a regular file of bounded size only (trainer.safe_read); never unpickle files from disk
+        with safe_read.open_regular(path) as f:
+            if os.fstat(f.fileno()).st_size > safe_read.limit_for(path):
+                raise safe_read.Refused("predictions.npz is too large to read")
+            with np.load(f, allow_pickle=False) as npz:
+                y_true, y_prob = npz["y_true"], npz["y_prob"]
     except FileNotFoundError:
         raise ValueError(f"run {run_id} has no predictions.npz: it cannot join an ensemble "
                          "(runs write their test predictions when they finish)") from None
+    except safe_read.Refused as exc:
+        raise ValueError(f"run {run_id}: {exc}") from None
     except Exception as exc:  # zipfile, KeyError, OSError...: all mean "damaged"
         raise ValueError(f"run {run_id}: predictions.npz could not be read "
                          f"({type(exc).__name__})") from None
