@@ -147,9 +147,8 @@ def sweep_configs(base: Mapping[str, Any], grid: Mapping[str, Sequence[Any]],
     for combo in itertools.product(*(grid[f] for f in fields)):
         for seed in seeds:
             cfg = {**base, **dict(zip(fields, combo, strict=True)), "seed": seed}
-            label = " ".join(f"{f}={v}" for f, v in zip(fields, combo, strict=True))
-            base_name = base.get("name") or "sweep"
-            cfg["name"] = f"{base_name} {label} seed={seed}".strip()
+            varied = [f"{f}={v}" for f, v in zip(fields, combo, strict=True)]
+            cfg["name"] = " ".join([base.get("name") or "sweep", *varied, f"seed={seed}"])
             runs.append(cfg)
     if len(runs) > MAX_SWEEP_RUNS:
         raise ConfigError([FieldError("sweep", f"{len(runs)} runs is more than the limit of "

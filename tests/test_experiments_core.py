@@ -68,7 +68,15 @@ def test_an_experiment_round_trips_and_lists(tmp_path: Path, procedures):
     run_id = exp.members[0].run_id
     config = runlog.read_json(tmp_path / run_id / runlog.CONFIG)
     assert f"exp-{exp.exp_id}" in config["tags"]  # runs say which experiment they belong to
+    assert config["name"] == "My Exp"  # and their names say it too
     assert runlog.read_json(tmp_path / run_id / runlog.STATUS)["state"] == "queued"
+
+
+def test_member_names_lead_with_the_experiment_name():
+    exp = core.Experiment(exp_id="x", kind="ablation", name="ls on digits", spec={})
+    assert core.member_name(exp, "seed 2 baseline") == "ls on digits: seed 2 baseline"
+    assert core.member_name(exp, "ls on digits bs=64") == "ls on digits bs=64"
+    assert core.member_name(exp, "") == "ls on digits"
 
 
 def test_an_invalid_start_leaves_nothing_behind(tmp_path: Path, procedures):

@@ -27,6 +27,25 @@ def test_sweep_is_the_grid_times_the_seeds():
     assert {(r["label_smoothing"], r["optimizer"], r["seed"]) for r in runs} == {
         (a, b, s) for a in (0.0, 0.1) for b in ("adam", "sgd") for s in (0, 1, 2)}
     assert runs[0]["name"] == "ls label_smoothing=0.0 optimizer=adam seed=0"
+    assert launch.sweep_configs({}, {}, seeds=[1])[0]["name"] == "sweep seed=1"  # one space
+
+
+def test_sweep_run_ids_keep_every_varied_value_and_the_seed(tmp_path: Path, spawned):
+    grid = {"label_smoothing": [0.1], "weight_decay": [0.05], "dropout": [0.2], "lr": [0.001]}
+    configs = launch.sweep_configs({"dataset": "digits"}, grid, seeds=[21, 22])
+    ids = launch.queue_runs(tmp_path, configs)
+    for run_id, seed in zip(ids, (21, 22), strict=True):
+        assert runlog.RUN_ID_RE.match(run_id)
+        # The id cut at 40 characters ended "...-dropout-0-2-l-<random>": no lr, no seed.
+        assert run_id[:-5].endswith(f"label-smoothing-0-1-weight-decay-0-05-dropout-0-2-lr-0-001"
+                                    f"-seed-{seed}"), run_id
+
+
+def test_a_very_long_name_keeps_both_ends_of_its_id(tmp_path: Path):
+    name = "a very long base name that goes on " * 4 + "seed=7"
+    run_id = runlog.new_run_dir(tmp_path, name).name
+    assert runlog.RUN_ID_RE.match(run_id) and len(run_id) <= 100
+    assert "a-very-long-base" in run_id and run_id[:-5].endswith("seed-7")
 
 
 def test_sweep_values_are_parsed_by_field_type_and_checked():

@@ -75,9 +75,21 @@ def run_path(root: str | os.PathLike, run_id: str) -> Path:
     return path
 
 
-def slug(text: str) -> str:
-    """``text`` as a run id part: lowercase letters, digits and single dashes, 40 at most."""
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40]
+# What a run id leaves for its name: 100 characters less the stamp and the random part.
+NAME_PART_MAX = 100 - len("20260101-000000-") - len("-abcd")
+
+
+def slug(text: str, limit: int = 40) -> str:
+    """``text`` as a run id part: lowercase letters, digits and single dashes, ``limit`` at most.
+
+    A longer one keeps both ends: a sweep's name ends with what varies fastest (the seed), and
+    cutting the end made ids of different seeds read alike ("...-seed-" then the random part).
+    """
+    text = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    if len(text) <= limit:
+        return text
+    head = (limit - 1) // 2
+    return f"{text[:head].strip('-')}-{text[-(limit - head - 1):].strip('-')}"
 
 
 def new_run_dir(root: str | os.PathLike, name: str = "") -> Path:
@@ -85,7 +97,7 @@ def new_run_dir(root: str | os.PathLike, name: str = "") -> Path:
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    name_part = slug(name)
+    name_part = slug(name, NAME_PART_MAX)
     for _ in range(100):
         parts = [p for p in (stamp, name_part, secrets.token_hex(2)) if p]
         path = root / "-".join(parts)

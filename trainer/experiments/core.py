@@ -184,13 +184,23 @@ def _discard(root: str | os.PathLike, exp: Experiment) -> None:
 
 def queue_member(root: str | os.PathLike, exp: Experiment, config: dict[str, Any], role: str,
                  stage: str = "") -> str:
-    """Validate ``config``, queue it as a run of ``exp`` and record it (caller saves ``exp``)."""
+    """Validate ``config``, queue it as a run of ``exp`` and record it (caller saves ``exp``).
+
+    The run's name starts with the experiment's: "seed 2 baseline" alone is ambiguous among the
+    runs of other experiments (the Runs and Compare pages list them all)."""
     cfg = make_config(config)  # raises ConfigError naming the field
     tags = sorted({*cfg.tags, f"exp-{exp.exp_id}"})
-    cfg = make_config({**config_to_json(cfg), "tags": tags})
+    cfg = make_config({**config_to_json(cfg), "tags": tags, "name": member_name(exp, cfg.name)})
     run_dir = create_run(root, cfg, state="queued")
     exp.members.append(Member(run_id=run_dir.name, role=role, seed=cfg.seed, stage=stage))
     return run_dir.name
+
+
+def member_name(exp: Experiment, name: str) -> str:
+    """``name`` of a run of ``exp``, led by the experiment's name unless it already is."""
+    if not exp.name or name.startswith(exp.name):
+        return name or exp.name
+    return f"{exp.name}: {name}" if name else exp.name
 
 
 def validate_all(configs: list[dict[str, Any]]) -> None:
