@@ -117,8 +117,8 @@ def hand_loop(dataset: str, amp: str = "off") -> dict[str, float]:
 
     from trainer.config import make_config
     from trainer.data import load_dataset
-    from trainer.loop import autocast_dtype, pick_device
     from trainer.models import build_model
+    from trainer.training_setup import autocast_dtype, pick_device
 
     config = make_config({"dataset": dataset})
     device = pick_device(config.device)

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from pandas.io.formats.style import Styler
 
-from dashboard import charts
+from dashboard import curve_frames
 from dashboard.format import duration
 from dashboard.store import RunInfo
 from trainer import external
@@ -108,7 +108,7 @@ def differing_fields(configs: Sequence[Mapping[str, Any]],
 
 def unique_labels(runs: Sequence[RunInfo]) -> dict[str, str]:
     """Run id -> display name; names that two runs share get the run id appended."""
-    return charts.unique_labels([r.run_id for r in runs], {r.run_id: r.name for r in runs})
+    return curve_frames.unique_labels([r.run_id for r in runs], {r.run_id: r.name for r in runs})
 
 
 def metric_values(summary: Mapping[str, Any] | None) -> dict[str, float]:

@@ -23,7 +23,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from dashboard import charts
+from dashboard import curve_charts, curve_frames
 from dashboard.downsample import DEFAULT_POINTS
 from dashboard.format import duration, state_label
 from dashboard.store import BASE_COLUMNS, RunInfo
@@ -158,7 +158,7 @@ def parse_flag(text: str | None) -> bool:
 
 def run_labels(runs: Sequence[RunInfo]) -> dict[str, str]:
     """Legend label per run id: its name, with the id added where two runs share a name."""
-    return charts.unique_labels([r.run_id for r in runs], {r.run_id: r.name for r in runs})
+    return curve_frames.unique_labels([r.run_id for r in runs], {r.run_id: r.name for r in runs})
 
 
 def _epoch_number(value: Any) -> int | None:
@@ -309,7 +309,7 @@ def curve_metric_frame(
     metric: str,
     view: View,
 ) -> pd.DataFrame:
-    """`charts.curve_frame` of ``metric`` for ``runs``, built run by run so that each run's
+    """`curve_frames.curve_frame` of ``metric`` for ``runs``, built run by run so that each run's
     smoothed, downsampled part is reused until that run changes; each run is reduced to
     `points_per_run` of the number of runs, so a chart of many runs stays light."""
     split, name = split_metric(metric)
@@ -317,13 +317,13 @@ def curve_metric_frame(
     parts = []
     for r in runs:
         key = (r.run_id, metric, view.x, view.smoothing, view.strength, labels[r.run_id], budget)
-        part = cache.part(key, versions.get(r.run_id, 0), lambda r=r: charts.curve_frame(
+        part = cache.part(key, versions.get(r.run_id, 0), lambda r=r: curve_frames.curve_frame(
             {r.run_id: frames(r.run_id)}, name, split, view.x, view.smoothing, view.strength,
             max_points=budget, labels={r.run_id: labels[r.run_id]}))
         if not part.empty:
             parts.append(part)
     frame = (pd.concat(parts, ignore_index=True) if parts else
-             charts.curve_frame({}, name, split, view.x, view.smoothing, view.strength))
+             curve_frames.curve_frame({}, name, split, view.x, view.smoothing, view.strength))
     # The colour domain is every chosen run, so a run keeps its colour on charts it is missing
     # from.
     frame.attrs["runs"] = sorted(labels[r.run_id] for r in runs)
@@ -352,14 +352,15 @@ def metric_chart(
         if view.group_seeds:
             groups = {label: {rid: frames(rid) for rid in ids}
                       for label, ids in seed_groups(runs).items()}
-            band = charts.band_frame(groups, name, split, view.x, view.smoothing, view.strength)
-            return charts.band_chart(band, metric, view.x, log_y=view.log_y, height=height)
+            band = curve_frames.band_frame(groups, name, split, view.x, view.smoothing,
+                                           view.strength)
+            return curve_charts.band_chart(band, metric, view.x, log_y=view.log_y, height=height)
         frame = curve_metric_frame(cache, runs, versions, frames, labels, metric, view)
         ended = [r for r in runs if r.summary]  # marks come from summary.json
         marks = stop_marks({r.run_id: r.summary for r in ended},
                            {} if view.x == "epoch" else {r.run_id: frames(r.run_id) for r in ended},
                            labels, view.x)
-        return charts.curve_chart(frame, metric, view.x, log_y=view.log_y, height=height,
+        return curve_charts.curve_chart(frame, metric, view.x, log_y=view.log_y, height=height,
                                   stop_marks=marks)
 
     return cache.chart(metric, key, build)

@@ -24,7 +24,7 @@ from typing import Any
 import altair as alt
 import pandas as pd
 
-from dashboard import charts, live
+from dashboard import bar_charts, curve_charts, curve_frames, live, prediction_charts
 from dashboard import compare_table as cmp
 from dashboard.report_html import Cell, Page
 from dashboard.store import RunInfo, RunStore
@@ -137,9 +137,9 @@ def curves(page: Page, store: RunStore, runs: Sequence[RunInfo], labels: Mapping
     frames = {r.run_id: store.metrics(r.run_id) for r in runs}
     budget = live.points_per_run(len(runs))
     page.heading("Curves", 3)
-    frame = charts.curve_frame(frames, "loss", "train", "step", TRAIN_SMOOTHING, TRAIN_STRENGTH,
-                               max_points=budget, labels=labels)
-    page.chart(charts.curve_chart(frame, "train/loss", "step"))
+    frame = curve_frames.curve_frame(frames, "loss", "train", "step", TRAIN_SMOOTHING,
+                                     TRAIN_STRENGTH, max_points=budget, labels=labels)
+    page.chart(curve_charts.curve_chart(frame, "train/loss", "step"))
     page.text(f"Raw values faded under the smoothed line ({TRAIN_SMOOTHING} {TRAIN_STRENGTH}); "
               "long runs are reduced with the app's spike-keeping downsampling.", note=True)
     groups = cmp.seed_groups(runs) if grouped else []
@@ -148,13 +148,13 @@ def curves(page: Page, store: RunStore, runs: Sequence[RunInfo], labels: Mapping
         if grouped:
             bands = {label: {r.run_id: frames[r.run_id] for r in group}
                      for label, group in zip(table["run"], groups, strict=True)}
-            band = charts.band_frame(bands, metric, "val", "epoch", "none", 0.0,
-                                     max_points=budget)
-            page.chart(charts.band_chart(band, f"val/{metric}", "epoch"))
+            band = curve_frames.band_frame(bands, metric, "val", "epoch", "none", 0.0,
+                                           max_points=budget)
+            page.chart(curve_charts.band_chart(band, f"val/{metric}", "epoch"))
         else:
-            frame = charts.curve_frame(frames, metric, "val", "epoch", "none", 0.0,
-                                       max_points=budget, labels=labels)
-            page.chart(charts.curve_chart(frame, f"val/{metric}", "epoch"))
+            frame = curve_frames.curve_frame(frames, metric, "val", "epoch", "none", 0.0,
+                                             max_points=budget, labels=labels)
+            page.chart(curve_charts.curve_chart(frame, f"val/{metric}", "epoch"))
     if grouped:
         page.text("Validation curves: mean over seeds, shaded ± one standard deviation.",
                   note=True)
@@ -178,12 +178,12 @@ def runs_section(page: Page, store: RunStore, runs: Sequence[RunInfo]) -> None:
     bars = table[["run", "f1"]].rename(columns={"f1": "F1"})
     if grouped:
         bars["F1_std"] = table["f1_std"]
-    page.chart(charts.bar_chart(bars, "F1"))
+    page.chart(bar_charts.bar_chart(bars, "F1"))
     curves(page, store, finished, labels, grouped)
     page.heading("Predictions", 3)
     preds = _predictions(store, finished, labels, page)
-    page.chart(charts.roc_chart(preds))
-    page.chart(charts.pr_chart(preds))
+    page.chart(prediction_charts.roc_chart(preds))
+    page.chart(prediction_charts.pr_chart(preds))
     if any(y_prob.shape[1] > 2 for _, y_prob in preds.values()):
         page.text("Several classes: ROC and PR curves are micro-averaged one-vs-rest; the "
                   "table's AUC is the macro average.", note=True)
@@ -192,16 +192,17 @@ def runs_section(page: Page, store: RunStore, runs: Sequence[RunInfo]) -> None:
                  and "f1" in r.summary["test"]["per_class"]}
     class_names = next((r.summary.get("class_names") for r in finished
                         if r.summary and r.summary.get("class_names")), None)
-    page.chart(charts.per_class_chart(per_class, class_names, "f1"))
-    page.chart(charts.confidence_histogram(preds))
+    page.chart(bar_charts.per_class_chart(per_class, class_names, "f1"))
+    page.chart(prediction_charts.confidence_histogram(preds))
     page.heading("Per run: confusion matrix and reliability diagram", 3)
     for r in finished:
         if labels[r.run_id] not in preds:
             continue
         y_true, y_prob = preds[labels[r.run_id]]
         page.text(f"**{labels[r.run_id]}**")
-        page.chart(charts.confusion_chart(y_true, y_prob, (r.summary or {}).get("class_names")))
-        page.chart(charts.reliability_chart(y_true, y_prob))
+        class_names = (r.summary or {}).get("class_names")
+        page.chart(prediction_charts.confusion_chart(y_true, y_prob, class_names))
+        page.chart(prediction_charts.reliability_chart(y_true, y_prob))
 
 
 # --- whole reports ----------------------------------------------------------------------------

@@ -35,7 +35,8 @@ CHROMIUM_ARGS = [
 # What a chart of the Runs page draws, read from the SVG that Vega renders for it. Streamlit
 # renders Altair charts as SVG (canvas only above 2,000 rows per dataset) with ARIA labels: the
 # chart title says which chart it is, and every item of a mark carries the mark's
-# ``description`` from dashboard/charts.py ("raw" line, invisible "hover points", one per row).
+# ``description`` from dashboard/curve_charts.py ("raw" line, invisible "hover points", one per
+# row).
 CHART_PROBE = """
 (title) => {
   const charts = [...document.querySelectorAll('[data-testid="stVegaLiteChart"]')];

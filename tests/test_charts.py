@@ -1,4 +1,5 @@
-"""Tests for dashboard.charts, read through the Vega-Lite specs the builders produce."""
+"""Tests for the chart modules (curve_frames, curve_charts, prediction_charts, bar_charts),
+read through the Vega-Lite specs the builders produce."""
 
 import re
 import time
@@ -10,7 +11,7 @@ import pytest
 from sklearn.metrics import average_precision_score, confusion_matrix, roc_auc_score
 from sklearn.preprocessing import label_binarize
 
-from dashboard import charts
+from dashboard import bar_charts, chart_style, curve_charts, curve_frames, prediction_charts
 from dashboard.downsample import DEFAULT_POINTS
 from dashboard.smoothing import smooth
 from trainer.evaluate import reliability
@@ -99,8 +100,9 @@ def run_frame(n=1000, seed=0, spikes=None, val_every=100):
 
 def test_curve_frame_columns_and_labels():
     runs = {"run-a": run_frame(seed=1), "run-b": run_frame(seed=2)}
-    frame = charts.curve_frame(runs, "loss", "train", "step", "ema", 0.6, labels={"run-a": "A"})
-    assert list(frame.columns) == list(charts.CURVE_COLUMNS)
+    frame = curve_frames.curve_frame(runs, "loss", "train", "step", "ema", 0.6,
+                                     labels={"run-a": "A"})
+    assert list(frame.columns) == list(curve_frames.CURVE_COLUMNS)
     assert set(frame["run"]) == {"A", "run-b"}
     assert set(frame.loc[frame["run"] == "A", "run_id"]) == {"run-a"}
     assert frame.attrs["runs"] == ["A", "run-b"]
@@ -110,7 +112,7 @@ def test_curve_frame_columns_and_labels():
 
 def test_curve_frame_shared_labels_get_the_run_id():
     runs = {"a1": run_frame(), "a2": run_frame()}
-    frame = charts.curve_frame(
+    frame = curve_frames.curve_frame(
         runs, "loss", "train", "step", "none", 0.0, labels=dict.fromkeys(runs, "same")
     )
     assert set(frame["run"]) == {"same (a1)", "same (a2)"}
@@ -119,7 +121,8 @@ def test_curve_frame_shared_labels_get_the_run_id():
 def test_curve_frame_smooths_the_full_series_before_downsampling():
     n = 100_000
     df = run_frame(n=n, spikes={12_345: 40.0, 77_777: -5.0}, val_every=1000)
-    frame = charts.curve_frame({"r": df}, "loss", "train", "step", "ema", 0.95, max_points=500)
+    frame = curve_frames.curve_frame({"r": df}, "loss", "train", "step", "ema", 0.95,
+                                     max_points=500)
     train = df[df["split"] == "train"]
     full = smooth(train["loss"].to_numpy(), "ema", 0.95)
     kept = frame["x"].to_numpy().astype(int)  # steps are 0..n-1, one train row each
@@ -136,7 +139,8 @@ def test_curve_frame_smooths_the_full_series_before_downsampling():
 def test_curve_frame_union_keeps_smoothed_extremes_too():
     n = 50_000
     df = run_frame(n=n, spikes={30_000: 100.0}, val_every=1000)
-    frame = charts.curve_frame({"r": df}, "loss", "train", "step", "gaussian", 0.9, max_points=50)
+    frame = curve_frames.curve_frame({"r": df}, "loss", "train", "step", "gaussian", 0.9,
+                                     max_points=50)
     train = df[df["split"] == "train"]
     full = smooth(train["loss"].to_numpy(), "gaussian", 0.9)
     assert frame["smooth"].max() == full.max() and frame["smooth"].min() == full.min()
@@ -146,7 +150,7 @@ def test_curve_frame_union_keeps_smoothed_extremes_too():
 @pytest.mark.parametrize("x", ["step", "epoch", "t"])
 def test_curve_frame_x_choices(x):
     df = run_frame()
-    frame = charts.curve_frame({"r": df}, "loss", "val", x, "none", 0.0)
+    frame = curve_frames.curve_frame({"r": df}, "loss", "val", x, "none", 0.0)
     val = df[df["split"] == "val"]
     np.testing.assert_array_equal(frame["x"].to_numpy(), val[x].to_numpy(dtype=float))
     np.testing.assert_array_equal(frame["raw"].to_numpy(), val["loss"].to_numpy())
@@ -154,16 +158,16 @@ def test_curve_frame_x_choices(x):
 
 def test_curve_frame_sorts_by_x_and_labels_wall_time():
     df = run_frame().iloc[::-1]
-    frame = charts.curve_frame({"r": df}, "loss", "train", "t", "none", 0.0)
+    frame = curve_frames.curve_frame({"r": df}, "loss", "train", "t", "none", 0.0)
     assert np.all(np.diff(frame["x"].to_numpy()) >= 0)
-    d = spec(charts.curve_chart(frame, "loss", "t"))
+    d = spec(curve_charts.curve_chart(frame, "loss", "t"))
     assert by_description(d, "raw")["encoding"]["x"]["title"] == "wall time (s)"
 
 
 def test_curve_frame_drops_rows_without_the_metric_but_keeps_inf():
     df = run_frame()
     df.loc[df["step"] == 500, "weight_norm"] = np.inf
-    frame = charts.curve_frame({"r": df}, "weight_norm", "train", "step", "ema", 0.5)
+    frame = curve_frames.curve_frame({"r": df}, "weight_norm", "train", "step", "ema", 0.5)
     assert len(frame) == 100  # every 10th train row
     assert set(frame["x"].astype(int) % 10) == {0}
     assert np.isinf(frame.loc[frame["x"] == 500, "raw"]).all()
@@ -176,17 +180,17 @@ def test_curve_frame_skips_runs_without_data_and_validates():
         "empty": pd.DataFrame(),
         "no-metric": run_frame().drop(columns="weight_norm"),
     }
-    frame = charts.curve_frame(runs, "weight_norm", "train", "step", "ema", 0.5)
+    frame = curve_frames.curve_frame(runs, "weight_norm", "train", "step", "ema", 0.5)
     assert set(frame["run_id"]) == {"ok"}
     assert frame.attrs["runs"] == ["empty", "no-metric", "ok"]
-    empty = charts.curve_frame({}, "loss", "train", "step", "ema", 0.5)
-    assert list(empty.columns) == list(charts.CURVE_COLUMNS) and empty.empty
+    empty = curve_frames.curve_frame({}, "loss", "train", "step", "ema", 0.5)
+    assert list(empty.columns) == list(curve_frames.CURVE_COLUMNS) and empty.empty
     with pytest.raises(ValueError):
-        charts.curve_frame(runs, "loss", "train", "wall", "ema", 0.5)
+        curve_frames.curve_frame(runs, "loss", "train", "wall", "ema", 0.5)
     with pytest.raises(ValueError):
-        charts.curve_frame({}, "loss", "train", "step", "bogus", 0.5)
+        curve_frames.curve_frame({}, "loss", "train", "step", "bogus", 0.5)
     with pytest.raises(ValueError):
-        charts.curve_frame({}, "loss", "train", "step", "ema", 1.5)
+        curve_frames.curve_frame({}, "loss", "train", "step", "ema", 1.5)
 
 
 def test_curve_frame_twenty_long_runs_stay_small_and_fast():
@@ -206,7 +210,7 @@ def test_curve_frame_twenty_long_runs_stay_small_and_fast():
         for i in range(20)
     }
     start = time.perf_counter()
-    frame = charts.curve_frame(runs, "loss", "train", "step", "ema", 0.9)
+    frame = curve_frames.curve_frame(runs, "loss", "train", "step", "ema", 0.9)
     elapsed = time.perf_counter() - start
     counts = frame.groupby("run").size()
     assert len(counts) == 20
@@ -219,8 +223,8 @@ def test_curve_frame_twenty_long_runs_stay_small_and_fast():
 
 def curve_spec(**kwargs):
     runs = {"run-b": run_frame(seed=1), "run-a": run_frame(seed=2)}
-    frame = charts.curve_frame(runs, "loss", "train", "step", "ema", 0.8)
-    return frame, spec(charts.curve_chart(frame, "loss", "step", **kwargs))
+    frame = curve_frames.curve_frame(runs, "loss", "train", "step", "ema", 0.8)
+    return frame, spec(curve_charts.curve_chart(frame, "loss", "step", **kwargs))
 
 
 def test_curve_chart_raw_faded_smoothed_bold():
@@ -242,8 +246,8 @@ def test_curve_chart_colours_runs_consistently():
         assert colour["scale"]["domain"] == ["run-a", "run-b"]
     # A chart where one run has no data keeps the others' colours.
     runs = {"run-b": run_frame(), "run-a": run_frame().drop(columns="weight_norm")}
-    frame = charts.curve_frame(runs, "weight_norm", "train", "step", "ema", 0.8)
-    d2 = spec(charts.curve_chart(frame, "weight_norm", "step"))
+    frame = curve_frames.curve_frame(runs, "weight_norm", "train", "step", "ema", 0.8)
+    d2 = spec(curve_charts.curve_chart(frame, "weight_norm", "step"))
     assert by_description(d2, "raw")["encoding"]["color"]["scale"]["domain"] == ["run-a", "run-b"]
 
 
@@ -254,18 +258,18 @@ def test_curve_chart_tooltips_selection_and_zoom():
     }
     assert {"run", "x", "raw", "smooth"} <= tooltip_fields
     ps = {p["name"]: p for p in params(d)}
-    pick = ps[charts.SELECTION]
+    pick = ps[chart_style.SELECTION]
     assert pick["bind"] == "legend" and pick["select"]["fields"] == ["run"]
-    assert ps[charts.ZOOM]["bind"] == "scales"
+    assert ps[chart_style.ZOOM]["bind"] == "scales"
     # The legend pick dims the other runs on both line layers.
     for unit in (by_description(d, "raw"), by_description(d, "smoothed")):
-        assert unit["encoding"]["strokeOpacity"]["condition"]["param"] == charts.SELECTION
+        assert unit["encoding"]["strokeOpacity"]["condition"]["param"] == chart_style.SELECTION
 
 
 def test_curve_chart_spec_is_deterministic():
     # Streamlit keeps a chart (and its zoom) across reruns only while its spec is unchanged.
     frame, d = curve_spec()
-    assert spec(charts.curve_chart(frame, "loss", "step")) == d
+    assert spec(curve_charts.curve_chart(frame, "loss", "step")) == d
 
 
 def test_curve_chart_log_scale_drops_non_positive_values():
@@ -278,14 +282,14 @@ def test_curve_chart_log_scale_drops_non_positive_values():
             "smooth": [1.0, 0.5, 0.2, 0.8, -0.1],
         }
     )
-    d = spec(charts.curve_chart(frame, "loss", "step", log_y=True))
+    d = spec(curve_charts.curve_chart(frame, "loss", "step", log_y=True))
     assert by_description(d, "raw")["encoding"]["y"]["scale"]["type"] == "log"
     drawn = data_of(d)
     assert list(drawn["x"]) == [0, 1, 2, 3]  # the row with nothing positive is gone
     for column in ("raw", "smooth"):
         values = drawn[column].dropna()
         assert (values > 0).all()
-    linear = spec(charts.curve_chart(frame, "loss", "step"))
+    linear = spec(curve_charts.curve_chart(frame, "loss", "step"))
     assert by_description(linear, "raw")["encoding"]["y"]["scale"].get("type") != "log"
     assert len(data_of(linear)) == 5
 
@@ -301,13 +305,13 @@ def test_curve_chart_stop_marks():
 
 
 def test_curve_chart_empty_frame_says_no_data():
-    empty = charts.curve_frame({}, "loss", "train", "step", "ema", 0.5)
-    d = spec(charts.curve_chart(empty, "loss", "step"))
+    empty = curve_frames.curve_frame({}, "loss", "train", "step", "ema", 0.5)
+    d = spec(curve_charts.curve_chart(empty, "loss", "step"))
     assert is_no_data(d)
     all_negative = pd.DataFrame(
         {"run": ["a"], "run_id": ["a"], "x": [0.0], "raw": [-1.0], "smooth": [-1.0]}
     )
-    assert is_no_data(spec(charts.curve_chart(all_negative, "loss", "step", log_y=True)))
+    assert is_no_data(spec(curve_charts.curve_chart(all_negative, "loss", "step", log_y=True)))
 
 
 # --- bands --------------------------------------------------------------------------------------
@@ -326,10 +330,10 @@ def test_band_frame_mean_and_std_against_numpy():
     )
     b = a.assign(loss=np.linspace(3, 0.5, steps.size))
     c = a.iloc[:6].assign(loss=1.0)  # a third seed that is still running
-    frame = charts.band_frame(
+    frame = curve_frames.band_frame(
         {"cfg": {"s0": a, "s1": b, "s2": c}, "other": {"s3": a}}, "loss", "val", "step", "none", 0.0
     )
-    assert list(frame.columns) == list(charts.BAND_COLUMNS)
+    assert list(frame.columns) == list(curve_frames.BAND_COLUMNS)
     cfg = frame[frame["group"] == "cfg"]
     np.testing.assert_array_equal(cfg["x"], steps)
     stack = np.vstack([a["loss"], b["loss"]])
@@ -352,14 +356,14 @@ def test_band_frame_interpolates_onto_a_common_grid():
     b = pd.DataFrame(
         {"split": "train", "step": [0, 5, 20], "epoch": 0.0, "t": 0.0, "loss": [2.0, 2.0, 2.0]}
     )
-    frame = charts.band_frame({"g": {"a": a, "b": b}}, "loss", "train", "step", "ema", 0.0)
+    frame = curve_frames.band_frame({"g": {"a": a, "b": b}}, "loss", "train", "step", "ema", 0.0)
     assert list(frame["x"]) == [0, 5, 10, 20]
     np.testing.assert_allclose(frame["mean"], [1.0, 3.5, 6.0, 11.0])
 
 
 def test_band_chart_spec():
     a = run_frame(seed=1)
-    frame = charts.band_frame(
+    frame = curve_frames.band_frame(
         {"base": {"a": a, "b": run_frame(seed=2)}},
         "loss",
         "train",
@@ -369,16 +373,16 @@ def test_band_chart_spec():
         max_points=300,
     )
     assert len(frame) == 300
-    d = spec(charts.band_chart(frame, "loss", "step"))
+    d = spec(curve_charts.band_chart(frame, "loss", "step"))
     area, line = by_description(d, "band"), by_description(d, "mean")
     assert mark(area)["type"] == "area" and mark(area)["opacity"] == pytest.approx(0.2)
     assert (area["encoding"]["y"]["field"], area["encoding"]["y2"]["field"]) == ("lower", "upper")
     assert mark(line)["type"] == "line" and line["encoding"]["y"]["field"] == "mean"
-    minmax = spec(charts.band_chart(frame, "loss", "step", band="minmax", log_y=True))
+    minmax = spec(curve_charts.band_chart(frame, "loss", "step", band="minmax", log_y=True))
     assert by_description(minmax, "band")["encoding"]["y"]["field"] == "min"
     assert by_description(minmax, "band")["encoding"]["y"]["scale"]["type"] == "log"
-    empty = charts.band_frame({}, "loss", "train", "step", "ema", 0.5)
-    assert is_no_data(spec(charts.band_chart(empty, "loss", "step")))
+    empty = curve_frames.band_frame({}, "loss", "train", "step", "ema", 0.5)
+    assert is_no_data(spec(curve_charts.band_chart(empty, "loss", "step")))
 
 
 # --- ROC / PR -----------------------------------------------------------------------------------
@@ -399,7 +403,7 @@ def legend_number(label, name):
 def test_roc_chart_binary_and_multiclass():
     multi = predictions(k=4, seed=1)
     binary = predictions(k=2, seed=2)
-    d = spec(charts.roc_chart({"multi": multi, "bin": binary}))
+    d = spec(prediction_charts.roc_chart({"multi": multi, "bin": binary}))
     unit = by_description(d, "roc")
     rows = data_of(d, unit)
     for _, group in rows.groupby("run"):
@@ -425,26 +429,26 @@ def test_roc_and_pr_curves_are_thinned():
     y = rng.integers(0, 2, n)
     score = np.clip(0.5 + 0.2 * (y - 0.5) + rng.normal(0, 0.3, n), 0, 1)
     prob = np.column_stack([1 - score, score])
-    for build, name in ((charts.roc_chart, "roc"), (charts.pr_chart, "pr")):
+    for build, name in ((prediction_charts.roc_chart, "roc"), (prediction_charts.pr_chart, "pr")):
         d = spec(build({"big": (y, prob)}))
         rows = data_of(d, by_description(d, name))
-        assert 100 < len(rows) <= charts.MAX_CURVE_POINTS
+        assert 100 < len(rows) <= prediction_charts.MAX_CURVE_POINTS
     rows = data_of(d, by_description(d, "pr")).sort_values("i")
     assert rows["recall"].iloc[0] == 1.0 and rows["recall"].iloc[-1] == 0.0
 
 
 def test_pr_chart_average_precision_in_legend():
     y, p = predictions(k=3, seed=3)
-    d = spec(charts.pr_chart({"run-a": (y, p)}))
+    d = spec(prediction_charts.pr_chart({"run-a": (y, p)}))
     rows = data_of(d, by_description(d, "pr"))
     ap = average_precision_score(label_binarize(y, classes=range(3)).ravel(), p.ravel())
     assert legend_number(rows["label"].iloc[0], "AP") == pytest.approx(ap, abs=5e-4)
-    assert any(p["name"] == charts.SELECTION for p in params(d))
+    assert any(p["name"] == chart_style.SELECTION for p in params(d))
 
 
 def test_roc_pr_empty_or_single_class():
     single = (np.zeros(10, np.int64), np.tile([0.7, 0.3], (10, 1)))
-    for build in (charts.roc_chart, charts.pr_chart):
+    for build in (prediction_charts.roc_chart, prediction_charts.pr_chart):
         assert is_no_data(spec(build({})))
         assert is_no_data(spec(build({"one-class": single})))
         assert is_no_data(spec(build({"none": (np.zeros(0, np.int64), np.zeros((0, 3)))})))
@@ -456,7 +460,7 @@ def test_roc_pr_empty_or_single_class():
 def test_confusion_chart_counts_and_row_normalised_colour():
     y, p = predictions(n=300, k=3, seed=4)
     names = ["cat", "dog", "eel"]
-    d = spec(charts.confusion_chart(y, p, names))
+    d = spec(prediction_charts.confusion_chart(y, p, names))
     rows = data_of(d)
     cm = confusion_matrix(y, p.argmax(1), labels=[0, 1, 2])
     for i, true in enumerate(names):
@@ -470,13 +474,14 @@ def test_confusion_chart_counts_and_row_normalised_colour():
     assert cells["encoding"]["y"]["title"] == "true"
     assert by_description(d, "counts")["encoding"]["text"]["field"] == "count"
     # Wrong number of names: fall back to indices rather than mislabel.
-    assert set(data_of(spec(charts.confusion_chart(y, p, ["a"])))["true"]) == {"0", "1", "2"}
-    assert is_no_data(spec(charts.confusion_chart(np.zeros(0), np.zeros((0, 3)), names)))
+    fallback = spec(prediction_charts.confusion_chart(y, p, ["a"]))
+    assert set(data_of(fallback)["true"]) == {"0", "1", "2"}
+    assert is_no_data(spec(prediction_charts.confusion_chart(np.zeros(0), np.zeros((0, 3)), names)))
 
 
 def test_reliability_chart_matches_evaluate():
     y, p = predictions(n=500, k=4, seed=5)
-    d = spec(charts.reliability_chart(y, p, n_bins=10))
+    d = spec(prediction_charts.reliability_chart(y, p, n_bins=10))
     bars = by_description(d, "accuracy")
     rows = data_of(d, bars).sort_values("bin_start")
     p64 = p.astype(np.float64)
@@ -487,7 +492,7 @@ def test_reliability_chart_matches_evaluate():
     assert list(rows["count"]) == list(np.asarray(expected["count"])[nonempty])
     assert "count" in {t["field"] for t in bars["encoding"]["tooltip"]}
     assert mark(by_description(d, "perfect calibration"))["type"] == "rule"
-    assert is_no_data(spec(charts.reliability_chart(np.zeros(0), np.zeros((0, 2)))))
+    assert is_no_data(spec(prediction_charts.reliability_chart(np.zeros(0), np.zeros((0, 2)))))
 
 
 # --- bars, per class, confidence ----------------------------------------------------------------
@@ -495,21 +500,21 @@ def test_reliability_chart_matches_evaluate():
 
 def test_bar_chart_marks_the_best():
     frame = pd.DataFrame({"run": ["a", "b", "c"], "f1": [0.8, 0.9, np.nan]})
-    d = spec(charts.bar_chart(frame, "f1"))
+    d = spec(bar_charts.bar_chart(frame, "f1"))
     rows = data_of(d).set_index("run")
     assert rows["best"].to_dict() == {"a": False, "b": True, "c": False}
     assert rows.loc["b", "text"].startswith("★")
     colour = by_description(d, "bars")["encoding"]["color"]
     assert colour["condition"]["test"] == "datum.best"
     lowest = data_of(
-        spec(charts.bar_chart(frame.rename(columns={"f1": "loss"}), "loss", best="min"))
+        spec(bar_charts.bar_chart(frame.rename(columns={"f1": "loss"}), "loss", best="min"))
     ).set_index("run")
     assert lowest["best"].to_dict() == {"a": True, "b": False, "c": False}
 
 
 def test_bar_chart_error_bars_from_std():
     frame = pd.DataFrame({"run": ["a", "b"], "acc": [0.8, 0.9], "acc_std": [0.01, 0.02]})
-    d = spec(charts.bar_chart(frame, "acc"))
+    d = spec(bar_charts.bar_chart(frame, "acc"))
     errors = by_description(d, "error bars")
     assert mark(errors)["type"] == "rule"
     rows = data_of(d).set_index("run")
@@ -518,23 +523,23 @@ def test_bar_chart_error_bars_from_std():
 
 
 def test_bar_chart_empty():
-    assert is_no_data(spec(charts.bar_chart(pd.DataFrame(), "f1")))
-    assert is_no_data(spec(charts.bar_chart(pd.DataFrame({"run": ["a"]}), "f1")))
+    assert is_no_data(spec(bar_charts.bar_chart(pd.DataFrame(), "f1")))
+    assert is_no_data(spec(bar_charts.bar_chart(pd.DataFrame({"run": ["a"]}), "f1")))
 
 
 def test_per_class_chart_groups_by_run():
-    d = spec(charts.per_class_chart({"b": [0.5, 0.6], "a": [0.7, 0.8]}, ["neg", "pos"]))
+    d = spec(bar_charts.per_class_chart({"b": [0.5, 0.6], "a": [0.7, 0.8]}, ["neg", "pos"]))
     enc = d["encoding"]
     assert enc["xOffset"]["field"] == "run" and enc["x"]["field"] == "class"
     assert enc["color"]["scale"]["domain"] == ["a", "b"]
     rows = data_of(d)
     assert rows[(rows["run"] == "a") & (rows["class"] == "pos")]["value"].item() == 0.8
-    assert is_no_data(spec(charts.per_class_chart({}, [])))
+    assert is_no_data(spec(bar_charts.per_class_chart({}, [])))
 
 
 def test_confidence_histogram_shares():
     y, p = predictions(n=200, k=3, seed=6)
-    d = spec(charts.confidence_histogram({"a": (y, p), "b": (y, p**0.5)}, n_bins=10))
+    d = spec(prediction_charts.confidence_histogram({"a": (y, p), "b": (y, p**0.5)}, n_bins=10))
     rows = data_of(d)
     assert set(rows["run"]) == {"a", "b"}
     for _, group in rows.groupby("run"):
@@ -542,45 +547,46 @@ def test_confidence_histogram_shares():
         assert group["count"].sum() == 200
     counts, _ = np.histogram(p.astype(np.float64).max(1), bins=np.linspace(0, 1, 11))
     np.testing.assert_array_equal(rows[rows["run"] == "a"]["count"], counts)
-    assert is_no_data(spec(charts.confidence_histogram({})))
+    assert is_no_data(spec(prediction_charts.confidence_histogram({})))
 
 
 def test_prediction_charts_skip_bad_rows_and_bad_runs():
     y, p = predictions(n=200, k=3, seed=7)
     p = p.copy()
     p[:5] = np.nan  # a diverged model's rows
-    d = spec(charts.confusion_chart(y, p, ["a", "b", "c"]))
+    d = spec(prediction_charts.confusion_chart(y, p, ["a", "b", "c"]))
     assert data_of(d)["count"].sum() == 195
-    d = spec(charts.reliability_chart(y, p))
+    d = spec(prediction_charts.reliability_chart(y, p))
     assert data_of(d, by_description(d, "accuracy"))["count"].sum() == 195
     mismatched = (y[:10], p)  # N differs between labels and probabilities
-    d = spec(charts.roc_chart({"good": (y, p), "bad": mismatched}))
+    d = spec(prediction_charts.roc_chart({"good": (y, p), "bad": mismatched}))
     assert set(data_of(d, by_description(d, "roc"))["run"]) == {"good"}
-    assert is_no_data(spec(charts.confidence_histogram({"bad": mismatched})))
-    assert is_no_data(spec(charts.confusion_chart(*mismatched, ["a", "b", "c"])))
+    assert is_no_data(spec(prediction_charts.confidence_histogram({"bad": mismatched})))
+    assert is_no_data(spec(prediction_charts.confusion_chart(*mismatched, ["a", "b", "c"])))
 
 
 def test_curve_frame_accepts_numpy_int_budget_and_rejects_tiny_ones():
-    frame = charts.curve_frame(
+    frame = curve_frames.curve_frame(
         {"r": run_frame()}, "loss", "train", "step", "ema", 0.5, max_points=np.int64(50)
     )
     assert len(frame) <= 2 * 50 + 8
     with pytest.raises(ValueError):
-        charts.curve_frame({"r": run_frame()}, "loss", "train", "step", "ema", 0.5, max_points=2)
+        curve_frames.curve_frame({"r": run_frame()}, "loss", "train", "step", "ema", 0.5,
+                                 max_points=2)
 
 
 def test_legend_selection_projects_the_legend_field():
     # Vega-Lite only binds a point selection to the legend of the field it projects over.
     y, p = predictions(k=3)
-    frame = charts.curve_frame({"a": run_frame()}, "loss", "train", "step", "ema", 0.5)
-    bands = charts.band_frame({"g": {"a": run_frame()}}, "loss", "train", "step", "ema", 0.5)
+    frame = curve_frames.curve_frame({"a": run_frame()}, "loss", "train", "step", "ema", 0.5)
+    bands = curve_frames.band_frame({"g": {"a": run_frame()}}, "loss", "train", "step", "ema", 0.5)
     built = [
-        charts.curve_chart(frame, "loss", "step"),
-        charts.band_chart(bands, "loss", "step"),
-        charts.roc_chart({"a": (y, p)}),
-        charts.pr_chart({"a": (y, p)}),
-        charts.per_class_chart({"a": [0.1, 0.2]}, ["x", "y"]),
-        charts.confidence_histogram({"a": (y, p)}),
+        curve_charts.curve_chart(frame, "loss", "step"),
+        curve_charts.band_chart(bands, "loss", "step"),
+        prediction_charts.roc_chart({"a": (y, p)}),
+        prediction_charts.pr_chart({"a": (y, p)}),
+        bar_charts.per_class_chart({"a": [0.1, 0.2]}, ["x", "y"]),
+        prediction_charts.confidence_histogram({"a": (y, p)}),
     ]
     for chart in built:
         d = spec(chart)
@@ -602,15 +608,15 @@ def test_legend_selection_projects_the_legend_field():
 def many_runs_frame(n_runs=20, rows=500):
     """A curve frame of ``n_runs`` runs with ``rows`` rows each (more rows than TIP_POINTS)."""
     runs = {f"run-{i:02d}": run_frame(n=rows, seed=i) for i in range(n_runs)}
-    return charts.curve_frame(runs, "loss", "train", "step", "ema", 0.6)
+    return curve_frames.curve_frame(runs, "loss", "train", "step", "ema", 0.6)
 
 
 def test_curve_frame_smoothed_series_adds_a_quarter_of_the_budget():
     n = 50_000
     df = run_frame(n=n, spikes={10_000: 30.0, 40_000: 25.0}, val_every=1000)
-    frame = charts.curve_frame({"r": df}, "loss", "train", "step", "ema", 0.6, max_points=400)
+    frame = curve_frames.curve_frame({"r": df}, "loss", "train", "step", "ema", 0.6, max_points=400)
     # The raw series' 400 points plus at most 100 of the smoothed one's (and forced points).
-    assert 400 <= len(frame) <= 400 + 400 // charts.SMOOTH_SHARE + 8
+    assert 400 <= len(frame) <= 400 + 400 // curve_frames.SMOOTH_SHARE + 8
     full = smooth(df.loc[df["split"] == "train", "loss"].to_numpy(), "ema", 0.6)
     assert frame["raw"].max() == 30.0 and {10_000, 40_000} <= set(frame["x"].astype(int))
     assert frame["smooth"].max() == full.max() and frame["smooth"].min() == full.min()
@@ -618,12 +624,13 @@ def test_curve_frame_smoothed_series_adds_a_quarter_of_the_budget():
 
 def test_curve_chart_hover_points_are_thinned_evenly_per_run():
     frame = many_runs_frame()
-    assert len(frame) > charts.TIP_POINTS
-    d = spec(charts.curve_chart(frame, "loss", "step"))
+    assert len(frame) > curve_charts.TIP_POINTS
+    d = spec(curve_charts.curve_chart(frame, "loss", "step"))
     assert by_description(d, "hover points")["transform"] == [{"filter": "datum.tip"}]
     rows = data_of(d)
     tips = rows[rows["tip"]]
-    assert charts.TIP_POINTS / 2 <= len(tips) <= charts.TIP_POINTS + 20  # + each run's last
+    budget = curve_charts.TIP_POINTS
+    assert budget / 2 <= len(tips) <= budget + 20  # + each run's last
     per_run = tips.groupby("run").size()
     assert len(per_run) == 20 and per_run.max() - per_run.min() <= 2
     for _, run in rows.groupby("run"):  # each run's ends carry a tooltip
@@ -631,7 +638,7 @@ def test_curve_chart_hover_points_are_thinned_evenly_per_run():
         gaps = np.diff(np.flatnonzero(run["tip"].to_numpy()))
         assert set(gaps[:-1]) == {gaps[0]} and gaps[-1] <= gaps[0]  # evenly, then the last
     # A chart that fits the budget has a hover point on every row (the browser test counts them).
-    small = data_of(spec(charts.curve_chart(many_runs_frame(n_runs=2), "loss", "step")))
+    small = data_of(spec(curve_charts.curve_chart(many_runs_frame(n_runs=2), "loss", "step")))
     assert small["tip"].all()
 
 
@@ -646,7 +653,7 @@ def test_curve_chart_lines_carry_no_tooltip_of_their_own():
 
 def test_curve_chart_sends_compact_data():
     frame = many_runs_frame(n_runs=3)
-    chart = charts.curve_chart(frame, "loss", "step")
+    chart = curve_charts.curve_chart(frame, "loss", "step")
     data = chart.data
     assert isinstance(data["run"].dtype, pd.CategoricalDtype)
     assert isinstance(data["run_id"].dtype, pd.CategoricalDtype)
@@ -660,9 +667,9 @@ def test_curve_chart_sends_compact_data():
 def test_curve_and_band_charts_keep_the_plot_height_under_a_long_legend():
     # With Streamlit's default "fit" autosize, a legend of 20 runs took the whole height and the
     # plot vanished; "fit-x" keeps the plot `height` tall and lets the legend add to it.
-    bands = charts.band_frame({"g": {"a": run_frame()}}, "loss", "train", "step", "ema", 0.5)
-    for chart in (charts.curve_chart(many_runs_frame(), "loss", "step", height=240),
-                  charts.band_chart(bands, "loss", "step", height=240)):
+    bands = curve_frames.band_frame({"g": {"a": run_frame()}}, "loss", "train", "step", "ema", 0.5)
+    for chart in (curve_charts.curve_chart(many_runs_frame(), "loss", "step", height=240),
+                  curve_charts.band_chart(bands, "loss", "step", height=240)):
         d = spec(chart)
         assert d["autosize"] == {"type": "fit-x", "contains": "padding"}
         assert d["height"] == 240

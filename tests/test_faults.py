@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import ROOT, run_cli, train_tiny
 from tests.fakeruns import metric_rows
-from trainer import loop, runlog, runner
+from trainer import runlog, runner, training_setup
 from trainer.config import make_config
 from trainer.queue import create_run
 
@@ -144,7 +144,7 @@ def _execute(tmp_path: Path, **overrides) -> dict:
 
 
 def test_a_non_finite_loss_fails_the_run_with_a_clear_reason(tmp_path: Path, monkeypatch):
-    real = loop.make_loss
+    real = training_setup.make_loss
 
     def exploding(config, counts, device):
         fn, calls = real(config, counts, device), []
@@ -154,7 +154,7 @@ def test_a_non_finite_loss_fails_the_run_with_a_clear_reason(tmp_path: Path, mon
             return fn(z, y) * (float("nan") if len(calls) >= 3 else 1.0)
         return loss
 
-    monkeypatch.setattr(loop, "make_loss", exploding)
+    monkeypatch.setattr(training_setup, "make_loss", exploding)
     status = _execute(tmp_path)
     assert status["state"] == "failed"
     assert "became nan at step 3" in status["reason"] and "learning rate" in status["reason"]
@@ -164,7 +164,7 @@ def test_an_exception_fails_the_run_with_its_traceback(tmp_path: Path, monkeypat
     def broken(*args, **kwargs):
         raise RuntimeError("boom in the model builder")
 
-    monkeypatch.setattr(loop, "build_model", broken)
+    monkeypatch.setattr(training_setup, "build_model", broken)
     status = _execute(tmp_path)
     assert status["state"] == "failed"
     assert "Traceback" in status["error"] and "boom in the model builder" in status["error"]

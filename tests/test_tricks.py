@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from tests.conftest import MemoryReporter, train_tiny
-from trainer import loop
+from trainer import loop, training_setup
 from trainer.augment import augment_batch, shift, tta_views
 from trainer.config import make_config
 from trainer.losses import bce_linear_loss, class_alpha, focal_loss
@@ -64,7 +64,7 @@ def test_sgd_weight_decay_equals_an_l2_term_with_a_half_factor():
 
 def test_weight_decay_can_exclude_norm_and_bias_parameters():
     model = build_model(make_config(**{"norm": "batch"}), (1, 8, 8), 10)
-    groups = loop.param_groups(model, 0.1, exclude_norm_bias=True)
+    groups = training_setup.param_groups(model, 0.1, exclude_norm_bias=True)
     assert groups[0]["weight_decay"] == 0.1 and all(p.dim() > 1 for p in groups[0]["params"])
     assert groups[1]["weight_decay"] == 0.0 and all(p.dim() == 1 for p in groups[1]["params"])
     n_all = sum(1 for _ in model.parameters())
@@ -286,5 +286,5 @@ def test_bf16_autocast_runs_on_cpu_with_a_warning():
 def test_fp16_falls_back_to_bf16_without_cuda(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     config = make_config(amp="fp16")  # device auto: allowed, resolved at run time
-    assert loop.autocast_dtype(config.amp, torch.device("cpu"), MemoryReporter().message) is (
-        torch.bfloat16)
+    dtype = training_setup.autocast_dtype(config.amp, torch.device("cpu"), MemoryReporter().message)
+    assert dtype is torch.bfloat16

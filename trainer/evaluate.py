@@ -1,4 +1,10 @@
-"""Classification metrics, all from scikit-learn except the calibration error (which it lacks)."""
+"""Classification metrics, all from scikit-learn except the calibration error (which it lacks).
+
+`classification_metrics` gives a run's summary; the curve and table helpers below
+(`clean_predictions`, `binary_scores`, `roc_points`, `pr_points`, `confusion_counts`,
+`confidence_counts`) give the numbers the app's prediction charts draw, so a chart and the
+summary it sits next to come from the same code.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +18,10 @@ from sklearn.metrics import (
     average_precision_score,
     confusion_matrix,
     log_loss,
+    precision_recall_curve,
     precision_recall_fscore_support,
     roc_auc_score,
+    roc_curve,
     top_k_accuracy_score,
 )
 from sklearn.preprocessing import label_binarize
@@ -108,3 +116,103 @@ def classification_metrics(y_true: np.ndarray, y_prob: np.ndarray, top_k: int = 
         out["confusion_matrix"] = confusion_matrix(y_true, y_pred, labels=labels).tolist()
         out["reliability"] = reliability(y_true, y_prob, n_bins)
     return out
+
+
+# --- numbers behind the prediction charts ---------------------------------------------------------
+
+
+def clean_predictions(
+    y_true: np.ndarray, y_prob: np.ndarray
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Labels as int64 and probabilities as float64 rows renormalised to sum to 1, or None.
+
+    The same normalisation as `classification_metrics`, so a chart's numbers match the run's
+    summary (float32 rows sum to 1 only within ~1e-7). Rows with a non-finite probability (a
+    diverged model) are left out, since no curve or bin can place them. A 1-D ``y_prob`` is a
+    bare P(class 1). None when the arrays are not (N,) and (N, K): one bad run must not take a
+    chart down.
+    """
+    y_true = np.asarray(y_true).reshape(-1)
+    y_prob = np.asarray(y_prob, dtype=np.float64)
+    if y_prob.ndim == 1:
+        y_prob = np.column_stack([1.0 - y_prob, y_prob])
+    if y_prob.ndim != 2 or y_prob.shape[0] != y_true.size or y_prob.shape[1] == 0:
+        return None
+    keep = np.isfinite(y_prob).all(1)
+    if y_true.dtype.kind == "f":
+        keep &= np.isfinite(y_true)
+    y_true, y_prob = y_true[keep].astype(np.int64), y_prob[keep]
+    return y_true, y_prob / np.clip(y_prob.sum(1, keepdims=True), 1e-12, None)
+
+
+def binary_scores(
+    y_true: np.ndarray, y_prob: np.ndarray
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Binary truth and scores: class 1 for K = 2, micro-averaged one-vs-rest for K > 2
+    (``label_binarize(y_true).ravel()`` against ``y_prob.ravel()``).
+
+    None when a curve is undefined (bad arrays, no rows, one column, or one truth value).
+    """
+    preds = clean_predictions(y_true, y_prob)
+    if preds is None:
+        return None
+    y_true, y_prob = preds
+    k = y_prob.shape[1]
+    if y_true.size == 0 or k < 2:
+        return None
+    if k == 2:
+        truth, score = (y_true == 1).astype(np.int64), y_prob[:, 1]
+    else:
+        truth = label_binarize(y_true, classes=np.arange(k)).ravel()
+        score = y_prob.ravel()
+    if truth.min() == truth.max():
+        return None
+    return truth, score
+
+
+def roc_points(
+    y_true: np.ndarray, y_prob: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float] | None:
+    """(fpr, tpr, thresholds, AUC) of `binary_scores`, from sklearn; None where undefined.
+
+    For K > 2 the AUC is the micro average, which can differ from the summary's macro AUC.
+    """
+    scores = binary_scores(y_true, y_prob)
+    if scores is None:
+        return None
+    truth, score = scores
+    fpr, tpr, thresholds = roc_curve(truth, score)
+    return fpr, tpr, thresholds, float(roc_auc_score(truth, score))
+
+
+def pr_points(
+    y_true: np.ndarray, y_prob: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float] | None:
+    """(recall, precision, thresholds, average precision) of `binary_scores`; None where
+    undefined. ``thresholds`` has one value per point: sklearn gives none for the last point
+    (recall 0), which gets NaN."""
+    scores = binary_scores(y_true, y_prob)
+    if scores is None:
+        return None
+    truth, score = scores
+    precision, recall, thresholds = precision_recall_curve(truth, score)
+    ap = float(average_precision_score(truth, score))
+    return recall, precision, np.append(thresholds, np.nan), ap
+
+
+def confusion_counts(y_true: np.ndarray, y_prob: np.ndarray) -> np.ndarray | None:
+    """K x K confusion matrix (rows true, columns argmax of ``y_prob``) over every class
+    0..K-1; None for bad arrays or no rows."""
+    preds = clean_predictions(y_true, y_prob)
+    if preds is None or preds[0].size == 0:
+        return None
+    y_true, y_prob = preds
+    k = y_prob.shape[1]
+    return confusion_matrix(y_true, y_prob.argmax(1), labels=np.arange(k)).astype(np.int64)
+
+
+def confidence_counts(y_prob: np.ndarray, n_bins: int) -> np.ndarray:
+    """How many rows have their top-class probability in each of ``n_bins`` equal bins of
+    [0, 1] (``np.histogram``'s edges: the last bin is closed)."""
+    counts, _ = np.histogram(y_prob.max(1), bins=np.linspace(0.0, 1.0, n_bins + 1))
+    return counts.astype(np.int64)

@@ -1,10 +1,11 @@
 """The training loop: one run, start to finish, with every trick of the catalogue.
 
-Reads top to bottom: pick the device, load the data onto it, build model/optimiser/schedule/loss,
-then epochs of (shuffle, slice batches, augment, forward under autocast, the loss tricks, backward,
-step) with a validation pass after each epoch, then SWA's BN update or early stopping's restore,
-and a final test pass with optional test-time augmentation. What it measures goes to a
-``Reporter`` (see runner.py); this module writes no files.
+`train` reads top to bottom: setup (`trainer.training_setup`: device, data on it, model,
+optimiser, schedules, loss), then epochs of steps (shuffle, slice batches, augment, forward under
+autocast, the loss tricks, backward, step), an evaluation on the validation set after each epoch
+and early stopping's check, then the end: SWA's BN update or early stopping's restore, and a final
+test pass with optional test-time augmentation. What it measures goes to a ``Reporter`` (see
+runner.py); this module writes no files.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-import random
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -21,16 +21,11 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 from torch import nn
-from torch.optim.swa_utils import SWALR, AveragedModel, update_bn
+from torch.optim.swa_utils import update_bn
 
-from trainer import runlog
 from trainer.augment import augment_batch, tta_views
-from trainer.data import Dataset, load_dataset
 from trainer.evaluate import classification_metrics
-from trainer.losses import make_loss
-from trainer.models import build_model, count_parameters
-from trainer.pretrained import freeze_features, load_pretrained
-from trainer.schedules import make_scheduler
+from trainer.training_setup import RunSetup, setup_run, weight_matrices
 
 LOG_BUFFER_STEPS = 32  # train rows are gathered from the device in batches: one sync per batch
 LOG_BUFFER_S = 0.25
@@ -64,61 +59,6 @@ class TrainResult:
     model: nn.Module
     pre_swa_state: dict[str, torch.Tensor] | None = None
     lr_history: list[float] = field(default_factory=list)
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device='cuda' but no CUDA GPU is visible; use device='auto' or 'cpu'")
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise RuntimeError("device='mps' but Apple MPS is not available; use 'auto' or 'cpu'")
-    return torch.device(name)
-
-
-def autocast_dtype(amp: str, device: torch.device, say: Any) -> torch.dtype | None:
-    """The autocast dtype for ``amp`` on ``device`` (None = full precision)."""
-    if amp == "off":
-        return None
-    if amp == "fp16" and device.type != "cuda":
-        say(f"amp='fp16' needs CUDA; this run is on {device.type}, so it uses bf16 instead")
-        amp = "bf16"
-    if amp == "bf16" and device.type == "cpu":
-        say("note: bf16 autocast on the CPU is only faster than fp32 on CPUs with bf16 "
-            "instructions (recent Xeon and EPYC)")
-    return torch.float16 if amp == "fp16" else torch.bfloat16
-
-
-def param_groups(model: nn.Module, weight_decay: float, exclude_norm_bias: bool) -> list[dict]:
-    """Optimiser parameter groups; with ``exclude_norm_bias``, 1-D parameters (biases and
-    normalisation scales/shifts) get no weight decay."""
-    params = [p for p in model.parameters() if p.requires_grad]  # frozen layers stay out
-    if not exclude_norm_bias or not weight_decay:
-        return [{"params": params, "weight_decay": weight_decay}]
-    decay = [p for p in params if p.dim() > 1]
-    no_decay = [p for p in params if p.dim() <= 1]
-    return [{"params": decay, "weight_decay": weight_decay},
-            {"params": no_decay, "weight_decay": 0.0}]
-
-
-def make_optimizer(config: Any, model: nn.Module) -> torch.optim.Optimizer:
-    groups = param_groups(model, config.weight_decay, config.wd_exclude_norm_bias)
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum,
-                               nesterov=config.nesterov and config.momentum > 0)
-    if config.optimizer == "rmsprop":
-        return torch.optim.RMSprop(groups, lr=config.lr, momentum=config.momentum)
-    if config.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=config.lr)
-    return torch.optim.Adam(groups, lr=config.lr)
-
-
-def weight_matrices(model: nn.Module) -> list[torch.Tensor]:
-    return [p for p in model.parameters() if p.dim() > 1]
 
 
 @torch.no_grad()
@@ -163,13 +103,6 @@ def _autocast(device: torch.device, dtype: torch.dtype | None):
     return torch.autocast(device.type, dtype=dtype)
 
 
-def _to_device(a: np.ndarray, device: torch.device) -> torch.Tensor:
-    t = torch.from_numpy(a)
-    if device.type == "cuda":
-        return t.pin_memory().to(device, non_blocking=True)
-    return t.to(device)
-
-
 def _evaluate(model: nn.Module, x: torch.Tensor, y: np.ndarray, config: Any,
               amp_dtype: torch.dtype | None, tta: str = "off", detail: bool = False
               ) -> tuple[dict[str, Any], np.ndarray]:
@@ -179,12 +112,270 @@ def _evaluate(model: nn.Module, x: torch.Tensor, y: np.ndarray, config: Any,
     return metrics, prob
 
 
+@dataclass
+class _Progress:
+    """What changes as training goes: the step, the best epoch so far, the early stop."""
+
+    step: int = 0
+    epoch: int = 0
+    best: float | None = None
+    best_epoch: int = 0
+    best_state: dict[str, torch.Tensor] | None = None
+    stopped_epoch: int | None = None
+    lr_history: list[float] = field(default_factory=list)
+
+
+def _announce(run: RunSetup, reporter: Reporter) -> None:
+    config, data, n_params = run.config, run.data, run.n_params
+    reporter.start(run.steps_per_epoch * config.epochs, config.epochs, {
+        "device": str(run.device), "n_params": n_params, "sizes": data.sizes,
+        "steps_per_epoch": run.steps_per_epoch, "batch_size": run.batch_size,
+    })
+    reporter.message(
+        f"{config.dataset}: {data.sizes} · {config.resolved_model} with {n_params:,} parameters "
+        f"· {run.device.type}" + (f" · autocast {run.amp_dtype}" if run.amp_dtype else ""))
+
+
+# --- one step, and the train rows it leaves ---------------------------------------------------
+
+
+def _objective(loss: torch.Tensor, run: RunSetup) -> torch.Tensor:
+    """What is minimised: the data loss with flooding, L1 and random loss scaling applied."""
+    config = run.config
+    objective = loss
+    if config.flooding:
+        objective = (objective - config.flooding).abs() + config.flooding
+    if config.l1:
+        objective = objective + config.l1 * sum(w.abs().sum() for w in run.weights)
+    if config.random_loss_scale:
+        objective = objective * run.scale_rng.random()
+    return objective
+
+
+def _train_step(run: RunSetup, xb: torch.Tensor, yb: torch.Tensor, in_swa: bool
+                ) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """One optimiser step on a batch; returns the data loss, the gradient norm (both still on
+    the device) and the learning rate the step used."""
+    if run.augmenting:
+        xb = augment_batch(xb, run.config, run.aug_gen)
+    with _autocast(run.device, run.amp_dtype):
+        logits = run.model(xb)
+    # In float32, as AMP recipes do: a loss reduced in fp16/bf16 loses digits (and,
+    # with bf16 on the CPU, ran slower than the whole forward pass in float32).
+    loss = run.loss_fn(logits.float(), yb)  # the raw data loss, logged as is
+    run.opt.zero_grad(set_to_none=True)
+    run.scaler.scale(_objective(loss, run)).backward()
+    run.scaler.unscale_(run.opt)
+    # The norm is logged every step; clipping (which rescales every gradient) only when
+    # asked: clip_grad_norm_ with an infinite max_norm would still multiply them by 1.
+    grad_norm = total_norm([p.grad for p in run.trainable if p.grad is not None])
+    if run.config.grad_clip:
+        nn.utils.clip_grads_with_norm_(run.trainable, run.config.grad_clip, grad_norm)
+    lr = run.opt.param_groups[0]["lr"]
+    run.scaler.step(run.opt)
+    run.scaler.update()
+    (run.swa_sched if in_swa else run.sched).step()
+    return loss.detach(), grad_norm.detach(), lr
+
+
+class _TrainRows:
+    """Train rows whose values are still on the device, sent to the reporter in batches (one
+    device sync per batch), with samples/s measured over each batch's window."""
+
+    def __init__(self, reporter: Reporter, nonfinite: str) -> None:
+        self.reporter, self.nonfinite = reporter, nonfinite
+        self.pending: list[tuple] = []
+        self.window_start, self.window_samples = time.perf_counter(), 0
+
+    def restart_window(self) -> None:
+        """samples_per_s counts training, not the validation pass before it."""
+        self.window_start = time.perf_counter()
+
+    def add(self, row: tuple, samples: int) -> bool:
+        """Queue ``(step, epoch, t, loss, grad_norm, lr, weight_norm)``; True when the rows are
+        due to be sent."""
+        self.pending.append(row)
+        self.window_samples += samples
+        due = time.perf_counter() - self.window_start > LOG_BUFFER_S
+        return len(self.pending) >= LOG_BUFFER_STEPS or due
+
+    def flush(self) -> None:
+        """Send the pending rows; raises NonFiniteLoss at a non-finite loss when asked to."""
+        if not self.pending:
+            return
+        losses = torch.stack([r[3] for r in self.pending]).tolist()
+        norms = torch.stack([r[4] for r in self.pending]).tolist()
+        now = time.perf_counter()
+        sps = self.window_samples / max(now - self.window_start, 1e-9)
+        self.window_start, self.window_samples = now, 0
+        rows = []
+        for (s, ep, t, _, _, lr, wn), loss, gn in zip(self.pending, losses, norms, strict=True):
+            row = {"split": "train", "step": s, "epoch": ep, "t": t, "loss": loss, "lr": lr,
+                   "grad_norm": gn, "samples_per_s": sps}
+            if wn is not None:
+                row["weight_norm"] = wn.item()
+            rows.append(row)
+            if not math.isfinite(loss) and self.nonfinite == "fail":
+                self.reporter.rows(rows)
+                raise NonFiniteLoss(
+                    f"the training loss became {loss} at step {s} (epoch {math.ceil(ep)}); "
+                    "try a lower learning rate, gradient clipping, or amp='off'"
+                )
+        self.pending.clear()
+        self.reporter.rows(rows)
+
+
+# --- one epoch, its evaluation, early stopping --------------------------------------------------
+
+
+def _train_epoch(run: RunSetup, progress: _Progress, rows: _TrainRows, reporter: Reporter
+                 ) -> float:
+    """Every batch of one shuffled epoch; returns its mean training loss."""
+    epoch, n_steps, bs = progress.epoch, run.steps_per_epoch, run.batch_size
+    run.model.train()
+    if run.frozen is not None:
+        run.frozen.eval()  # frozen features keep their pretrained BatchNorm statistics
+    in_swa = run.config.swa and epoch > run.swa_epoch
+    perm = torch.randperm(len(run.x_train), generator=run.shuffle_gen).to(run.device,
+                                                                           non_blocking=True)
+    rows.restart_window()
+    epoch_loss = torch.zeros((), device=run.device)
+    for b in range(n_steps):
+        idx = perm[b * bs:(b + 1) * bs]
+        loss, grad_norm, lr = _train_step(run, run.x_train[idx], run.y_train[idx], in_swa)
+        progress.step += 1
+        epoch_loss += loss
+        wn = total_norm(run.weights) if progress.step % WEIGHT_NORM_EVERY == 0 else None
+        progress.lr_history.append(lr)
+        at = epoch - 1 + (b + 1) / n_steps
+        if rows.add((progress.step, at, time.time() - run.t0, loss, grad_norm, lr, wn), len(idx)):
+            rows.flush()
+            reporter.progress(progress.step, at)
+        if reporter.should_stop():
+            rows.flush()
+            raise Cancelled(f"cancelled at step {progress.step} (epoch {epoch})")
+    rows.flush()
+    if run.swa_model is not None and in_swa:
+        run.swa_model.update_parameters(run.model)
+    return (epoch_loss / n_steps).item()
+
+
+def _scalars(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The metrics that go into a metrics row (per-class lists and matrices stay out)."""
+    return {k: v for k, v in metrics.items() if not isinstance(v, dict | list)}
+
+
+def _validate(run: RunSetup, progress: _Progress, reporter: Reporter, train_loss: float
+              ) -> dict[str, Any]:
+    """The validation pass after an epoch: its row, the epoch's end and the progress."""
+    val, _ = _evaluate(run.model, run.x_val, run.data.y_val, run.config, run.amp_dtype)
+    val.update(weight_stats(run.model))
+    reporter.rows([{"split": "val", "step": progress.step, "epoch": progress.epoch,
+                    "t": time.time() - run.t0, **_scalars(val)}])
+    reporter.epoch_end(progress.epoch, train_loss, val)
+    reporter.progress(progress.step, progress.epoch)
+    return val
+
+
 def _is_better(value: float | None, best: float | None, monitor: str) -> bool:
+    """Whether ``value`` of the monitored val metric beats the best so far."""
     if value is None or not math.isfinite(value):
         return False
     if best is None:
         return True
     return value < best if monitor == "loss" else value > best
+
+
+def _early_stop(run: RunSetup, progress: _Progress, val: dict[str, Any], say: Any) -> bool:
+    """Keep track of the best epoch (and its weights when early stopping); True when early
+    stopping ends training at this epoch."""
+    config, epoch = run.config, progress.epoch
+    if _is_better(val.get(config.monitor), progress.best, config.monitor):
+        progress.best, progress.best_epoch = val[config.monitor], epoch
+        if config.early_stopping:
+            progress.best_state = copy.deepcopy(run.model.state_dict())
+        return False
+    if config.early_stopping and epoch - progress.best_epoch >= config.early_stopping:
+        progress.stopped_epoch = epoch
+        say(f"early stopping at epoch {epoch}: val {config.monitor} has not improved for "
+            f"{config.early_stopping} epochs; restoring epoch {progress.best_epoch}")
+        return True
+    return False
+
+
+# --- the end: the final model, its test pass, the summary -----------------------------------------
+
+
+def _final_model(run: RunSetup, progress: _Progress, summary: dict[str, Any]
+                 ) -> tuple[nn.Module, dict[str, torch.Tensor] | None]:
+    """SWA's averaged model (after its BN update) or the best epoch's weights when early
+    stopping, else the model as trained; and the pre-SWA weights when SWA was on."""
+    config, model = run.config, run.model
+    if run.swa_model is not None:
+        pre_swa_state = copy.deepcopy(model.state_dict())
+        summary["test_before_swa"], _ = _evaluate(model, run.x_test, run.data.y_test, config,
+                                                  run.amp_dtype, config.tta)
+        # BN statistics of the averaged weights must be recomputed on the training data.
+        bs, n = run.batch_size, len(run.x_train)
+        update_bn([run.x_train[i:i + bs] for i in range(0, n, bs)], run.swa_model,
+                  device=run.device)
+        return run.swa_model.module, pre_swa_state
+    if progress.best_state is not None:
+        model.load_state_dict(progress.best_state)
+    return model, None
+
+
+def _run_facts(run: RunSetup, progress: _Progress, model: nn.Module) -> dict[str, Any]:
+    """The summary's account of how the run went and what it ran on."""
+    config, data = run.config, run.data
+    wall = time.time() - run.t0
+    return {
+        "best_epoch": progress.best_epoch,
+        "monitor": config.monitor,
+        "best_val": progress.best,
+        "early_stopped": progress.stopped_epoch is not None,
+        "stopped_epoch": progress.stopped_epoch,
+        "epochs_run": progress.epoch,
+        "steps": progress.step,
+        "swa": config.swa,
+        "tta": config.tta,
+        "wall_time_s": wall,
+        "samples_per_s": progress.step * run.batch_size / max(wall, 1e-9),
+        "n_params": run.n_params,
+        "device": str(run.device),
+        "amp": str(run.amp_dtype).removeprefix("torch.") if run.amp_dtype else "off",
+        "dataset": {"name": data.name, "kind": data.kind, "sizes": data.sizes,
+                    "input_shape": list(data.input_shape), "n_classes": data.n_classes,
+                    "noisy_labels": getattr(data, "noisy_labels", 0)},
+        "class_names": list(data.class_names),
+        "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        **({"finetune": {**run.finetune_info, "frozen": run.frozen is not None}}
+           if run.finetune_info else {}),
+    }
+
+
+def _finish(run: RunSetup, progress: _Progress, reporter: Reporter) -> TrainResult:
+    """The final model's test pass (its row) and val metrics, and the run's summary."""
+    config, data = run.config, run.data
+    summary: dict[str, Any] = {}
+    model, pre_swa_state = _final_model(run, progress, summary)
+    test, prob = _evaluate(model, run.x_test, data.y_test, config, run.amp_dtype, config.tta,
+                           detail=True)
+    if config.tta != "off":
+        summary["test_without_tta"], _ = _evaluate(model, run.x_test, data.y_test, config,
+                                                   run.amp_dtype)
+    final_val, _ = _evaluate(model, run.x_val, data.y_val, config, run.amp_dtype)
+    final_val.update(weight_stats(model))
+    reporter.rows([{"split": "test", "step": progress.step, "epoch": progress.epoch,
+                    "t": time.time() - run.t0, **_scalars(test)}])
+    summary.update({"test": test, "val": final_val, **_run_facts(run, progress, model)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return TrainResult(summary, data.y_test.astype(np.int64), prob, model, pre_swa_state,
+                           progress.lr_history)
+
+
+# --- the loop -------------------------------------------------------------------------------------
 
 
 def train(config: Any, reporter: Reporter, cache_dir: str | None = None,
@@ -193,213 +384,14 @@ def train(config: Any, reporter: Reporter, cache_dir: str | None = None,
 
     ``runs_root`` is where ``config.init_from`` is looked up (default: $DANLU_RUNS_DIR or ./runs).
     """
-    t0 = time.time()
-    say = reporter.message
-    device = pick_device(config.device)
-    amp_dtype = autocast_dtype(config.amp, device, say)
-    torch.manual_seed(config.seed)
-    shuffle_gen = torch.Generator().manual_seed(config.seed + 1)
-    aug_gen = torch.Generator(device=device).manual_seed(config.seed + 2)
-    scale_rng = random.Random(config.seed + 3)  # random loss scaling has its own RNG
-
-    # --- data, held on the device as whole tensors and sliced per batch ---
-    data: Dataset = load_dataset(
-        config.dataset, split_seed=config.split_seed, val_fraction=config.val_fraction,
-        test_fraction=config.test_fraction, label_noise=config.label_noise,
-        csv_path=config.csv_path or None, csv_label=config.csv_label, n_samples=config.n_samples,
-        n_features=config.n_features, n_classes=config.n_classes, imbalance=config.imbalance,
-        class_subset=config.class_subset, cache_dir=cache_dir,
-    )
-    x_train, y_train = _to_device(data.x_train, device), _to_device(data.y_train, device)
-    x_val, x_test = _to_device(data.x_val, device), _to_device(data.x_test, device)
-    n = len(x_train)
-    bs = min(config.batch_size, n)
-    steps_per_epoch = n // bs  # drop the ragged last batch: a batch of 1 breaks BatchNorm
-    total_steps = steps_per_epoch * config.epochs
-
-    # --- model, optimiser, schedule, loss ---
-    model = build_model(config, data.input_shape, data.n_classes)
-    finetune_info, frozen = {}, None
-    if config.init_from:
-        finetune_info = load_pretrained(model, runs_root or runlog.default_runs_root(),
-                                        config.init_from)
-        say(f"fine-tuning from {config.init_from}: {finetune_info['loaded_tensors']} tensors "
-            f"loaded, {len(finetune_info['fresh_tensors'])} fresh")
-        if config.freeze_features:
-            frozen = freeze_features(model)
-    model = model.to(device)
-    n_params = count_parameters(model)
-    opt = make_optimizer(config, model)
-    swa_epoch = max(1, min(config.epochs - 1, math.floor(config.swa_start * config.epochs)))
-    sched = make_scheduler(config, opt, steps_per_epoch,
-                           total_steps=swa_epoch * steps_per_epoch if config.swa else None)
-    swa_model = AveragedModel(model) if config.swa else None
-    swa_sched = (SWALR(opt, swa_lr=config.swa_lr or config.lr, anneal_epochs=steps_per_epoch,
-                       anneal_strategy="cos") if config.swa else None)
-    loss_fn = make_loss(config, data.class_counts_train, device)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    trainable = [p for p in model.parameters() if p.requires_grad]  # listed once, not per step
-    weights = weight_matrices(model)
-    augmenting = any((config.augment_hflip, config.augment_vflip, config.augment_dflip,
-                      config.augment_shift, config.augment_noise))
-
-    reporter.start(total_steps, config.epochs, {
-        "device": str(device), "n_params": n_params, "sizes": data.sizes,
-        "steps_per_epoch": steps_per_epoch, "batch_size": bs,
-    })
-    say(f"{config.dataset}: {data.sizes} · {config.resolved_model} with {n_params:,} parameters "
-        f"· {device.type}" + (f" · autocast {amp_dtype}" if amp_dtype else ""))
-
-    step, best, best_epoch, best_state = 0, None, 0, None
-    stopped_epoch, val = None, {}
-    lr_history: list[float] = []
-    pending: list[tuple] = []  # train rows whose tensors are still on the device
-    window_start, window_samples = time.perf_counter(), 0
-
-    def flush_rows() -> None:
-        nonlocal window_start, window_samples
-        if not pending:
-            return
-        losses = torch.stack([r[3] for r in pending]).tolist()
-        norms = torch.stack([r[4] for r in pending]).tolist()
-        now = time.perf_counter()
-        sps = window_samples / max(now - window_start, 1e-9)
-        window_start, window_samples = now, 0
-        rows = []
-        for (s, ep, t, _, _, lr, wn), loss, gn in zip(pending, losses, norms, strict=True):
-            row = {"split": "train", "step": s, "epoch": ep, "t": t, "loss": loss, "lr": lr,
-                   "grad_norm": gn, "samples_per_s": sps}
-            if wn is not None:
-                row["weight_norm"] = wn.item()
-            rows.append(row)
-            if not math.isfinite(loss) and config.nonfinite == "fail":
-                reporter.rows(rows)
-                raise NonFiniteLoss(
-                    f"the training loss became {loss} at step {s} (epoch {math.ceil(ep)}); "
-                    "try a lower learning rate, gradient clipping, or amp='off'"
-                )
-        pending.clear()
-        reporter.rows(rows)
-
+    run = setup_run(config, reporter.message, cache_dir, runs_root)
+    _announce(run, reporter)
+    progress = _Progress()
+    rows = _TrainRows(reporter, config.nonfinite)
     for epoch in range(1, config.epochs + 1):
-        model.train()
-        if frozen is not None:
-            frozen.eval()  # frozen features keep their pretrained BatchNorm statistics
-        in_swa = config.swa and epoch > swa_epoch
-        perm = torch.randperm(n, generator=shuffle_gen).to(device, non_blocking=True)
-        window_start = time.perf_counter()  # samples_per_s counts training, not the val pass
-        epoch_loss = torch.zeros((), device=device)
-        for b in range(steps_per_epoch):
-            idx = perm[b * bs:(b + 1) * bs]
-            xb, yb = x_train[idx], y_train[idx]
-            if augmenting:
-                xb = augment_batch(xb, config, aug_gen)
-            with _autocast(device, amp_dtype):
-                logits = model(xb)
-            # In float32, as AMP recipes do: a loss reduced in fp16/bf16 loses digits (and,
-            # with bf16 on the CPU, ran slower than the whole forward pass in float32).
-            loss = loss_fn(logits.float(), yb)  # the raw data loss, logged as is
-            objective = loss
-            if config.flooding:
-                objective = (objective - config.flooding).abs() + config.flooding
-            if config.l1:
-                objective = objective + config.l1 * sum(w.abs().sum() for w in weights)
-            if config.random_loss_scale:
-                objective = objective * scale_rng.random()
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(objective).backward()
-            scaler.unscale_(opt)
-            # The norm is logged every step; clipping (which rescales every gradient) only when
-            # asked: clip_grad_norm_ with an infinite max_norm would still multiply them by 1.
-            grad_norm = total_norm([p.grad for p in trainable if p.grad is not None])
-            if config.grad_clip:
-                nn.utils.clip_grads_with_norm_(trainable, config.grad_clip, grad_norm)
-            lr = opt.param_groups[0]["lr"]
-            scaler.step(opt)
-            scaler.update()
-            (swa_sched if in_swa else sched).step()
-            step += 1
-            epoch_loss += loss.detach()
-            window_samples += len(idx)
-            wn = None
-            if step % WEIGHT_NORM_EVERY == 0:
-                wn = total_norm(weights)
-            lr_history.append(lr)
-            pending.append((step, epoch - 1 + (b + 1) / steps_per_epoch, time.time() - t0,
-                            loss.detach(), grad_norm.detach(), lr, wn))
-            due = time.perf_counter() - window_start > LOG_BUFFER_S
-            if len(pending) >= LOG_BUFFER_STEPS or due:
-                flush_rows()
-                reporter.progress(step, epoch - 1 + (b + 1) / steps_per_epoch)
-            if reporter.should_stop():
-                flush_rows()
-                raise Cancelled(f"cancelled at step {step} (epoch {epoch})")
-        flush_rows()
-        if swa_model is not None and in_swa:
-            swa_model.update_parameters(model)
-
-        val, _ = _evaluate(model, x_val, data.y_val, config, amp_dtype)
-        val.update(weight_stats(model))
-        reporter.rows([{"split": "val", "step": step, "epoch": epoch, "t": time.time() - t0,
-                        **{k: v for k, v in val.items() if not isinstance(v, dict | list)}}])
-        reporter.epoch_end(epoch, (epoch_loss / steps_per_epoch).item(), val)
-        reporter.progress(step, epoch)
-
-        if _is_better(val.get(config.monitor), best, config.monitor):
-            best, best_epoch = val[config.monitor], epoch
-            if config.early_stopping:
-                best_state = copy.deepcopy(model.state_dict())
-        elif config.early_stopping and epoch - best_epoch >= config.early_stopping:
-            stopped_epoch = epoch
-            say(f"early stopping at epoch {epoch}: val {config.monitor} has not improved for "
-                f"{config.early_stopping} epochs; restoring epoch {best_epoch}")
+        progress.epoch = epoch
+        train_loss = _train_epoch(run, progress, rows, reporter)
+        val = _validate(run, progress, reporter, train_loss)
+        if _early_stop(run, progress, val, reporter.message):
             break
-
-    summary: dict[str, Any] = {}
-    pre_swa_state = None
-    if swa_model is not None:
-        pre_swa_state = copy.deepcopy(model.state_dict())
-        summary["test_before_swa"], _ = _evaluate(model, x_test, data.y_test, config, amp_dtype,
-                                                  config.tta)
-        # BN statistics of the averaged weights must be recomputed on the training data.
-        update_bn([x_train[i:i + bs] for i in range(0, n, bs)], swa_model, device=device)
-        model = swa_model.module
-    elif best_state is not None:
-        model.load_state_dict(best_state)
-
-    test, prob = _evaluate(model, x_test, data.y_test, config, amp_dtype, config.tta, detail=True)
-    if config.tta != "off":
-        summary["test_without_tta"], _ = _evaluate(model, x_test, data.y_test, config, amp_dtype)
-    final_val, _ = _evaluate(model, x_val, data.y_val, config, amp_dtype)
-    final_val.update(weight_stats(model))
-    reporter.rows([{"split": "test", "step": step, "epoch": epoch, "t": time.time() - t0,
-                    **{k: v for k, v in test.items() if not isinstance(v, dict | list)}}])
-    wall = time.time() - t0
-    summary.update({
-        "test": test,
-        "val": final_val,
-        "best_epoch": best_epoch,
-        "monitor": config.monitor,
-        "best_val": best,
-        "early_stopped": stopped_epoch is not None,
-        "stopped_epoch": stopped_epoch,
-        "epochs_run": epoch,
-        "steps": step,
-        "swa": config.swa,
-        "tta": config.tta,
-        "wall_time_s": wall,
-        "samples_per_s": step * bs / max(wall, 1e-9),
-        "n_params": n_params,
-        "device": str(device),
-        "amp": str(amp_dtype).removeprefix("torch.") if amp_dtype else "off",
-        "dataset": {"name": data.name, "kind": data.kind, "sizes": data.sizes,
-                    "input_shape": list(data.input_shape), "n_classes": data.n_classes,
-                    "noisy_labels": getattr(data, "noisy_labels", 0)},
-        "class_names": list(data.class_names),
-        "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
-        **({"finetune": {**finetune_info, "frozen": frozen is not None}} if finetune_info else {}),
-    })
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return TrainResult(summary, data.y_test.astype(np.int64), prob, model, pre_swa_state,
-                           lr_history)
+    return _finish(run, progress, reporter)

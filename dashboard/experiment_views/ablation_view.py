@@ -10,7 +10,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, context, form
+from dashboard import bar_charts, chart_style, context, form
 from trainer import queue
 from trainer.config import ConfigError, make_config
 from trainer.experiments import ablation, core
@@ -204,7 +204,7 @@ def diff_chart(rows: pd.DataFrame, metric: str) -> alt.LayerChart:
     confidence interval as an error bar and a rule at zero."""
     rows = rows[rows["n"] > 0]
     if rows.empty:
-        return alt.layer(charts.no_data_chart(f"no paired results for {metric} yet"))
+        return alt.layer(chart_style.no_data_chart(f"no paired results for {metric} yet"))
     data = rows[["variant", "compared_to", "mean_diff", "ci_low", "ci_high", "p_value", "n",
                  "verdict"]].copy()
     # One seed: no interval; the error bar collapses onto the bar's end.
@@ -232,7 +232,8 @@ def diff_chart(rows: pd.DataFrame, metric: str) -> alt.LayerChart:
     ticks_hi = alt.Chart().mark_tick(color="black", thickness=2, size=10).encode(
         x="ci_high:Q", y=y)
     zero = alt.Chart(pd.DataFrame({"zero": [0.0]})).mark_rule(
-        description="zero", color=charts.REFERENCE_COLOUR, strokeDash=[4, 4]).encode(x="zero:Q")
+        description="zero", color=chart_style.REFERENCE_COLOUR, strokeDash=[4, 4]
+    ).encode(x="zero:Q")
     return alt.layer(bars, errors, ticks, ticks_hi, zero, data=data).properties(
         height=alt.Step(28), title=f"{metric_label(metric)}: mean difference with 95% CI")
 
@@ -355,7 +356,7 @@ def report_items(root: Path, exp: core.Experiment, store: Any = None) -> list[An
             k = len(next(iter(per_class.values())))
             names = [f"{i} (minority)" if i == k - 1 else f"{i} (majority)" if i == 0
                      else str(i) for i in range(k)]
-            items.append(charts.per_class_chart(per_class, names, "f1"))
+            items.append(bar_charts.per_class_chart(per_class, names, "f1"))
     if excluded := ablation.excluded_runs(exp, members):
         items.append(f"{len(excluded)} run(s) did not finish and are left out of the pairing: "
                      + ", ".join(f"{e['role']} seed {e['seed']} ({e['state']})"
@@ -373,7 +374,7 @@ def _minority(root: Path, exp: core.Experiment, members: dict[str, core.MemberSt
     k = len(next(iter(per_class.values())))
     names = [f"{i} (minority)" if i == k - 1 else f"{i} (majority)" if i == 0 else str(i)
              for i in range(k)]
-    st.altair_chart(charts.per_class_chart(per_class, names, "f1"), width="stretch")
+    st.altair_chart(bar_charts.per_class_chart(per_class, names, "f1"), width="stretch")
 
 
 def _excluded(exp: core.Experiment, members: dict[str, core.MemberState]) -> None:

@@ -14,7 +14,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, context, form
+from dashboard import chart_style, context, form
 from dashboard.format import number
 from trainer import experiments
 from trainer import queue as run_queue  # spawn_worker looked up at call time (tests replace it)
@@ -210,7 +210,7 @@ def path_chart(rows: Sequence[Mapping[str, Any]], chosen: int | None, metric: st
          for r in points for name, key in ((val_name, "metric"), (test_name, "test"))
          if r[key] is not None and (split != "test" or name == val_name)])
     if frame.empty:
-        return charts.no_data_chart("no finished runs yet")
+        return chart_style.no_data_chart("no finished runs yet")
     sizes = sorted({int(b) for b in frame["batch_size"]})
     x = alt.X("batch_size:Q", title="batch size (log2 scale)",
               scale=alt.Scale(type="log", base=2, padding=20),
@@ -218,7 +218,7 @@ def path_chart(rows: Sequence[Mapping[str, Any]], chosen: int | None, metric: st
     y = alt.Y("value:Q", title=metric, scale=alt.Scale(zero=False, padding=12))
     colour = alt.Color("series:N", title=None, legend=alt.Legend(orient="bottom"),
                        scale=alt.Scale(domain=[val_name, test_name],
-                                       range=[VAL_COLOUR, charts.OTHER_COLOUR]))
+                                       range=[VAL_COLOUR, chart_style.OTHER_COLOUR]))
     tooltip = [alt.Tooltip("step:Q", title="step"), alt.Tooltip("batch_size:Q", title="batch"),
                "series:N", alt.Tooltip("value:Q", format=".4f")]
     # Only the selection metric is joined (the path); test is open points, for reference.
@@ -228,7 +228,7 @@ def path_chart(rows: Sequence[Mapping[str, Any]], chosen: int | None, metric: st
     test = alt.Chart().mark_point(size=60, filled=False).encode(
         x=x, y=y, color=colour, tooltip=tooltip).transform_filter(
         f"datum.series == '{test_name}'")
-    ring = alt.Chart().mark_point(size=320, strokeWidth=3, color=charts.BEST_COLOUR).encode(
+    ring = alt.Chart().mark_point(size=320, strokeWidth=3, color=chart_style.BEST_COLOUR).encode(
         x=x, y=y, tooltip=tooltip).transform_filter("datum.chosen")
     order = alt.Chart().mark_text(dy=-14, fontSize=11, color=VAL_COLOUR).encode(
         x=x, y=y, text="step:Q").transform_filter(f"datum.series == '{val_name}'")

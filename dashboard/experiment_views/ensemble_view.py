@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, context, selection
+from dashboard import chart_style, context, selection
 from dashboard import compare_table as cmp
 from dashboard.format import number
 from dashboard.store import RunInfo
@@ -157,7 +157,7 @@ def correlation_chart(corr: pd.DataFrame) -> alt.LayerChart:
     Rows are labelled "#1 name", columns "#1" (run names are long); tooltips give both names.
     """
     if corr.empty:
-        return charts.no_data_chart("no correlations")
+        return chart_style.no_data_chart("no correlations")
     names = [str(c) for c in corr.columns]
     rows = [f"#{i} {n}" for i, n in enumerate(names, 1)]
     cols = [f"#{i}" for i in range(1, len(names) + 1)]

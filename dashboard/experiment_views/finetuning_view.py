@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, context
+from dashboard import context, curve_charts, curve_frames
 from trainer import queue, runlog
 from trainer.config import ConfigError
 from trainer.experiments import core, finetuning
@@ -152,13 +152,13 @@ def curves_chart(runs: dict[str, list[str]], metric: str, store: Any = None):
     frames = {mode: {rid: store.metrics(rid) for rid in ids} for mode, ids in runs.items()}
     labels = {mode: MODE_LABELS.get(mode, mode) for mode in runs}
     if max(len(ids) for ids in runs.values()) > 1:
-        frame = charts.band_frame({labels[m]: f for m, f in frames.items()}, metric, "val",
+        frame = curve_frames.band_frame({labels[m]: f for m, f in frames.items()}, metric, "val",
                                   "epoch", "none", 0.0)
-        return charts.band_chart(frame, metric, "epoch", log_y=False)
+        return curve_charts.band_chart(frame, metric, "epoch", log_y=False)
     flat = {rid: df for f in frames.values() for rid, df in f.items()}
     names = {rid: labels[mode] for mode, ids in runs.items() for rid in ids}
-    frame = charts.curve_frame(flat, metric, "val", "epoch", "none", 0.0, labels=names)
-    return charts.curve_chart(frame, metric, "epoch")
+    frame = curve_frames.curve_frame(flat, metric, "val", "epoch", "none", 0.0, labels=names)
+    return curve_charts.curve_chart(frame, metric, "epoch")
 
 
 def _mean_std(mean: float, std: float) -> str:

@@ -10,7 +10,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts
+from dashboard import chart_style
 from dashboard.experiment_views.batch_search_view import (
     VAL_COLOUR,
     base_config_form,
@@ -128,21 +128,21 @@ def staircase_chart(stages: Sequence[Mapping[str, Any]], metric: str,
                            "label": f"{s['entries'][s['best']]['label']}"}
                           for s in stages if s.get("best") is not None])
     if dots.empty:
-        return charts.no_data_chart("no finished runs yet")
+        return chart_style.no_data_chart("no finished runs yet")
     x = alt.X("stage:N", sort=order, title=None, scale=alt.Scale(domain=order),
               axis=alt.Axis(labelAngle=0))
     y = alt.Y("metric:Q", title=f"{split} {metric}", scale=alt.Scale(zero=False, padding=16))
-    layers = [alt.Chart(dots).mark_circle(size=70, color=charts.OTHER_COLOUR, opacity=0.8)
+    layers = [alt.Chart(dots).mark_circle(size=70, color=chart_style.OTHER_COLOUR, opacity=0.8)
               .encode(x=x, y=y, tooltip=["stage:N", "value:N",
                                          alt.Tooltip("metric:Q", format=".4f")])]
     if not steps.empty:
         layers += [
             alt.Chart(steps).mark_line(interpolate="step-after", color=VAL_COLOUR,
                                        strokeWidth=2.5).encode(x=x, y=y),
-            alt.Chart(steps).mark_point(size=140, filled=True, color=charts.BEST_COLOUR)
+            alt.Chart(steps).mark_point(size=140, filled=True, color=chart_style.BEST_COLOUR)
             .encode(x=x, y=y, tooltip=["stage:N", alt.Tooltip("label:N", title="chosen"),
                                        alt.Tooltip("metric:Q", format=".4f")]),
-            alt.Chart(steps).mark_text(dy=-14, fontWeight="bold", color=charts.BEST_COLOUR)
+            alt.Chart(steps).mark_text(dy=-14, fontWeight="bold", color=chart_style.BEST_COLOUR)
             .encode(x=x, y=y, text="label:N"),
         ]
     title = (f"best {split} {metric} after each stage (red: the value it fixed; grey: every "

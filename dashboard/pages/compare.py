@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import charts, report, selection
+from dashboard import bar_charts, curve_charts, curve_frames, prediction_charts, report, selection
 from dashboard import compare_table as cmp
 from dashboard.context import page_guard, store
 
@@ -106,7 +106,7 @@ with page_guard("the bar chart"):
     bars = table[["run", metric]].rename(columns={metric: column.label})
     if grouped:
         bars[f"{column.label}_std"] = table[f"{metric}_std"]
-    st.altair_chart(charts.bar_chart(bars, column.label, best=column.best))
+    st.altair_chart(bar_charts.bar_chart(bars, column.label, best=column.best))
 
 # --- predictions: ROC, PR, confusion, reliability -------------------------------------------
 preds = {}
@@ -125,9 +125,9 @@ for run in finished:
 
 left, right = st.columns(2)
 with left, page_guard("the ROC curves"):
-    st.altair_chart(charts.roc_chart(preds))
+    st.altair_chart(prediction_charts.roc_chart(preds))
 with right, page_guard("the precision-recall curves"):
-    st.altair_chart(charts.pr_chart(preds))
+    st.altair_chart(prediction_charts.pr_chart(preds))
 if any(y_prob.shape[1] > 2 for _, y_prob in preds.values()):
     st.caption("Several classes: ROC and PR curves are micro-averaged one-vs-rest; the table's "
                "AUC is the macro average, so the two can differ a little.")
@@ -141,13 +141,13 @@ with page_guard("the validation curves"):
         band_groups = {}
         for row, group in zip(table["run"], cmp.seed_groups(finished), strict=True):
             band_groups[row] = {r.run_id: frames[r.run_id] for r in group}
-        frame = charts.band_frame(band_groups, val_metric, "val", "epoch", "none", 0.0)
-        st.altair_chart(charts.band_chart(frame, val_metric, "epoch"))
+        frame = curve_frames.band_frame(band_groups, val_metric, "val", "epoch", "none", 0.0)
+        st.altair_chart(curve_charts.band_chart(frame, val_metric, "epoch"))
         st.caption("Mean over seeds, shaded ± one standard deviation.")
     else:
-        frame = charts.curve_frame(frames, val_metric, "val", "epoch", "none", 0.0,
+        frame = curve_frames.curve_frame(frames, val_metric, "val", "epoch", "none", 0.0,
                                    labels=labels)
-        st.altair_chart(charts.curve_chart(frame, val_metric, "epoch"))
+        st.altair_chart(curve_charts.curve_chart(frame, val_metric, "epoch"))
 
 if preds:
     st.subheader("Per run")
@@ -160,9 +160,9 @@ if preds:
         with tab, page_guard(f"the charts of {name}"):
             y_true, y_prob = preds[name]
             a, b = st.columns(2)
-            a.altair_chart(charts.confusion_chart(y_true, y_prob,
+            a.altair_chart(prediction_charts.confusion_chart(y_true, y_prob,
                                                   (run.summary or {}).get("class_names")))
-            b.altair_chart(charts.reliability_chart(y_true, y_prob))
+            b.altair_chart(prediction_charts.reliability_chart(y_true, y_prob))
 
 with page_guard("the per-class F1"):
     st.subheader("Per class")
@@ -171,9 +171,9 @@ with page_guard("the per-class F1"):
                  and "f1" in r.summary["test"]["per_class"]}
     class_names = next((r.summary.get("class_names") for r in finished
                         if r.summary and r.summary.get("class_names")), None)
-    st.altair_chart(charts.per_class_chart(per_class, class_names, "f1"))
+    st.altair_chart(bar_charts.per_class_chart(per_class, class_names, "f1"))
 
 with page_guard("the confidence histogram"):
-    st.altair_chart(charts.confidence_histogram(preds))
+    st.altair_chart(prediction_charts.confidence_histogram(preds))
     st.caption("Share of test rows by the model's top-class probability. Label smoothing moves "
                "mass away from 1.0; an over-confident model piles up at the right edge.")

@@ -6,7 +6,6 @@ import streamlit as st
 
 from dashboard import launch, live, selection
 from dashboard import runs_table as table
-from dashboard.charts import X_CHOICES, X_LABELS
 from dashboard.context import (
     can_write,
     max_parallel,
@@ -15,6 +14,7 @@ from dashboard.context import (
     store,
     watcher,
 )
+from dashboard.curve_frames import X_CHOICES, X_LABELS
 from dashboard.format import state_css
 from dashboard.smoothing import SMOOTHING_KINDS
 from dashboard.store import RunInfo

@@ -1,0 +1,133 @@
+"""Altair bar charts of runs' summary numbers: one bar per run with the best highlighted
+(`bar_chart`) and a per-class metric grouped by class (`per_class_chart`)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import altair as alt
+import numpy as np
+import pandas as pd
+
+from dashboard.chart_style import (
+    BEST_COLOUR,
+    OTHER_COLOUR,
+    class_labels,
+    colour_scale,
+    legend_pick,
+    no_data_chart,
+    no_data_layer,
+)
+from dashboard.curve_frames import numeric
+
+__all__ = ["bar_chart", "per_class_chart"]
+
+
+def bar_chart(
+    frame: pd.DataFrame,
+    metric: str,
+    error: str | None = None,
+    best: str = "max",
+) -> alt.LayerChart:
+    """One horizontal bar per run (``frame`` columns ``run`` and ``metric``), best highlighted.
+
+    ``best`` is ``"max"`` (accuracy, F1, AUC) or ``"min"`` (loss, ECE); every run that ties for
+    the best gets the highlight colour and a "★" before its value, the others are grey; the
+    data gets a boolean ``best`` column. ``error`` names a column of error half-widths (e.g.
+    the std over seeds) drawn as a rule from value − error to value + error; when None,
+    ``<metric>_std`` is used if the frame has it. Runs with a missing value get no bar.
+    """
+    if best not in ("max", "min"):
+        raise ValueError(f"best must be 'max' or 'min', got {best!r}")
+    if frame is None or frame.empty or metric not in frame.columns or "run" not in frame.columns:
+        return no_data_layer(f"no data for {metric}")
+    if error is None and f"{metric}_std" in frame.columns:
+        error = f"{metric}_std"
+    data = pd.DataFrame({"run": frame["run"].astype(str), "value": numeric(frame[metric])})
+    values = data["value"].to_numpy()
+    finite = np.isfinite(values)
+    target = (
+        (values[finite].max() if best == "max" else values[finite].min())
+        if finite.any()
+        else np.nan
+    )
+    data["best"] = finite & (values == target)
+    data["text"] = [
+        ("★ " if b else "") + (f"{v:.4g}" if math.isfinite(v) else "–")
+        for v, b in zip(values, data["best"], strict=True)
+    ]
+    tooltip = ["run:N", alt.Tooltip("value:Q", title=metric, format=".4g"), "best:N"]
+    has_error = error is not None and error in frame.columns
+    data["label_x"] = values
+    if has_error:
+        err = np.abs(numeric(frame[error]))
+        data["lower"], data["upper"], data["error"] = values - err, values + err, err
+        # The value text goes past the error bar, not on top of it.
+        data["label_x"] = np.fmax(values, values + err)
+        tooltip.append(alt.Tooltip("error:Q", title="±", format=".3g"))
+    y = alt.Y("run:N", sort=None, title=None)
+    colour = alt.condition("datum.best", alt.value(BEST_COLOUR), alt.value(OTHER_COLOUR))
+    layers: list[alt.Chart] = [
+        alt.Chart()
+        .mark_bar(description="bars")
+        .encode(x=alt.X("value:Q", title=metric), y=y, color=colour, tooltip=tooltip)
+    ]
+    if has_error:
+        layers.append(
+            alt.Chart()
+            .mark_rule(description="error bars", color="black", strokeWidth=1.5)
+            .encode(x="lower:Q", x2="upper:Q", y=y)
+        )
+    layers.append(
+        alt.Chart()
+        .mark_text(description="values", align="left", dx=4)
+        .encode(
+            x="label_x:Q",
+            y=y,
+            text="text:N",
+        )
+    )
+    return alt.layer(*layers, data=data).properties(
+        height=alt.Step(22), title=f"{metric} ({'higher' if best == 'max' else 'lower'} is better)"
+    )
+
+
+def per_class_chart(
+    per_class: Mapping[str, Sequence[float]],
+    class_names: Sequence[str] | None,
+    metric: str = "f1",
+    height: int = 260,
+) -> alt.Chart:
+    """Grouped bars of a per-class metric: classes on x, one bar per run side by side.
+
+    ``per_class`` maps run label -> one value per class (as in ``per_class[metric]`` of
+    ``classification_metrics(detail=True)``). Class names as in `confusion_chart` (falls back
+    to indices when they do not match the number of values).
+    """
+    rows = [
+        (str(run), i, np.nan if v is None else float(v))
+        for run, values in per_class.items()
+        for i, v in enumerate(values if values is not None else [])
+    ]
+    if not rows:
+        return no_data_chart(f"no per-class {metric}", height)
+    data = pd.DataFrame(rows, columns=["run", "class_index", "value"])
+    k = int(data["class_index"].max()) + 1
+    names = class_labels(class_names, k)
+    data["class"] = np.asarray(names, dtype=object)[data["class_index"].to_numpy()]
+    pick = legend_pick()
+    return (
+        alt.Chart(data)
+        .mark_bar(description="per class")
+        .encode(
+            x=alt.X("class:N", sort=names, title="class", axis=alt.Axis(labelAngle=0)),
+            xOffset=alt.XOffset("run:N", scale=alt.Scale(domain=sorted(per_class))),
+            y=alt.Y("value:Q", title=metric),
+            color=alt.Color("run:N", scale=colour_scale(list(map(str, per_class))), title="run"),
+            opacity=alt.condition(pick, alt.value(1.0), alt.value(0.25)),
+            tooltip=["run:N", "class:N", alt.Tooltip("value:Q", title=metric, format=".3f")],
+        )
+        .add_params(pick)
+        .properties(height=height, title=f"{metric} per class")
+    )

@@ -1,0 +1,233 @@
+"""Altair charts of training curves: raw and smoothed lines of several runs (`curve_chart`) and
+seed groups' mean over a shaded band (`band_chart`), drawn from the frames of
+`dashboard.curve_frames`. No Streamlit here: pages pass the result to ``st.altair_chart``.
+
+Outside Streamlit, Altair refuses data over 5,000 rows when a chart is converted to a dict;
+use ``alt.data_transformers.disable_max_rows()`` there (Streamlit ships its data itself).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import altair as alt
+import numpy as np
+import pandas as pd
+
+from dashboard.chart_style import (
+    DIMMED,
+    PLOT_HEIGHT_AUTOSIZE,
+    RAW_OPACITY,
+    RAW_WIDTH,
+    SMOOTH_WIDTH,
+    colour_scale,
+    legend_pick,
+    no_data_layer,
+    pick_opacity,
+    run_legend,
+    y_scale,
+    zoom,
+)
+from dashboard.curve_frames import X_LABELS, check_x
+
+__all__ = ["TIP_POINTS", "band_chart", "curve_chart"]
+
+# Hover points per curve chart, shared by its runs: each is a symbol whose tooltip Vega formats
+# whenever the chart is drawn or zoomed, the costliest item of the chart. The lines keep every
+# point; a tooltip every few pixels of each run is enough to read values off (one run keeps all).
+TIP_POINTS = 2000
+
+
+def _sparse(frame: pd.DataFrame, max_points: int = 50) -> bool:
+    """Whether some run has so few points that lines alone could hide it."""
+    return bool((frame.groupby("run", observed=True).size() < max_points).any())
+
+
+def _tip_rows(frame: pd.DataFrame, budget: int = TIP_POINTS) -> np.ndarray:
+    """Which rows carry a hover point: evenly spread over each run's rows, about ``budget`` in
+    all, each run's first and last row included; every row when they fit."""
+    groups = frame.groupby("run", observed=True, sort=False)
+    pos = groups.cumcount().to_numpy()
+    size = groups["x"].transform("size").to_numpy()
+    per_run = max(2, budget // max(1, groups.ngroups))
+    every = np.maximum(1, -(-size // per_run))  # ceil: at most per_run (+ the last) per run
+    return (pos % every == 0) | (pos == size - 1)
+
+
+def _compact(frame: pd.DataFrame) -> pd.DataFrame:
+    """A curve frame as small as the browser can take it: run labels and ids as categories (one
+    copy of each name plus a small code per row in Streamlit's Arrow data) and raw/smoothed
+    values as float32 (what the store keeps metrics in; tooltips show 5 digits). ``x`` stays
+    float64: steps and wall times need its precision. A third of the bytes, the same chart."""
+    out = frame.copy()
+    for column in ("run", "run_id"):
+        if column in out.columns:
+            out[column] = out[column].astype(str).astype("category")
+    for column in ("raw", "smooth"):
+        if column in out.columns:
+            out[column] = out[column].astype(np.float32)
+    return out
+
+
+def _log_safe(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """Non-positive values blanked (a log scale cannot place them); rows left empty dropped."""
+    frame = frame.copy()
+    for column in columns:
+        values = frame[column].to_numpy(dtype=np.float64)
+        frame[column] = np.where(values > 0, values, np.nan)
+    return frame.dropna(subset=list(columns), how="all")
+
+
+def curve_chart(
+    frame: pd.DataFrame,
+    metric: str,
+    x: str,
+    log_y: bool = False,
+    height: int = 260,
+    stop_marks: pd.DataFrame | None = None,
+    colour_domain: Sequence[str] | None = None,
+) -> alt.LayerChart:
+    """Raw (faded, thin) and smoothed (bold) lines of every run in a `curve_frame`.
+
+    Layers, found in the spec by their mark ``description``: ``"raw"`` (opacity 0.25, width 1),
+    ``"smoothed"`` (width 2), ``"hover points"`` (invisible points on the smoothed line that
+    carry the tooltip: run, x, raw, smoothed; on the rows whose ``tip`` column is true: every
+    row, or beyond `TIP_POINTS` rows evenly spread rows of each run) and, with ``stop_marks``
+    (columns ``run``, ``x``, ``label``), ``"stop marks"``: dashed vertical rules such as the
+    early-stopping epoch. The lines carry no tooltip of their own. One colour per run (see
+    `colour_scale`; domain ``colour_domain``, else ``frame.attrs["runs"]``, else the frame's
+    runs); clicking a legend entry highlights that run; wheel/drag zooms and pans both axes.
+    ``log_y`` uses a log scale and leaves out the non-positive values it cannot show. The plot
+    is ``height`` pixels tall; the legend goes below it (`PLOT_HEIGHT_AUTOSIZE`). The data sent
+    holds labels as categories and values as float32 (see `_compact`).
+    """
+    check_x(x)
+    if frame is None or frame.empty:
+        return no_data_layer(f"no data for {metric}", height)
+    asked = colour_domain or frame.attrs.get("runs") or []
+    domain = sorted({*map(str, asked), *frame["run"].astype(str)})
+    if log_y:
+        frame = _log_safe(frame, ["raw", "smooth"])
+        if frame.empty:
+            return no_data_layer(f"no positive values of {metric} for a log scale", height)
+    colour = alt.Color("run:N", scale=colour_scale(domain), legend=run_legend())
+    pick = legend_pick()
+    x_enc = alt.X("x:Q", title=X_LABELS[x], axis=alt.Axis(format=",.4~g"))
+    y_raw = alt.Y("raw:Q", title=metric, scale=y_scale(log_y), axis=alt.Axis(format=",.4~g"))
+    base = alt.Chart().encode(x=x_enc, color=colour, detail="run:N")
+
+    # tooltip=False: Streamlit's theme gives every mark a tooltip of its encoding, which Vega
+    # formats for every point of every line whenever the chart is drawn or zoomed (and shows
+    # the first point's values for a whole line); the hover points carry the tooltip instead.
+    raw = base.mark_line(
+        description="raw", opacity=RAW_OPACITY, strokeWidth=RAW_WIDTH, clip=True, tooltip=False
+    ).encode(y=y_raw, strokeOpacity=pick_opacity(pick))
+    smoothed = (
+        # point=True: a series of one value (a single val epoch so far) still shows up.
+        base.mark_line(description="smoothed", opacity=1.0, strokeWidth=SMOOTH_WIDTH, clip=True,
+                       tooltip=False,
+                       point=alt.OverlayMarkDef(size=18) if _sparse(frame) else False)
+        .encode(y=alt.Y("smooth:Q", title=metric), strokeOpacity=pick_opacity(pick))
+        .add_params(pick)
+    )
+    # The tooltip rides on transparent points (Vega still picks a filled symbol at opacity 0).
+    # Only the rows marked ``tip`` (see `_tip_rows`) get one.
+    points = (
+        base.mark_circle(description="hover points", size=36, opacity=0.0, clip=True)
+        .transform_filter(alt.datum.tip)
+        .encode(
+            y=alt.Y("smooth:Q", title=metric),
+            tooltip=[
+                alt.Tooltip("run:N", title="run"),
+                alt.Tooltip("x:Q", title=X_LABELS[x], format=",.4~g"),
+                alt.Tooltip("raw:Q", title="raw", format=".5~g"),
+                alt.Tooltip("smooth:Q", title="smoothed", format=".5~g"),
+            ],
+        )
+        .add_params(zoom())
+    )
+    layers: list[alt.Chart] = [raw, smoothed, points]
+    if stop_marks is not None and not stop_marks.empty:
+        marks = stop_marks.loc[stop_marks["run"].isin(domain), ["run", "x", "label"]]
+        if not marks.empty:
+            layers.append(
+                alt.Chart(marks)
+                .mark_rule(description="stop marks", strokeDash=[5, 4], strokeWidth=1.5)
+                .encode(
+                    x="x:Q",
+                    color=alt.Color("run:N", scale=colour_scale(domain), legend=run_legend()),
+                    tooltip=["run:N", "label:N", alt.Tooltip("x:Q", title=X_LABELS[x])],
+                )
+            )
+    data = _compact(frame)
+    data["tip"] = _tip_rows(data)
+    return alt.layer(*layers, data=data).properties(
+        height=height, title=metric, autosize=PLOT_HEIGHT_AUTOSIZE)
+
+
+def band_chart(
+    frame: pd.DataFrame,
+    metric: str,
+    x: str,
+    log_y: bool = False,
+    height: int = 260,
+    band: str = "std",
+) -> alt.LayerChart:
+    """Mean line per group over a shaded band (area, opacity 0.2) from a `band_frame`.
+
+    ``band="std"`` shades mean ± one standard deviation, ``"minmax"`` the range of the seeds.
+    Layers are described ``"band"`` and ``"mean"``; legend click highlights a group, the axes
+    zoom and pan. ``log_y``: non-positive means are left out and the band is clipped at the
+    smallest positive value shown.
+    """
+    check_x(x)
+    if band not in ("std", "minmax"):
+        raise ValueError(f"band must be 'std' or 'minmax', got {band!r}")
+    if frame is None or frame.empty:
+        return no_data_layer(f"no data for {metric}", height)
+    low_col, high_col = ("lower", "upper") if band == "std" else ("min", "max")
+    frame = frame.rename(columns={"group": "run"})
+    if log_y:
+        frame = frame[frame["mean"] > 0].copy()
+        if frame.empty:
+            return no_data_layer(f"no positive values of {metric} for a log scale", height)
+        floor = float(frame["mean"].min())
+        frame[low_col] = frame[low_col].clip(lower=floor)
+    colour = alt.Color(
+        "run:N", scale=colour_scale(frame["run"].unique()), legend=run_legend("group")
+    )
+    pick = legend_pick()
+    x_enc = alt.X("x:Q", title=X_LABELS[x])
+    area = (
+        alt.Chart()
+        .mark_area(description="band", opacity=0.2)
+        .encode(
+            x=x_enc,
+            y=alt.Y(f"{low_col}:Q", title=metric, scale=y_scale(log_y)),
+            y2=f"{high_col}:Q",
+            color=colour,
+            detail="run:N",
+            fillOpacity=alt.condition(pick, alt.value(1.0), alt.value(DIMMED)),
+        )
+    )
+    line = (
+        alt.Chart()
+        .mark_line(description="mean", strokeWidth=SMOOTH_WIDTH)
+        .encode(
+            x=x_enc,
+            y=alt.Y("mean:Q", title=metric),
+            color=colour,
+            detail="run:N",
+            strokeOpacity=pick_opacity(pick),
+            tooltip=[
+                alt.Tooltip("run:N", title="group"),
+                alt.Tooltip("x:Q", title=X_LABELS[x], format=",.4~g"),
+                alt.Tooltip("mean:Q", format=".5~g"),
+                alt.Tooltip("std:Q", format=".3~g"),
+                alt.Tooltip("n:Q", title="seeds"),
+            ],
+        )
+        .add_params(pick, zoom())
+    )
+    return alt.layer(area, line, data=frame).properties(
+        height=height, title=metric, autosize=PLOT_HEIGHT_AUTOSIZE)
