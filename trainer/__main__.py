@@ -94,12 +94,37 @@ def cmd_tricks(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from trainer.executors import KINDS, default_kind
     from trainer.queue import work
 
     if args.max_parallel < 1:
         print("error: --max-parallel must be at least 1", file=sys.stderr)
         return 2
-    return work(_runs_dir(args), max_parallel=args.max_parallel, wait=args.wait)
+    kind = args.executor or default_kind()
+    if kind not in KINDS:
+        print(f"error: unknown executor {kind!r}: choose one of {', '.join(KINDS)}",
+              file=sys.stderr)
+        return 2
+    options = {k: v for k, v in (("address", args.address), ("cpus_per_run", args.cpus_per_run),
+                                 ("gpus_per_run", args.gpus_per_run)) if v is not None}
+    if args.resources:
+        try:
+            resources = json.loads(args.resources)
+            if not isinstance(resources, dict) or not all(
+                    isinstance(k, str) and type(v) in (int, float) and v > 0
+                    for k, v in resources.items()):
+                raise ValueError
+        except ValueError:
+            print('error: --resources takes a JSON object of positive numbers, e.g. '
+                  '\'{"node2": 1}\'', file=sys.stderr)
+            return 2
+        options["resources"] = resources
+    if options and kind != "ray":
+        print("error: --address, --cpus-per-run, --gpus-per-run and --resources are for "
+              "--executor ray", file=sys.stderr)
+        return 2
+    return work(_runs_dir(args), max_parallel=args.max_parallel, wait=args.wait,
+                executor=kind, **options)
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
@@ -152,6 +177,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs-dir", help=runs_dir_help)
     p.add_argument("--max-parallel", type=int, default=1)
     p.add_argument("--wait", action="store_true", help="keep waiting for new runs")
+    p.add_argument("--executor", help="local (default: a warm process forks each run), "
+                   "subprocess (a fresh interpreter per run) or ray; default $DANLU_EXECUTOR")
+    p.add_argument("--address", help="Ray: the cluster's HOST:PORT (default $RAY_ADDRESS)")
+    p.add_argument("--cpus-per-run", type=float, help="Ray: CPUs each run asks for (default 1)")
+    p.add_argument("--gpus-per-run", type=float,
+                   help="Ray: GPUs each run asks for (default: 1 for device=cuda, and for "
+                        "device=auto when the cluster has GPUs; else 0)")
+    p.add_argument("--resources", metavar="JSON",
+                   help='Ray: custom resources each run asks for, e.g. \'{"node2": 1}\'')
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("cancel", help="cancel a queued or running run")

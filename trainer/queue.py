@@ -16,12 +16,13 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Container
+from collections.abc import Callable, Container
 from pathlib import Path
 from typing import IO, Any
 
 from trainer import procs, runlog
 from trainer.config import config_to_json
+from trainer.executors import Executor, ExecutorLost, make_executor
 
 LOCK_NAME = ".worker.lock"
 WORKER_LOG = ".worker.log"
@@ -118,55 +119,25 @@ def orphans(root: Path, mine: Container[Path]) -> list[Path]:
     return out
 
 
-def _thread_env(max_parallel: int) -> dict[str, str]:
-    """Split the cores between parallel runs: torch's default of one thread per core in every
-    run oversubscribes a small machine (benchmarks/README.md has the figure)."""
-    if max_parallel <= 1 or "OMP_NUM_THREADS" in os.environ:
-        return {}
-    threads = str(max(1, (os.cpu_count() or 1) // max_parallel))
-    return {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
-
-
-def _start(run_dir: Path, max_parallel: int = 1) -> subprocess.Popen:
-    log = open(run_dir / runlog.STDOUT, "ab")  # noqa: SIM115 - owned by the child
-    try:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "trainer", "start", str(run_dir)],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True, cwd=Path(__file__).resolve().parent.parent,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **_thread_env(max_parallel)},
-        )
-    finally:
-        log.close()
-    try:
-        runlog.update_status(run_dir, state="running", started=time.time(),
-                             heartbeat=time.time(), **procs.identity(proc.pid))
-    except OSError as exc:  # the run writes its own status too; the worker goes on
-        _say(f"could not record the start of {run_dir.name}: {exc}")
-    return proc
-
-
 def _say(text: str) -> None:
     """The worker's log line; a full disk under the worker log must not stop the worker."""
     with contextlib.suppress(OSError):
         print(text, flush=True)
 
 
-def _reap(run_dir: Path, proc: subprocess.Popen) -> None:
-    """A child ended: if it could not record its own end (killed), record it for it."""
+def _reap(run_dir: Path, how: str | None) -> None:
+    """A run's process ended: if it could not record its own end (killed), record it for it."""
     try:
-        _record_end(run_dir, proc)
+        _record_end(run_dir, how or "exited with code 0")
     except OSError as exc:
         _say(f"could not record the end of {run_dir.name}: {exc}")
     runlog.release_status_space(run_dir)
 
 
-def _record_end(run_dir: Path, proc: subprocess.Popen) -> None:
+def _record_end(run_dir: Path, why: str) -> None:
     status = runlog.read_json(run_dir / runlog.STATUS) or {}
     if status.get("state") in runlog.FINAL_STATES:
         return
-    code = proc.returncode
-    why = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
     if runlog.cancel_requested(run_dir):  # e.g. signalled before its handler was installed
         runlog.update_status(run_dir, state="cancelled", ended=time.time(),
                              reason=f"cancelled (the trainer process {why} before it could "
@@ -187,8 +158,9 @@ def _cancel_overdue(run_dir: Path) -> bool:
 
 
 def work(root: str | os.PathLike, max_parallel: int = 1, wait: bool = False,
-         poll_s: float = 0.5) -> int:
-    """Drain the queue of ``root`` with at most ``max_parallel`` runs at once.
+         poll_s: float = 0.5, executor: str = "local", **executor_options: Any) -> int:
+    """Drain the queue of ``root`` with at most ``max_parallel`` runs at once, started by the
+    executor called ``executor`` (trainer.executors).
 
     Returns when the queue is empty and no run is left (or, with ``wait``, on SIGTERM/SIGINT).
     """
@@ -206,38 +178,55 @@ def work(root: str | os.PathLike, max_parallel: int = 1, wait: bool = False,
 
     for s in (signal.SIGTERM, signal.SIGINT):
         signal.signal(s, on_signal)
-    children: dict[Path, subprocess.Popen] = {}
+    try:
+        ex = make_executor(executor, max_parallel, root=root, **executor_options)
+    except (ExecutorLost, ValueError) as exc:  # no cluster, or one that cannot see the root
+        _say(f"error: {exc}")
+        lock.close()
+        return 2
+    try:
+        _drain(root, ex, max_parallel, lambda: stopping, wait, poll_s)
+    except ExecutorLost as exc:  # the runs it held: their states are not the worker's to guess
+        _say(f"error: {exc}; the worker stops, leaving the runs it started as they are")
+        return 3
+    finally:
+        ex.close()
+        lock.close()
+    return 0
+
+
+def _drain(root: Path, ex: Executor, max_parallel: int, stopping: Callable[[], bool],
+           wait: bool, poll_s: float) -> None:
     signalled: set[Path] = set()
     others: list[Path] = []
     last_scan = 0.0
-    try:
-        while True:
-            for run_dir, proc in list(children.items()):
-                if proc.poll() is not None:
-                    _reap(run_dir, proc)
-                    del children[run_dir]
-                    signalled.discard(run_dir)
-                elif run_dir not in signalled and _cancel_overdue(run_dir):
-                    signalled.add(run_dir)  # our own child: the one process proven to be its
-                    proc.send_signal(signal.SIGTERM)
-            if not stopping:
-                _advance_experiments(root)
-            queue = [] if stopping else [d for d in queued_runs(root) if d not in children]
-            if (queue and len(children) < max_parallel) or time.monotonic() - last_scan > 5:
-                seen = len(others)
-                others, last_scan = orphans(root, children), time.monotonic()
-                if len(others) != seen:
-                    _say(f"{len(others)} run(s) of an earlier worker still run here")
-            while queue and len(children) + len(others) < max_parallel:
-                run_dir = queue.pop(0)
-                _say(f"starting {run_dir.name}")
-                children[run_dir] = _start(run_dir, max_parallel)
-            if not children and (stopping or (not queue and not wait)):
-                # orphans record their own end; the worker need not outlive them
-                return 0
-            time.sleep(poll_s)
-    finally:
-        lock.close()
+    while True:
+        if not stopping():
+            _advance_experiments(root)
+        running = ex.running()
+        queue = [] if stopping() else [d for d in queued_runs(root) if d not in running]
+        if (queue and len(running) < max_parallel) or time.monotonic() - last_scan > 5:
+            seen = len(others)
+            others, last_scan = orphans(root, set(running)), time.monotonic()
+            if len(others) != seen:
+                _say(f"{len(others)} run(s) of an earlier worker still run here")
+        while queue and len(ex.running()) + len(others) < max_parallel:
+            run_dir = queue.pop(0)
+            _say(f"starting {run_dir.name}")
+            try:
+                ex.start(run_dir)
+            except OSError as exc:  # e.g. no stdout.log on a full disk: the next one may fit
+                _say(f"could not start {run_dir.name}: {exc}")
+                _reap(run_dir, f"could not be started ({exc})")
+        if not ex.running() and (stopping() or (not queue and not wait)):
+            return  # orphans record their own end; the worker need not outlive them
+        for ended in ex.wait(poll_s):  # wakes as soon as a run ends
+            _reap(ended.run_dir, ended.how)
+            signalled.discard(ended.run_dir)
+        for run_dir in ex.running():
+            if run_dir not in signalled and _cancel_overdue(run_dir):
+                signalled.add(run_dir)
+                ex.stop(run_dir)
 
 
 def _advance_experiments(root: Path) -> None:

@@ -384,7 +384,7 @@ class MetricsWriter:
 
     def __init__(self, path: str | os.PathLike):
         self._f = open(path, "a", encoding="utf-8", buffering=1 << 16)  # noqa: SIM115
-        self._last_flush = time.monotonic()
+        self._last_flush = -math.inf  # the first rows reach the disk at once: the run has begun
 
     def write(self, row: dict[str, Any]) -> None:
         self._f.write(json.dumps(row, separators=(",", ":"), allow_nan=True) + "\n")

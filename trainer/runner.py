@@ -139,7 +139,8 @@ def execute(run_dir: str | os.PathLike, *, foreground: bool = False,
     with contextlib.suppress(OSError):  # no room even for that: the first write says disk full
         runlog.reserve_status_space(run_dir)
     runlog.update_status(run_dir, state="running", started=time.time(), heartbeat=time.time(),
-                         error=None, reason=None, **procs.identity(os.getpid()))
+                         error=None, reason=None, **procs.identity(os.getpid()),
+                         executor=os.environ.get("DANLU_RUN_EXECUTOR", "foreground"))
     final: dict[str, Any] = {"state": "failed", "reason": "the trainer stopped unexpectedly"}
     try:
         final = _train_and_report(run_dir, reporter, cache_dir)

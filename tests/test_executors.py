@@ -1,0 +1,54 @@
+"""The warm local executor: each run a forked process of its own; runs start in queue order."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.conftest import ROOT
+from tests.fakeruns import metric_rows
+from trainer import procs, queue, runlog
+from trainer.config import make_config
+
+LONG = {"dataset": "digits", "epochs": 500, "batch_size": 16}
+SHORT = {"dataset": "synthetic", "n_samples": 300, "epochs": 1}
+
+
+def _wait_for(predicate, what: str, timeout: float = 120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_a_forked_run_is_its_own_process_and_its_crash_touches_no_other(tmp_path: Path):
+    crashing = queue.create_run(tmp_path, make_config(LONG))
+    after = queue.create_run(tmp_path, make_config(SHORT))
+    worker = subprocess.Popen([sys.executable, "-m", "trainer", "worker", "--runs-dir",
+                               str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True,
+                              env={**os.environ, "DANLU_EXECUTOR": "local"})
+    try:
+        _wait_for(lambda: len(metric_rows(crashing)) > 5, "the first run to train")
+        status = runlog.read_json(crashing / runlog.STATUS)
+        pid = status["pid"]
+        assert status["executor"] == "local" and pid != worker.pid
+        assert os.getsid(pid) == pid  # its own session: it outlives the worker and the app
+        assert procs.proven_trainer(crashing, status) == pid  # stdout.log is its own
+        os.kill(pid, signal.SIGKILL)
+        out, _ = worker.communicate(timeout=180)
+    finally:
+        worker.kill()
+        procs.signal_trainer(crashing, runlog.read_json(crashing / runlog.STATUS), signal.SIGKILL)
+    assert worker.returncode == 0, out
+    status = runlog.read_json(crashing / runlog.STATUS)
+    assert status["state"] == "failed" and "signal 9" in status["reason"]
+    assert runlog.read_json(after / runlog.STATUS)["state"] == "finished"
+    assert "test accuracy" in (after / runlog.STDOUT).read_text()
+    assert "digits" in (crashing / runlog.STDOUT).read_text()

@@ -1,0 +1,222 @@
+"""Executors: how the worker starts, watches and stops runs. The worker (trainer.queue) stays the
+one scheduler of a runs root; an executor only runs what it is given.
+
+- ``local`` (the default): a warm process with torch and the trainer imported (multiprocessing's
+  fork server) forks each run. A run still is its own OS process in its own session, with its own
+  status, signals and ``stdout.log``; it survives the web server and the worker, and a crash of
+  one run touches no other. Start-up costs a fork instead of an interpreter and torch's import.
+- ``subprocess``: a fresh ``python -m trainer start`` per run (the old way; a few seconds each).
+- ``ray``: see trainer.ray_executor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import multiprocessing.connection
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import NamedTuple, Protocol
+
+from trainer import procs, runlog
+
+KINDS = ("local", "subprocess", "ray")
+EXECUTOR_ENV = "DANLU_RUN_EXECUTOR"  # tells the run which executor started it (trainer.runner)
+REPO = Path(__file__).resolve().parent.parent
+
+
+class ExecutorLost(RuntimeError):
+    """The executor lost its cluster: nothing can be known about the runs it holds any more."""
+
+
+class Ended(NamedTuple):
+    run_dir: Path
+    how: str | None  # None: the process exited 0; else e.g. "killed by signal 9"
+
+
+class Executor(Protocol):
+    name: str
+
+    def start(self, run_dir: Path) -> None:
+        """Start the queued run in ``run_dir`` and record where it runs in its status."""
+
+    def running(self) -> list[Path]:
+        """The runs this executor started that have not been reported ended."""
+
+    def wait(self, timeout_s: float) -> list[Ended]:
+        """Runs that ended, waiting up to ``timeout_s`` for the first one."""
+
+    def stop(self, run_dir: Path) -> None:
+        """The fallback when a run leaves its cancel request unanswered: stop its process."""
+
+    def close(self) -> None: ...
+
+
+def thread_env(max_parallel: int) -> dict[str, str]:
+    """Split the cores between parallel runs: torch's default of one thread per core in every
+    run oversubscribes a small machine (benchmarks/README.md has the figure)."""
+    if max_parallel <= 1 or "OMP_NUM_THREADS" in os.environ:
+        return {}
+    threads = str(max(1, (os.cpu_count() or 1) // max_parallel))
+    return {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+
+
+def _how(code: int | None) -> str | None:
+    if code == 0:
+        return None
+    if code is None:
+        return "ended without an exit status"
+    return f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
+
+
+def _record_start(run_dir: Path, pid: int, executor: str) -> None:
+    try:
+        runlog.update_status(run_dir, state="running", started=time.time(),
+                             heartbeat=time.time(), executor=executor, **procs.identity(pid))
+    except OSError as exc:  # a full disk: the run writes its own status too, or fails saying so
+        print(f"could not record the start of {run_dir.name}: {exc}", flush=True)
+
+
+class SubprocessExecutor:
+    """One fresh interpreter per run."""
+
+    name = "subprocess"
+
+    def __init__(self, max_parallel: int = 1):
+        self._env = {**os.environ, "PYTHONUNBUFFERED": "1", EXECUTOR_ENV: self.name,
+                     **thread_env(max_parallel)}
+        self._children: dict[Path, subprocess.Popen] = {}
+
+    def start(self, run_dir: Path) -> None:
+        log = open(run_dir / runlog.STDOUT, "ab")  # noqa: SIM115 - owned by the child
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "trainer", "start", str(run_dir)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True, cwd=REPO, env=self._env,
+            )
+        finally:
+            log.close()
+        self._children[run_dir] = proc
+        _record_start(run_dir, proc.pid, self.name)
+
+    def running(self) -> list[Path]:
+        return list(self._children)
+
+    def wait(self, timeout_s: float) -> list[Ended]:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            ended = [Ended(d, _how(p.returncode)) for d, p in self._children.items()
+                     if p.poll() is not None]
+            if ended or time.monotonic() >= deadline:
+                for e in ended:
+                    del self._children[e.run_dir]
+                return ended
+            time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+
+    def stop(self, run_dir: Path) -> None:
+        if (proc := self._children.get(run_dir)) and proc.poll() is None:
+            proc.terminate()  # our own child: the one process proven to be the run's
+
+    def close(self) -> None:
+        pass
+
+
+def _forked_run(run_dir: str, threads: int | None) -> None:
+    """The first and only code of a forked run: its own session, its own stdout.log, then the
+    run; it never returns into the fork server's code."""
+    procs.install_early_stop()  # first: a cancel from now on ends the run `cancelled`
+    procs.clear_stop()
+    os.environ[EXECUTOR_ENV] = ForkExecutor.name
+    code = 1
+    try:
+        os.setsid()
+        fd = os.open(Path(run_dir) / runlog.STDOUT,
+                     os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
+        sys.stdout = open(1, "w", buffering=1, encoding="utf-8", closefd=False)  # noqa: SIM115
+        sys.stderr = open(2, "w", buffering=1, encoding="utf-8", closefd=False)  # noqa: SIM115
+        import torch
+
+        from trainer.runner import execute
+
+        if threads:
+            torch.set_num_threads(threads)
+        code = 0 if execute(run_dir) in ("finished", "cancelled") else 1
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+        os._exit(code)  # not multiprocessing's exit path: nothing of the server's to clean up
+
+
+class ForkExecutor:
+    """Runs forked from one warm process that has torch and the trainer imported."""
+
+    name = "local"
+
+    def __init__(self, max_parallel: int = 1):
+        os.environ.update(thread_env(max_parallel))  # the fork server inherits it, then torch
+        self._threads = int(os.environ.get("OMP_NUM_THREADS", 0)) or None
+        self._ctx = multiprocessing.get_context("forkserver")
+        self._ctx.set_forkserver_preload(["trainer.executors", "trainer.runner", "trainer.warm"])
+        self._children: dict[Path, multiprocessing.process.BaseProcess] = {}
+
+    def start(self, run_dir: Path) -> None:
+        proc = self._ctx.Process(target=_forked_run, args=(str(run_dir), self._threads),
+                                 name=f"danlu-run-{run_dir.name}")
+        proc.start()
+        self._children[run_dir] = proc
+        _record_start(run_dir, proc.pid, self.name)
+
+    def running(self) -> list[Path]:
+        return list(self._children)
+
+    def wait(self, timeout_s: float) -> list[Ended]:
+        if not self._children:
+            time.sleep(timeout_s)
+            return []
+        multiprocessing.connection.wait([p.sentinel for p in self._children.values()],
+                                        timeout_s)
+        ended = []
+        for run_dir, proc in list(self._children.items()):
+            if proc.exitcode is not None:
+                ended.append(Ended(run_dir, _how(proc.exitcode)))
+                proc.close()
+                del self._children[run_dir]
+        return ended
+
+    def stop(self, run_dir: Path) -> None:
+        if (proc := self._children.get(run_dir)) and proc.exitcode is None:
+            proc.terminate()
+
+    def close(self) -> None:
+        pass
+
+
+def default_kind() -> str:
+    """The executor a worker uses unless told: $DANLU_EXECUTOR (the app's worker too), or local."""
+    return os.environ.get("DANLU_EXECUTOR", "").strip() or "local"
+
+
+def make_executor(kind: str, max_parallel: int = 1, root: Path | None = None,
+                  **options: object) -> Executor:
+    """The executor called ``kind`` (one of KINDS); ``options`` go to the Ray executor."""
+    if kind == "local":
+        return ForkExecutor(max_parallel)
+    if kind == "subprocess":
+        return SubprocessExecutor(max_parallel)
+    if kind == "ray":
+        from trainer.ray_executor import RayExecutor  # Ray is an optional install
+
+        return RayExecutor(max_parallel, root=root, **options)  # type: ignore[arg-type]
+    raise ValueError(f"unknown executor {kind!r}: choose one of {', '.join(KINDS)}")
