@@ -15,7 +15,7 @@ from typing import Any
 
 from trainer import preflight
 from trainer.config import ConfigError, FieldError, make_config
-from trainer.queue import cancel, create_run, spawn_worker
+from trainer.queue import cancel, create_run, requeue, spawn_worker
 from trainer.tricks import BY_NAME
 
 MAX_SWEEP_RUNS = 200
@@ -171,3 +171,13 @@ def cancel_run(root: str | os.PathLike, run_id: str, *, allowed: bool = True) ->
     if not allowed:
         raise LaunchRefused("cancelling is switched off on this server (read-only mode)")
     return cancel(Path(root), run_id)
+
+
+def requeue_run(root: str | os.PathLike, run_id: str, *, allowed: bool = True,
+                max_parallel: int = 1) -> str:
+    """Queue a new run with the config of the failed, lost or cancelled run ``run_id``."""
+    if not allowed:
+        raise LaunchRefused("launching is switched off on this server (read-only mode)")
+    new = requeue(Path(root), run_id)
+    spawn_worker(root, max_parallel=max_parallel)
+    return f"Queued {new.name} with the config of {run_id}."

@@ -322,6 +322,18 @@ def test_cancel_a_queued_run(root, zoo):
     assert any("cancelled" in t for t in texts(at.success))
 
 
+def test_requeue_a_failed_run(root, zoo):
+    failed = zoo["failed"]
+    at = show_actions(open_page([failed]))
+    button(at, "Requeue").click().run()
+    assert not at.exception
+    queued = [d for d in root.iterdir() if d.name not in zoo.values() and d.is_dir()
+              and (runlog.read_json(d / runlog.STATUS) or {}).get("state") == "queued"
+              and d.name != zoo["queued"]]
+    assert len(queued) == 1 and any(f"Queued {queued[0].name}" in t for t in texts(at.success))
+    assert runlog.read_json(root / failed / runlog.STATUS)["state"] == "failed"
+
+
 def test_runs_table_shows_each_chosen_run_with_its_state(root, zoo):
     at = open_page([zoo["finished"], zoo["running"], zoo["queued"]])
     tables = [d.value for d in at.dataframe if "tricks on" in d.value.columns]

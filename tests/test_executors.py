@@ -52,3 +52,22 @@ def test_a_forked_run_is_its_own_process_and_its_crash_touches_no_other(tmp_path
     assert runlog.read_json(after / runlog.STATUS)["state"] == "finished"
     assert "test accuracy" in (after / runlog.STDOUT).read_text()
     assert "digits" in (crashing / runlog.STDOUT).read_text()
+
+
+def test_requeue_queues_a_new_run_with_the_same_config(tmp_path: Path):
+    from tests.conftest import run_cli
+
+    config = make_config({**SHORT, "name": "flaky", "label_smoothing": 0.1})
+    old = queue.create_run(tmp_path, config)
+    refused = run_cli("requeue", old.name, "--runs-dir", str(tmp_path))
+    assert refused.returncode == 2 and "only a failed, lost or cancelled run" in refused.stderr
+    runlog.update_status(old, state="failed", reason="the trainer process killed by signal 9")
+    proc = run_cli("requeue", old.name, "--runs-dir", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    new = Path(proc.stdout.strip().splitlines()[-1])
+    assert new != old and runlog.read_json(new / runlog.STATUS)["state"] == "queued"
+    strip = lambda c: {k: v for k, v in c.items() if k != "run_id"}  # noqa: E731
+    assert strip(runlog.read_json(new / runlog.CONFIG)) == strip(
+        runlog.read_json(old / runlog.CONFIG))
+    assert runlog.read_json(old / runlog.STATUS)["state"] == "failed"  # left as it was
+

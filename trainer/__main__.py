@@ -155,6 +155,19 @@ def cmd_report(report_args: list[str]) -> int:
                           env=env, check=False).returncode
 
 
+def cmd_requeue(args: argparse.Namespace) -> int:
+    from trainer.queue import requeue
+
+    try:
+        run_dir = requeue(_runs_dir(args), args.run_id)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"queued {run_dir.name} with the config of {args.run_id}")
+    print(run_dir)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m trainer", description="Danlu's trainer.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -198,6 +211,12 @@ def main(argv: list[str] | None = None) -> int:
                        "RUN_ID... | --experiment EXP_ID [--runs-dir DIR] -o FILE.html")
     # Listed for --help only: main() hands everything after "report" to dashboard.report as
     # it is (argparse would eat options such as --help and -o meant for it).
+
+    p = sub.add_parser("requeue", help="queue a new run with a failed, lost or cancelled "
+                       "run's config")
+    p.add_argument("run_id")
+    p.add_argument("--runs-dir", help=runs_dir_help)
+    p.set_defaults(func=cmd_requeue)
 
     from trainer.experiments.cli import add_parser as add_experiment_parser
     from trainer.imports import add_parser as add_import_parser

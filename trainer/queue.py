@@ -297,3 +297,26 @@ def cancel(root: str | os.PathLike, run_id: str, grace_s: float = CANCEL_GRACE_S
     if procs.signal_trainer(run_dir, runlog.read_json(run_dir / runlog.STATUS)):
         return f"{run_id}: asked to stop (and signalled); it ends after the current step"
     return f"{run_id}: asked to stop; it ends at its next step"
+
+
+REQUEUE_STATES = ("failed", "lost", "cancelled")
+
+
+def requeue(root: str | os.PathLike, run_id: str) -> Path:
+    """Queue a new run with the config of the failed, lost or cancelled run ``run_id``; the old
+    run stays as it is. Returns the new run's directory."""
+    from trainer.config import ConfigError, make_config
+
+    run_dir = runlog.run_path(root, run_id)
+    state = runlog.effective_state(runlog.read_json(run_dir / runlog.STATUS))
+    if state not in REQUEUE_STATES:
+        raise ValueError(f"{run_id} is {state}: only a failed, lost or cancelled run can be "
+                         "requeued")
+    data = runlog.read_json(run_dir / runlog.CONFIG)
+    if data is None:
+        raise ValueError(f"{run_id} has no readable config.json")
+    try:
+        config = make_config({k: v for k, v in data.items() if k != "run_id"})
+    except ConfigError as exc:
+        raise ValueError(f"{run_id}'s config cannot be run again: {exc}") from None
+    return create_run(root, config, state="queued")

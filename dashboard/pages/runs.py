@@ -25,6 +25,7 @@ TABLE_ROWS = "danlu_runs_table_rows"  # run id -> (version, row) of the runs tab
 FLASH = "danlu_runs_flash"  # a message to show after the rerun an action causes
 PRELOAD = "preload"  # the description of the empty chart `preload_charts` sends
 DETAIL_PARTS = ["Config", "Log", "Tags, notes & actions"]
+REQUEUE_STATES = ("failed", "lost", "cancelled")  # what Requeue offers to run again
 DEMO_LABEL = "Queue a demo comparison (4 runs on digits, about a minute)"
 
 
@@ -225,6 +226,16 @@ def manage(run: RunInfo) -> None:
             message = launch.cancel_run(runs_root(), run.run_id, allowed=can_write())
         except (launch.LaunchRefused, ValueError, OSError) as exc:
             st.error(f"Could not cancel: {exc}")
+        else:
+            flash(message)
+    if run.state in REQUEUE_STATES and st.button(
+            "Requeue", key=f"runs_requeue_{run.run_id}",
+            help="Queue a new run with this run's config (this one stays as it is)"):
+        try:
+            message = launch.requeue_run(runs_root(), run.run_id, allowed=can_write(),
+                                         max_parallel=max_parallel())
+        except (launch.LaunchRefused, ValueError, OSError) as exc:
+            st.error(f"Could not requeue: {exc}")
         else:
             flash(message)
     sure = st.checkbox("I understand: move this run to the trash",
