@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import open_experiments
 from tests.test_app_launch import element_after, open_page, rerun, run_dirs, widget
+from trainer.experiments import core
 
 
 def test_every_problem_of_the_form_shows_at_once_and_nothing_launches(
@@ -68,3 +70,16 @@ def test_every_bad_sweep_value_is_reported(runs_dir: Path, spawned: list) -> Non
         assert any(words in m for m in messages), (words, messages)
     assert at.button(key="launch_sweep").disabled
     assert run_dirs(runs_dir) == [] and spawned == []
+
+
+def test_the_ablation_launcher_lists_every_problem_and_names_the_format(
+        runs_dir: Path, spawned: list) -> None:
+    at = open_experiments("ablation")
+    at.text_input(key="abl_trick_flooding").set_value("flooding").run()
+    at.text_input(key="abl_trick_label_smoothing").set_value("label_smoothing=0.9").run()
+    messages = [e.value for e in at.error]
+    assert any("+flooding: 'flooding' is not FIELD=VALUE; write e.g. flooding=0.1" in m
+               for m in messages), messages
+    assert any("label_smoothing" in m and "less than or equal to 0.5" in m for m in messages)
+    assert at.button(key="abl_launch_disabled").disabled
+    assert core.list_experiments(runs_dir) == [] and spawned == []

@@ -184,3 +184,19 @@ def test_csv_problems_are_refused_before_a_run_exists(capsys, tmp_path):
     lines = refused(capsys, tmp_path / "runs", "dataset=csv", f"csv_path={path}",
                     "csv_label=y")
     assert lines[0].startswith("error: csv_label: ")
+
+
+# --- experiments ------------------------------------------------------------------------------
+
+
+def test_an_experiment_lists_every_problem_and_creates_nothing(capsys, tmp_path):
+    root = tmp_path / "runs"
+    assert main(["experiment", "ablation", "--runs-dir", str(root), "--set", "epochs=true",
+                 "lr=NaN", "--trick", "flooding"]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(":")[1].strip() for line in lines] == ["epochs", "lr"], lines
+    assert main(["experiment", "ablation", "--runs-dir", str(root), "--set", "epochs=1",
+                 "class_subset=0,99", "--trick", "flooding"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: class_subset: class_subset has class 99, but the classes are 0..9."]
+    assert not root.exists() or not [p for p in root.rglob("*") if p.is_file()]

@@ -175,7 +175,7 @@ class ConfigError(ValueError):
 
     def __init__(self, errors: list[FieldError]):
         self.errors = errors
-        super().__init__(str(errors[0]) if errors else "invalid config")
+        super().__init__("; ".join(map(str, errors)) if errors else "invalid config")
 
 
 def _field_errors(exc: ValidationError) -> list[FieldError]:

@@ -11,8 +11,8 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import bar_charts, chart_style, context, form
-from trainer import queue
-from trainer.config import ConfigError, make_config
+from trainer import preflight, queue
+from trainer.config import ConfigError, FieldError, make_config
 from trainer.experiments import ablation, core
 from trainer.tricks import BY_NAME, TRICKS, Trick, is_active
 
@@ -92,16 +92,42 @@ def _errors_by_place(exc: ConfigError, drawn: set[str]) -> dict[str, list[str]]:
     return out
 
 
-def _spec(base: dict[str, Any], chosen: list[str], seeds: int, all_tricks: bool,
+def _trick(name: str) -> tuple[str, dict[str, Any]]:
+    """The overrides of chosen trick ``name`` from its FIELD=VALUE box (its typical value when
+    the box is empty); ConfigError saying the format is wrong when a word has no ``=VALUE``."""
+    text = st.session_state.get(f"{PREFIX}trick_{name}", "").strip()
+    if not text:
+        return ablation.parse_trick(name)
+    if "=" not in text:
+        example = _format_overrides(BY_NAME[name].try_overrides) or f"{name}=VALUE"
+        raise ConfigError([FieldError("tricks", f"+{name}: {text[:40]!r} is not FIELD=VALUE; "
+                                      f"write e.g. {example}")])
+    return ablation.parse_trick(f"{name}={text}")
+
+
+def _spec(root: Path, base: dict[str, Any], chosen: list[str], seeds: int, all_tricks: bool,
           all_but_one: bool, drawn: set[str]) -> tuple[dict | None, dict[str, list[str]]]:
-    """The spec from the form's values, or None and the errors by place."""
+    """The spec from the form's values, or None and every error, by place."""
+    _, errors = preflight.problems(base, root, preflight.data_dirs(root))
+    base_ok = not errors
+    tricks = []
+    for name in chosen:
+        try:
+            label, overrides = _trick(name)
+            if base_ok:  # each variant's own problems now, beside the other boxes' ones
+                make_config({**base, **overrides})
+            tricks.append((label, overrides))
+        except ConfigError as exc:
+            errors += [FieldError("tricks", e.message if e.field == "tricks"
+                                  else f"+{name}: {e}") for e in exc.errors]
     try:
-        core.validate_all([base])  # the baseline's problems first, under their fields
-        tricks = ablation.collect_tricks(
-            ablation.parse_trick(f"{name}={st.session_state.get(f'{PREFIX}trick_{name}', '')}")
-            if st.session_state.get(f"{PREFIX}trick_{name}", "").strip()
-            else ablation.parse_trick(name) for name in chosen)
-        spec = ablation.make_spec(base, tricks, ablation.parse_seeds(seeds),
+        seed_list = ablation.parse_seeds(seeds)
+    except ConfigError as exc:
+        errors += exc.errors
+    try:
+        if errors:
+            raise ConfigError(errors)
+        spec = ablation.make_spec(base, ablation.collect_tricks(tricks), seed_list,
                                   all_tricks=all_tricks, all_but_one=all_but_one)
     except ConfigError as exc:
         return None, _errors_by_place(exc, drawn)
@@ -124,7 +150,7 @@ def launcher(root: Path, allowed: bool) -> str | None:
     base = {t.name: values[t.name] for t in entries}
     options, hidden = _candidates(base)
     chosen = [n for n in st.session_state[TRICKS_KEY] if n in options]
-    spec, errors = _spec(base, chosen, int(st.session_state[SEEDS_KEY] or 0),
+    spec, errors = _spec(root, base, chosen, int(st.session_state[SEEDS_KEY] or 0),
                          bool(st.session_state.get(ALL_KEY)),
                          bool(st.session_state.get(ALL_BUT_ONE_KEY)), drawn)
     for field, message in problems.items():  # unreadable input: never launch stale values
@@ -184,7 +210,8 @@ def launcher(root: Path, allowed: bool) -> str | None:
         return None
     try:
         exp = core.create(root, ablation.KIND, spec,
-                          name=st.session_state.get(NAME_KEY, "").strip())
+                          name=st.session_state.get(NAME_KEY, "").strip(),
+                          csv_dirs=preflight.data_dirs(root))
     except ConfigError as exc:  # e.g. a field another session made invalid meanwhile
         st.error(f"Nothing was queued: {exc}")
         return None

@@ -16,7 +16,7 @@ import streamlit as st
 
 from dashboard import chart_style, context, form
 from dashboard.format import number
-from trainer import experiments
+from trainer import experiments, preflight
 from trainer import queue as run_queue  # spawn_worker looked up at call time (tests replace it)
 from trainer.config import ConfigError, FieldError
 from trainer.experiments import batch_search as bs
@@ -96,7 +96,8 @@ def show_errors(messages: Iterable[str]) -> None:
 def launch(root: Path, kind: str, spec: dict[str, Any], name: str) -> str | None:
     """Create the experiment and make sure a worker drains its runs; say why if refused."""
     try:
-        exp = experiments.create(root, kind, spec, name=name)
+        exp = experiments.create(root, kind, spec, name=name,
+                                 csv_dirs=preflight.data_dirs(root))
     except (ValueError, OSError) as exc:  # ConfigError is a ValueError: nothing was queued
         st.error(f"Nothing was queued: {exc}")
         return None

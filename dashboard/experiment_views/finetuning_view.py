@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import context, curve_charts, curve_frames
-from trainer import queue, runlog
+from trainer import preflight, queue, runlog
 from trainer.config import ConfigError
 from trainer.experiments import core, finetuning
 
@@ -135,7 +135,7 @@ def launcher(root: Path, allowed: bool) -> str | None:
                      key="ft_launch"):
         return None
     try:
-        exp = core.create(root, finetuning.KIND, spec)
+        exp = core.create(root, finetuning.KIND, spec, csv_dirs=preflight.data_dirs(root))
     except ConfigError as exc:
         st.error(f"Nothing was queued: {exc}")
         return None

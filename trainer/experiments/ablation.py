@@ -176,12 +176,14 @@ def check(spec: Mapping[str, Any]) -> None:
     by_role: dict[str, list[dict[str, Any]]] = {}
     for role, _, config in plan(spec):
         by_role.setdefault(role, []).append(config)
-    for role, configs in by_role.items():
+    errors: list[FieldError] = []
+    for role, configs in by_role.items():  # every variant's problems, not only the first's
         try:
             core.validate_all(configs)
         except ConfigError as exc:
-            raise ConfigError([FieldError(e.field, f"{e.message} (in {role})")
-                               for e in exc.errors]) from None
+            errors += [FieldError(e.field, f"{e.message} (in {role})") for e in exc.errors]
+    if errors:
+        raise ConfigError(errors)
 
 
 def make_spec(base: Mapping[str, Any], tricks: Mapping[str, Mapping[str, Any]],
@@ -190,6 +192,7 @@ def make_spec(base: Mapping[str, Any], tricks: Mapping[str, Mapping[str, Any]],
     """A checked ablation spec; raises ConfigError whose field is ``tricks``, ``seeds``,
     ``metrics``, ``all``, ``all_but_one`` or the config field at fault."""
     base = dict(base)
+    core.validate_all([base])  # the base's problems once, not once per variant
     if not tricks:
         raise ConfigError([FieldError("tricks", "choose at least one trick to ablate")])
     for label, overrides in tricks.items():

@@ -54,7 +54,11 @@ def cmd_create(args: argparse.Namespace) -> int:
         base.update(parse_set(args.set))
         spec = procedure.spec_from_args(args, base)
         exp = core.create(root, args.kind, spec, name=args.name)
-    except (ConfigError, ValueError) as exc:
+    except ConfigError as exc:
+        for e in exc.errors:  # every problem at once, one line each
+            print(f"error: {e}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     queued = sum(s.state == "queued" for s in core.member_states(root, exp).values())

@@ -16,12 +16,13 @@ import argparse
 import contextlib
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from trainer import runlog
-from trainer.config import config_to_json, make_config
+from trainer import preflight, runlog
+from trainer.config import ConfigError, FieldError, config_to_json, make_config
 from trainer.queue import create_run
 
 EXPERIMENTS_DIR = ".experiments"
@@ -150,13 +151,20 @@ def list_experiments(root: str | os.PathLike) -> list[Experiment]:
 
 
 def create(root: str | os.PathLike, kind: str, spec: dict[str, Any], name: str = "",
-           start: bool = True) -> Experiment:
+           start: bool = True, csv_dirs: Sequence[Path] | None = None) -> Experiment:
     """Create an experiment of ``kind`` and (``start``) queue its first runs.
 
-    Raises ConfigError if the procedure's first runs are invalid; then nothing is left behind.
+    Raises ConfigError if the procedure's first runs are invalid, or if its base config fails
+    the preflight (its CSV file, classes, run to fine-tune from; a CSV only from ``csv_dirs``
+    when given, as in the app); then nothing is left behind.
     """
     if kind not in PROCEDURES:
         raise ValueError(f"unknown experiment kind {kind!r}; choose from {sorted(PROCEDURES)}")
+    if isinstance(spec.get("base"), dict):
+        spec = {**spec, "base": preflight.resolve_csv_path(spec["base"])}
+        _, problems = preflight.problems(spec["base"], root, csv_dirs)
+        if problems:
+            raise ConfigError(problems)
     exp_dir = runlog.new_run_dir(experiments_dir(root), name or kind)
     exp = Experiment(exp_id=exp_dir.name, kind=kind, name=name or kind, spec=spec)
     save(root, exp)
@@ -204,9 +212,16 @@ def member_name(exp: Experiment, name: str) -> str:
 
 
 def validate_all(configs: list[dict[str, Any]]) -> None:
-    """Raise ConfigError for the first invalid config, before anything is queued."""
+    """Raise ConfigError listing the problems of every invalid config (each once), before
+    anything is queued."""
+    found: dict[tuple[str, str], None] = {}
     for config in configs:
-        make_config(config)
+        try:
+            make_config(config)
+        except ConfigError as exc:
+            found.update({(e.field, e.message): None for e in exc.errors})
+    if found:
+        raise ConfigError([FieldError(f, m) for f, m in found])
 
 
 def member_states(root: str | os.PathLike, exp: Experiment) -> dict[str, MemberState]:
