@@ -35,7 +35,7 @@ def test_sweep_run_ids_keep_every_varied_value_and_the_seed(tmp_path: Path, spaw
     configs = launch.sweep_configs({"dataset": "digits"}, grid, seeds=[21, 22])
     ids = launch.queue_runs(tmp_path, configs)
     for run_id, seed in zip(ids, (21, 22), strict=True):
-        assert runlog.RUN_ID_RE.match(run_id)
+        assert runlog.is_run_id(run_id)
         # The id cut at 40 characters ended "...-dropout-0-2-l-<random>": no lr, no seed.
         assert run_id[:-5].endswith(f"label-smoothing-0-1-weight-decay-0-05-dropout-0-2-lr-0-001"
                                     f"-seed-{seed}"), run_id
@@ -44,7 +44,7 @@ def test_sweep_run_ids_keep_every_varied_value_and_the_seed(tmp_path: Path, spaw
 def test_a_very_long_name_keeps_both_ends_of_its_id(tmp_path: Path):
     name = "a very long base name that goes on " * 4 + "seed=7"
     run_id = runlog.new_run_dir(tmp_path, name).name
-    assert runlog.RUN_ID_RE.match(run_id) and len(run_id) <= 100
+    assert runlog.is_run_id(run_id) and len(run_id) <= 100
     assert "a-very-long-base" in run_id and run_id[:-5].endswith("seed-7")
 
 
