@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -10,11 +9,11 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from dashboard import bar_charts, chart_style, context, form
-from trainer import preflight, queue
-from trainer.config import ConfigError, FieldError, make_config
-from trainer.experiments import ablation, core
-from trainer.tricks import BY_NAME, TRICKS, Trick, is_active
+from dashboard import bar_charts, chart_style, context
+from dashboard.experiment_views.trick_launcher import TrickForm, format_overrides, trick_launcher
+from trainer import queue
+from trainer.config import ConfigError
+from trainer.experiments import ablation, core, more_seeds
 
 TITLE = "Ablation"
 INTRO = (
@@ -27,18 +26,6 @@ INTRO = (
 )
 
 PREFIX = "abl_"
-VALUES = "abl_values"  # the base config being edited (see dashboard/form.py)
-TRICKS_KEY = "abl_tricks"
-SEEDS_KEY = "abl_seeds"
-ALL_KEY = "abl_all"
-ALL_BUT_ONE_KEY = "abl_all_but_one"
-NAME_KEY = "abl_name"
-# The base config fields offered; the rest keep their defaults (shown when their `when` holds).
-BASE_FIELDS = ("dataset", "csv_path", "csv_label", "n_samples", "n_features", "n_classes",
-               "imbalance", "label_noise", "model", "epochs", "batch_size", "lr", "optimizer")
-DEFAULT_BASE: dict[str, Any] = {"dataset": "synthetic", "imbalance": 10.0, "n_classes": 4,
-                                "epochs": 30}
-DEFAULT_TRICKS = ["label_smoothing", "flooding", "loss"]
 VERDICT_COLOURS = {"helps": "#54a24b", "hurts": "#e45756", "no clear effect": "#9aa5b1",
                    "not measured": "#dddddd"}
 METRIC_LABELS = {"minority_f1": "F1 of the minority class",
@@ -49,174 +36,15 @@ METRIC_LABELS = {"minority_f1": "F1 of the minority class",
 # --- launcher -----------------------------------------------------------------------------------
 
 
-def _base_entries(values: dict[str, Any]) -> list[Trick]:
-    return [BY_NAME[f] for f in BASE_FIELDS if is_active(BY_NAME[f], values)]
-
-
-def _format_overrides(overrides: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v if isinstance(v, str) else json.dumps(v)}"
-                     for k, v in overrides.items())
-
-
-def _candidates(base: dict[str, Any]) -> tuple[list[str], list[str]]:
-    """Tricks with a typical value that apply to ``base`` (not dataset knobs), and those that
-    do not apply (e.g. flips on a tabular task)."""
-    ok, hidden = [], []
-    try:
-        make_config(base)
-    except ConfigError:  # the baseline's own error is shown first; filter once it is fixed
-        base = None
-    for t in TRICKS:
-        if not t.try_overrides or set(t.try_overrides) & set(BASE_FIELDS):
-            continue
-        if base is None:
-            ok.append(t.name)
-            continue
-        try:
-            make_config({**base, **t.try_overrides})
-        except ConfigError:
-            hidden.append(t.name)
-            continue
-        ok.append(t.name)
-    return ok, hidden
-
-
-def _errors_by_place(exc: ConfigError, drawn: set[str]) -> dict[str, list[str]]:
-    """Errors keyed by where they are shown: a drawn base field, or the tricks/seeds/toggles."""
-    out: dict[str, list[str]] = {}
-    for e in exc.errors:
-        place = e.field if e.field in drawn or e.field in ("seeds", "all", "all_but_one") else (
-            "tricks")
-        out.setdefault(place, []).append(str(e) if place == "tricks" and e.field != "tricks"
-                                          else e.message)
-    return out
-
-
-def _trick(name: str) -> tuple[str, dict[str, Any]]:
-    """The overrides of chosen trick ``name`` from its FIELD=VALUE box (its typical value when
-    the box is empty); ConfigError saying the format is wrong when a word has no ``=VALUE``."""
-    text = st.session_state.get(f"{PREFIX}trick_{name}", "").strip()
-    if not text:
-        return ablation.parse_trick(name)
-    if "=" not in text:
-        example = _format_overrides(BY_NAME[name].try_overrides) or f"{name}=VALUE"
-        raise ConfigError([FieldError("tricks", f"+{name}: {text[:40]!r} is not FIELD=VALUE; "
-                                      f"write e.g. {example}")])
-    return ablation.parse_trick(f"{name}={text}")
-
-
-def _spec(root: Path, base: dict[str, Any], chosen: list[str], seeds: int, all_tricks: bool,
-          all_but_one: bool, drawn: set[str]) -> tuple[dict | None, dict[str, list[str]]]:
-    """The spec from the form's values, or None and every error, by place."""
-    _, errors = preflight.problems(base, root, preflight.data_dirs(root))
-    base_ok = not errors
-    tricks = []
-    for name in chosen:
-        try:
-            label, overrides = _trick(name)
-            if base_ok:  # each variant's own problems now, beside the other boxes' ones
-                make_config({**base, **overrides})
-            tricks.append((label, overrides))
-        except ConfigError as exc:
-            errors += [FieldError("tricks", e.message if e.field == "tricks"
-                                  else f"+{name}: {e}") for e in exc.errors]
-    try:
-        seed_list = ablation.parse_seeds(seeds)
-    except ConfigError as exc:
-        errors += exc.errors
-    try:
-        if errors:
-            raise ConfigError(errors)
-        spec = ablation.make_spec(base, ablation.collect_tricks(tricks), seed_list,
-                                  all_tricks=all_tricks, all_but_one=all_but_one)
-    except ConfigError as exc:
-        return None, _errors_by_place(exc, drawn)
-    return spec, {}
-
-
-def _show(errors: dict[str, list[str]], place: str) -> None:
-    for message in errors.get(place, ()):
-        st.error(message, icon=":material/block:")
+ABLATION_FORM = TrickForm(
+    ablation.KIND, PREFIX, "ablation", "Tricks to ablate",
+    "Each becomes a variant: the baseline plus the catalogue's typical value of that trick "
+    "(editable below).", toggles=True)
 
 
 def launcher(root: Path, allowed: bool) -> str | None:
     """Base config, tricks, seeds and toggles; returns the new experiment's id on launch."""
-    values = st.session_state.setdefault(VALUES, {**form.default_values(), **DEFAULT_BASE})
-    problems = form.sync(values, prefix=PREFIX)  # what the widgets showed on the last run
-    st.session_state.setdefault(TRICKS_KEY, list(DEFAULT_TRICKS))
-    st.session_state.setdefault(SEEDS_KEY, ablation.DEFAULT_SEEDS)
-    entries = _base_entries(values)
-    drawn = {t.name for t in entries}
-    base = {t.name: values[t.name] for t in entries}
-    options, hidden = _candidates(base)
-    chosen = [n for n in st.session_state[TRICKS_KEY] if n in options]
-    spec, errors = _spec(root, base, chosen, int(st.session_state[SEEDS_KEY] or 0),
-                         bool(st.session_state.get(ALL_KEY)),
-                         bool(st.session_state.get(ALL_BUT_ONE_KEY)), drawn)
-    for field, message in problems.items():  # unreadable input: never launch stale values
-        errors.setdefault(field, []).insert(0, message)
-        spec = None
-
-    st.subheader("Baseline")
-    columns = st.columns(3)
-    for i, trick in enumerate(entries):
-        with columns[i % 3]:
-            form.render_field(trick, values, errors.get(trick.name, ()), prefix=PREFIX)
-
-    st.subheader("Tricks")
-    st.session_state[TRICKS_KEY] = chosen  # drop choices the new baseline cannot take
-    st.multiselect("Tricks to ablate", options, key=TRICKS_KEY,
-                   format_func=lambda n: f"{BY_NAME[n].label} ({n})",
-                   help="Each becomes a variant: the baseline plus the catalogue's typical "
-                   "value of that trick (editable below).")
-    if hidden:
-        st.caption(f"{len(hidden)} trick(s) do not apply to this baseline and are not offered: "
-                   + ", ".join(hidden) + ".")
-    if chosen:
-        with st.expander("Trick values (FIELD=VALUE, separated by commas)"):
-            for name in chosen:
-                key = f"{PREFIX}trick_{name}"
-                st.session_state.setdefault(key, _format_overrides(BY_NAME[name].try_overrides))
-                st.text_input(f"+{name}", key=key)
-    _show(errors, "tricks")
-    left, right = st.columns(2)
-    with left:
-        st.number_input("Seeds per variant", min_value=1, max_value=ablation.MAX_SEEDS,
-                        step=1, key=SEEDS_KEY,
-                        help="Seeds 0..N-1. Every variant runs with the same seeds as the "
-                        "baseline, so differences are paired by seed.")
-        _show(errors, "seeds")
-    with right:
-        st.toggle("Also all tricks together", key=ALL_KEY)
-        _show(errors, "all")
-        st.toggle("Also all but one (each trick left out once)", key=ALL_BUT_ONE_KEY,
-                  help="Shows what each trick adds on top of the others: all vs all-but-it.")
-        _show(errors, "all_but_one")
-    n_seeds = int(st.session_state[SEEDS_KEY] or 0)
-    if warning := ablation.seed_warning(n_seeds):
-        st.warning(warning[0].upper() + warning[1:] + ".")
-    st.text_input("Experiment name (optional)", key=NAME_KEY)
-
-    if spec is None:
-        st.button("Launch ablation", disabled=True, key="abl_launch_disabled")
-        st.caption("Fix the problems above to launch.")
-        return None
-    n_runs = ablation.run_count(spec)
-    n_variants = n_runs // len(spec["seeds"])
-    st.info(f"**{n_runs} runs** will be queued: {n_variants} variants (baseline included) × "
-            f"{len(spec['seeds'])} seed(s). With {context.max_parallel()} run(s) at a time.")
-    if not st.button("Launch ablation", type="primary", disabled=not allowed,
-                     key="abl_launch"):
-        return None
-    try:
-        exp = core.create(root, ablation.KIND, spec,
-                          name=st.session_state.get(NAME_KEY, "").strip(),
-                          csv_dirs=preflight.data_dirs(root))
-    except ConfigError as exc:  # e.g. a field another session made invalid meanwhile
-        st.error(f"Nothing was queued: {exc}")
-        return None
-    queue.spawn_worker(root, max_parallel=context.max_parallel())
-    return exp.exp_id
+    return trick_launcher(root, allowed, ABLATION_FORM)
 
 
 # --- result -------------------------------------------------------------------------------------
@@ -284,7 +112,7 @@ def result_view(root: Path, exp: core.Experiment) -> None:
     if table is None:
         table = ablation.ablation_table(root, exp, members=members)
     seeds = exp.spec.get("seeds", [])
-    tricks = ", ".join(f"{label} ({_format_overrides(o)})"
+    tricks = ", ".join(f"{label} ({format_overrides(o)})"
                        for label, o in exp.spec.get("tricks", {}).items())
     st.caption(f"Tricks: {tricks}. Seeds: {', '.join(map(str, seeds))}. Metrics on the "
                f"{exp.spec.get('split', ablation.SPLIT)} split of each run.")
@@ -303,6 +131,7 @@ def result_view(root: Path, exp: core.Experiment) -> None:
     rows = table[table["metric"] == metric]
     st.altair_chart(diff_chart(rows, metric), width="stretch")
     _verdict_sentence(rows, metric)
+    power_section(root, exp, rows)
     st.dataframe(
         _display_table(table).style.map(_verdict_css, subset=["verdict"]), hide_index=True,
         width="stretch",
@@ -315,6 +144,10 @@ def result_view(root: Path, exp: core.Experiment) -> None:
             "ci_high": st.column_config.NumberColumn("95% CI high", format="%+.4f"),
             "p_value": st.column_config.NumberColumn("p", format="%.3g"),
             "n": st.column_config.NumberColumn("paired seeds"),
+            "seeds_needed": st.column_config.NumberColumn(
+                "seeds needed", format="%d", help="Where the verdict is unclear: the paired "
+                "seeds that the observed spread would need to tell the observed difference "
+                "from zero (paired t-test, 95% confidence, 80% power)."),
         })
     if (table["n"] == 1).any():
         st.caption("Rows with 1 paired seed have no interval: " + ablation.NO_CI + ".")
@@ -341,7 +174,59 @@ def verdict_text(rows: pd.DataFrame, metric: str) -> str:
     return f"On {metric_label(metric)}, " + "; ".join(parts) + "."
 
 
-def _report_table(table: pd.DataFrame) -> pd.DataFrame:
+def power_lines(rows: pd.DataFrame, n_seeds: int) -> list[str]:
+    """For each "no clear effect" row: how many seeds the observed spread would need to tell the
+    observed difference from zero (`trainer.experiments.stats.seeds_needed`)."""
+    out = []
+    for r in rows.itertuples(index=False):
+        if r.verdict != "no clear effect" or pd.isna(r.seeds_needed):
+            continue
+        needed = int(r.seeds_needed)
+        verb = "would need" if needed > n_seeds else "needs"
+        out.append(f"{r.variant} on {metric_label(r.metric)}: a difference of {r.mean_diff:+.4f} "
+                   f"with the spread seen over {r.n} seed(s) {verb} about **{needed} seeds** "
+                   "to be told from zero (paired t-test, 95% confidence, 80% power).")
+    return out
+
+
+def seeds_to_add(rows: pd.DataFrame, n_seeds: int) -> int:
+    """How many seeds to add so the unclear rows of ``rows`` could be told apart: up to the
+    largest number they need, within the seed limit; 0 when there is nothing to add."""
+    unclear = rows.loc[rows["verdict"] == "no clear effect", "seeds_needed"].dropna()
+    if unclear.empty:
+        return 0
+    return max(0, min(int(unclear.max()), ablation.MAX_SEEDS) - n_seeds)
+
+
+def power_section(root: Path, exp: core.Experiment, rows: pd.DataFrame) -> None:
+    """The power lines of one metric and an "Add N seeds" button that extends ``exp`` with new
+    seeds only (its finished runs are reused)."""
+    n_seeds = len(exp.spec.get("seeds", []))
+    lines = power_lines(rows, n_seeds)
+    if not lines:
+        return
+    st.markdown("**What would make it clear.** " + " ".join(lines))
+    add = seeds_to_add(rows, n_seeds)
+    if add < 1:
+        if n_seeds >= ablation.MAX_SEEDS:
+            st.caption(f"This experiment already has the most seeds allowed ({n_seeds}).")
+        return
+    if exp.state == "running" or not context.can_write():
+        return
+    if st.button(f"Add {add} seeds", key=f"{PREFIX}more_{exp.exp_id}_{rows['metric'].iloc[0]}",
+                 icon=":material/add:",
+                 help=f"Queue every variant for {add} new seed(s); the runs that finished are "
+                 "reused, and the table is computed again over all seeds."):
+        try:
+            more_seeds.add_seeds(root, exp, add)
+        except ConfigError as exc:
+            st.error(f"Nothing was queued: {exc}")
+            return
+        queue.spawn_worker(root, max_parallel=context.max_parallel())
+        st.rerun()
+
+
+def report_table(table: pd.DataFrame) -> pd.DataFrame:
     """The table with numbers written as the app's columns show them."""
     out = _display_table(table)
 
@@ -349,12 +234,13 @@ def _report_table(table: pd.DataFrame) -> pd.DataFrame:
         return lambda v: "—" if pd.isna(v) else format(v, spec)
 
     for column, spec in (("baseline_mean", ".4f"), ("variant_mean", ".4f"), ("mean_diff", "+.4f"),
-                         ("ci_low", "+.4f"), ("ci_high", "+.4f"), ("p_value", ".3g")):
+                         ("ci_low", "+.4f"), ("ci_high", "+.4f"), ("p_value", ".3g"),
+                         ("seeds_needed", ".0f")):
         out[column] = out[column].map(fmt(spec))
     return out.rename(columns={"compared_to": "compared to", "baseline_mean": "reference mean",
                                "variant_mean": "variant mean", "mean_diff": "mean diff",
                                "ci_low": "95% CI low", "ci_high": "95% CI high", "p_value": "p",
-                               "n": "paired seeds"})
+                               "n": "paired seeds", "seeds_needed": "seeds needed"})
 
 
 def report_items(root: Path, exp: core.Experiment, store: Any = None) -> list[Any]:
@@ -364,7 +250,7 @@ def report_items(root: Path, exp: core.Experiment, store: Any = None) -> list[An
     if table is None:
         table = ablation.ablation_table(root, exp, members=members)
     seeds = exp.spec.get("seeds", [])
-    tricks = ", ".join(f"{label} ({_format_overrides(o)})"
+    tricks = ", ".join(f"{label} ({format_overrides(o)})"
                        for label, o in exp.spec.get("tricks", {}).items())
     items: list[Any] = [f"Tricks: {tricks}. Seeds: {', '.join(map(str, seeds))}. Metrics on the "
                         f"{exp.spec.get('split', ablation.SPLIT)} split of each run; each "
@@ -375,8 +261,9 @@ def report_items(root: Path, exp: core.Experiment, store: Any = None) -> list[An
         return [*items, "No paired results yet."]
     for metric in dict.fromkeys(table["metric"]):
         rows = table[table["metric"] == metric]
-        items += [diff_chart(rows, metric), verdict_text(rows, metric)]
-    items.append(_report_table(table))
+        items += [diff_chart(rows, metric), verdict_text(rows, metric),
+                  *power_lines(rows, len(seeds))]
+    items.append(report_table(table))
     if ablation.is_imbalanced(exp.spec.get("base", {})):
         per_class = ablation.per_class_means(root, exp, "f1", members)
         if per_class:

@@ -1,4 +1,5 @@
-"""Experiment procedures: ablation, batch-size search, tuning ladder, ensembles, fine-tuning.
+"""Experiment procedures: ablation, stacked tricks, batch-size search, tuning ladder, ensembles,
+fine-tuning.
 
 Importing this package registers every procedure (see ``procedures.py``).
 """

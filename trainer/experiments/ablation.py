@@ -28,7 +28,7 @@ import pandas as pd
 
 from trainer.config import ConfigError, FieldError, config_to_json, make_config, parse_set
 from trainer.experiments import core
-from trainer.experiments.stats import TOO_FEW, excludes_zero, paired_difference
+from trainer.experiments.stats import TOO_FEW, excludes_zero, paired_difference, seeds_needed
 from trainer.tricks import BY_NAME
 
 KIND = "ablation"
@@ -45,7 +45,9 @@ MAX_SEEDS = 20
 MAX_RUNS = 200
 CONFIDENCE = 0.95
 TABLE_COLUMNS = ("variant", "compared_to", "metric", "baseline_mean", "variant_mean",
-                 "mean_diff", "ci_low", "ci_high", "p_value", "n", "verdict")
+                 "mean_diff", "ci_low", "ci_high", "p_value", "n", "verdict", "seeds_needed")
+NUMBER_COLUMNS = ("baseline_mean", "variant_mean", "mean_diff", "ci_low", "ci_high", "p_value",
+                  "seeds_needed")
 # Fields a trick may not override: the seed is what runs are paired by; names are set here.
 RESERVED = ("seed", "name")
 FEW_SEEDS = "with 2 seeds a confidence interval is very wide; 3+ recommended"
@@ -291,6 +293,38 @@ def verdict(result: Mapping[str, Any], metric: str) -> str:
     return "helps" if improved else "hurts"
 
 
+def paired_rows(exp: core.Experiment, members: Mapping[str, core.MemberState],
+                metrics: Sequence[str], rows: Sequence[tuple[str, str, str]]
+                ) -> list[dict[str, Any]]:
+    """One dict (``TABLE_COLUMNS``) per (label, role, reference role) of ``rows`` × metric, in
+    that order: the paired comparison over the seeds where both roles finished. Where the
+    verdict is "no clear effect", ``seeds_needed`` says how many paired seeds the observed
+    spread would need to detect the observed difference (`stats.seeds_needed`)."""
+    split = exp.spec.get("split", SPLIT)
+    values = _values(exp, members)
+    out = []
+    for label, role, reference in rows:
+        treated, ref = values.get(role, {}), values.get(reference, {})
+        seeds = sorted(set(treated) & set(ref))
+        for metric in metrics:
+            pairs = [(value_of(treated[s], metric, split), value_of(ref[s], metric, split))
+                     for s in seeds]
+            pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
+            result = paired_difference([a for a, _ in pairs], [b for _, b in pairs], CONFIDENCE)
+            n, said = result["n"], verdict(result, metric)
+            needed = seeds_needed(result["mean_diff"], result["sd"], CONFIDENCE) if (
+                said == "no clear effect") else None
+            out.append({
+                "variant": label, "compared_to": reference, "metric": metric,
+                "baseline_mean": sum(b for _, b in pairs) / n if n else math.nan,
+                "variant_mean": sum(a for a, _ in pairs) / n if n else math.nan,
+                "mean_diff": _nan(result["mean_diff"]), "ci_low": _nan(result["ci_low"]),
+                "ci_high": _nan(result["ci_high"]), "p_value": _nan(result["p_value"]),
+                "n": n, "verdict": said, "seeds_needed": _nan(needed),
+            })
+    return out
+
+
 def ablation_table(root: str | Path, exp: core.Experiment, *,
                    members: Mapping[str, core.MemberState] | None = None,
                    metrics: Sequence[str] | None = None) -> pd.DataFrame:
@@ -299,26 +333,7 @@ def ablation_table(root: str | Path, exp: core.Experiment, *,
     by effect, best first (direction-aware: for a loss, a fall is best); unmeasured rows last."""
     members = core.member_states(root, exp) if members is None else members
     metrics = list(metrics or exp.spec.get("metrics") or DEFAULT_METRICS)
-    split = exp.spec.get("split", SPLIT)
-    values = _values(exp, members)
-    rows = []
-    for label, role, reference in comparisons(exp.spec):
-        treated, ref = values.get(role, {}), values.get(reference, {})
-        seeds = sorted(set(treated) & set(ref))
-        for metric in metrics:
-            pairs = [(value_of(treated[s], metric, split), value_of(ref[s], metric, split))
-                     for s in seeds]
-            pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
-            result = paired_difference([a for a, _ in pairs], [b for _, b in pairs], CONFIDENCE)
-            n = result["n"]
-            rows.append({
-                "variant": label, "compared_to": reference, "metric": metric,
-                "baseline_mean": sum(b for _, b in pairs) / n if n else math.nan,
-                "variant_mean": sum(a for a, _ in pairs) / n if n else math.nan,
-                "mean_diff": _nan(result["mean_diff"]), "ci_low": _nan(result["ci_low"]),
-                "ci_high": _nan(result["ci_high"]), "p_value": _nan(result["p_value"]),
-                "n": n, "verdict": verdict(result, metric),
-            })
+    rows = paired_rows(exp, members, metrics, comparisons(exp.spec))
     table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
     if table.empty:
         return table
@@ -379,8 +394,13 @@ def stored_table(exp: core.Experiment) -> pd.DataFrame | None:
     if rows is None:
         return None
     return pd.DataFrame(rows, columns=list(TABLE_COLUMNS)).astype(
-        {c: float for c in ("baseline_mean", "variant_mean", "mean_diff", "ci_low", "ci_high",
-                            "p_value")})
+        {c: float for c in NUMBER_COLUMNS})
+
+
+def _needed_note(needed: float, n: int) -> str:
+    if needed is None or not math.isfinite(needed) or needed <= n:
+        return ""
+    return f" (~{int(needed)} seeds would tell)"
 
 
 def format_table(table: pd.DataFrame) -> str:
@@ -403,7 +423,7 @@ def format_table(table: pd.DataFrame) -> str:
         ci = "—" if math.isnan(r.ci_low) else f"[{num(r.ci_low, True)}, {num(r.ci_high, True)}]"
         lines.append([r.metric, r.variant, r.compared_to, num(r.baseline_mean),
                       num(r.variant_mean), num(r.mean_diff, True), ci, p(r.p_value), str(r.n),
-                      r.verdict])
+                      r.verdict + _needed_note(r.seeds_needed, r.n)])
     widths = [max(len(row[i]) for row in lines) for i in range(len(lines[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
                      for row in lines)

@@ -33,6 +33,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     lst = kinds.add_parser("list", help="list experiments")
     lst.add_argument("--runs-dir")
     lst.set_defaults(func=cmd_list)
+    more = kinds.add_parser("add-seeds", help="extend an ablation or stacked-tricks experiment "
+                            "with new seeds (its finished runs are reused)")
+    more.add_argument("exp_id")
+    more.add_argument("--seeds", type=int, required=True, metavar="N",
+                      help="how many new seeds to add")
+    more.add_argument("--runs-dir")
+    more.add_argument("--detach", action="store_true",
+                      help="queue them for a background worker and return at once")
+    more.add_argument("--max-parallel", type=int, default=1)
+    more.set_defaults(func=cmd_add_seeds)
     show = kinds.add_parser("show", help="print an experiment's result")
     show.add_argument("exp_id")
     show.add_argument("--runs-dir")
@@ -45,8 +55,6 @@ def _root(args: argparse.Namespace) -> Path:
 
 
 def cmd_create(args: argparse.Namespace) -> int:
-    from trainer.queue import spawn_worker, work
-
     procedure = core.PROCEDURES[args.kind]
     root = _root(args)
     try:
@@ -63,15 +71,42 @@ def cmd_create(args: argparse.Namespace) -> int:
         return 2
     queued = sum(s.state == "queued" for s in core.member_states(root, exp).values())
     print(f"experiment {exp.exp_id} ({exp.state}): {queued} run(s) queued", flush=True)
+    return _drain(root, exp.exp_id, args)
+
+
+def _drain(root: Path, exp_id: str, args: argparse.Namespace) -> int:
+    """Work the queue in the foreground (or leave it to a background worker with --detach),
+    then print the result."""
+    from trainer.queue import spawn_worker, work
+
     if args.detach:
         spawn_worker(root, max_parallel=args.max_parallel)
-        print(f"follow it with: python -m trainer experiment show {exp.exp_id}")
+        print(f"follow it with: python -m trainer experiment show {exp_id}")
         return 0
     work(root, max_parallel=args.max_parallel)
     # Another worker may hold the root (the web app's): then wait for it to finish the job.
-    while (current := core.load(root, exp.exp_id)) and current.state == "running":
+    while (current := core.load(root, exp_id)) and current.state == "running":
         time.sleep(WAIT_POLL_S)
-    return _print_result(root, exp.exp_id)
+    return _print_result(root, exp_id)
+
+
+def cmd_add_seeds(args: argparse.Namespace) -> int:
+    from trainer.experiments.more_seeds import add_seeds
+
+    root = _root(args)
+    try:
+        runlog.check_run_id(args.exp_id)
+        exp = core.load(root, args.exp_id)
+        if exp is None:
+            raise ValueError(f"no experiment {args.exp_id!r} under {root}")
+        new = add_seeds(root, exp, args.seeds)
+    except ValueError as exc:  # ConfigError is a ValueError too
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    queued = sum(s.state == "queued" for s in core.member_states(root, exp).values())
+    print(f"experiment {exp.exp_id}: seed(s) {', '.join(map(str, new))} added, {queued} run(s) "
+          "queued; its finished runs are reused", flush=True)
+    return _drain(root, exp.exp_id, args)
 
 
 def _print_result(root: Path, exp_id: str) -> int:

@@ -6,4 +6,5 @@ from trainer.experiments import (  # noqa: F401 - imported for their registratio
     ensemble,
     finetuning,
     ladder,
+    stack,
 )

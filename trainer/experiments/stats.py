@@ -82,3 +82,45 @@ def excludes_zero(result: dict[str, Any]) -> bool:
     if lo is None or hi is None or not (math.isfinite(lo) and math.isfinite(hi)):
         return False
     return lo > 0 or hi < 0
+
+
+POWER = 0.8  # the usual target: a real effect of the observed size is found 4 times in 5
+
+
+def seeds_needed(mean_diff: float | None, sd: float | None, confidence: float = 0.95,
+                 power: float = POWER) -> int | None:
+    """How many paired seeds a two-sided paired t-test needs to detect ``mean_diff`` at
+    ``confidence`` with ``power``, when the per-seed differences spread by ``sd`` (ddof=1).
+
+    A paired t-test is a one-sample t-test on the differences, so this is statsmodels'
+    ``TTestPower().solve_power`` with effect size |mean_diff| / sd, rounded up (at least 2).
+    None when it cannot be said: no spread measured (sd missing or 0), no difference, or a
+    solver failure. Where the solver gives up (a tiny effect needs more seeds than it searches)
+    the normal approximation ((z_{1-α/2} + z_power) / effect)² answers instead: at that size
+    the t and normal distributions agree.
+    """
+    if mean_diff is None or sd is None:
+        return None
+    if not (math.isfinite(mean_diff) and math.isfinite(sd)) or sd <= 0 or mean_diff == 0:
+        return None
+    import warnings
+
+    # Imported late (only results need them); sm_exceptions first, because importing it adds
+    # an "always" filter for its warnings that would beat the one below.
+    from statsmodels.stats.power import TTestPower
+    from statsmodels.tools.sm_exceptions import ConvergenceWarning
+
+    effect = abs(mean_diff) / sd
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)  # handled below
+            n = float(TTestPower().solve_power(effect_size=effect, alpha=1 - confidence,
+                                               power=power, alternative="two-sided"))
+    except (ValueError, RuntimeError, ArithmeticError):
+        n = math.nan
+    if not math.isfinite(n):
+        z = stats.norm.ppf(1 - (1 - confidence) / 2) + stats.norm.ppf(power)
+        n = (z / effect) ** 2
+    if not math.isfinite(n) or n > 1e12:
+        return None
+    return max(2, math.ceil(n))
