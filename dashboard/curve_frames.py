@@ -64,7 +64,7 @@ def check_x(x: str) -> None:
 
 
 def _series(
-    df: pd.DataFrame | None, metric: str, split: str, x: str, smoothing: str, strength: float
+    df: pd.DataFrame | None, metric: str, split: str, x: str, smoothing: str, param: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """(x, raw, smoothed) of one run, sorted by x, smoothed on every kept point; None if empty.
 
@@ -88,15 +88,14 @@ def _series(
     if np.any(np.diff(xs) < 0):
         order = np.argsort(xs, kind="stable")
         xs, raw = xs[order], raw[order]
-    # time_ema decays along the axis the user looks at, which is sorted by construction.
-    times = xs if smoothing == "time_ema" else None
-    return xs, raw, smooth(raw, smoothing, strength, times=times)
+    # Every kind but EMA works along the axis the curve is drawn against, sorted above.
+    return xs, raw, smooth(raw, smoothing, param, x=xs)
 
 
-def _validate_smoothing(smoothing: str, strength: float) -> None:
-    # smooth() checks kind and strength even for an empty series, so bad arguments fail
+def _validate_smoothing(smoothing: str, param: float) -> None:
+    # smooth() checks kind and parameter even for an empty series, so bad arguments fail
     # loudly even when no run has data yet.
-    smooth(np.empty(0), smoothing, strength)
+    smooth(np.empty(0), smoothing, param)
 
 
 def curve_frame(
@@ -105,7 +104,7 @@ def curve_frame(
     split: str,
     x: str,
     smoothing: str,
-    strength: float,
+    param: float,
     max_points: int = DEFAULT_POINTS,
     labels: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
@@ -114,8 +113,9 @@ def curve_frame(
     Columns ``run`` (display label), ``run_id``, ``x``, ``raw``, ``smooth`` (float64). For each
     run: the rows of ``split`` where ``metric`` is not NaN (±inf kept), sorted by the ``x``
     column (``"step"``, ``"epoch"`` or ``"t"``); the smoothed series is computed on all of them
-    with ``dashboard.smoothing.smooth`` (``time_ema`` decays along ``x``); then only the union
-    of ``downsample_indices`` of the raw series (``max_points``) and of the smoothed series
+    with ``dashboard.smoothing.smooth`` of kind ``smoothing`` and that kind's ``param`` (EMA's
+    weight, else a width in units of ``x``: the smoothing follows the axis drawn); then only the
+    union of ``downsample_indices`` of the raw series (``max_points``) and of the smoothed series
     (``max_points // SMOOTH_SHARE``) is kept, so at most about ``1.25 * max_points`` rows per run
     remain, raw spikes survive and so do the smoothed curve's extremes.
 
@@ -124,10 +124,10 @@ def curve_frame(
     labels of every run asked for, which `curve_chart` uses as its colour domain so a run
     keeps its colour on charts where another run has no data.
 
-    Raises ValueError for an unknown ``x``, smoothing kind or strength, or ``max_points < 3``.
+    Raises ValueError for an unknown ``x``, smoothing kind or parameter, or ``max_points < 3``.
     """
     check_x(x)
-    _validate_smoothing(smoothing, strength)
+    _validate_smoothing(smoothing, param)
     if (
         isinstance(max_points, bool)
         or not isinstance(max_points, numbers.Integral)
@@ -139,7 +139,7 @@ def curve_frame(
     run_col: list[np.ndarray] = []
     id_col: list[np.ndarray] = []
     for run_id, df in runs.items():
-        series = _series(df, metric, split, x, smoothing, strength)
+        series = _series(df, metric, split, x, smoothing, param)
         if series is None:
             continue
         xs, raw, sm = series
@@ -172,7 +172,7 @@ def band_frame(
     split: str,
     x: str,
     smoothing: str,
-    strength: float,
+    param: float,
     max_points: int = DEFAULT_POINTS,
 ) -> pd.DataFrame:
     """Mean and spread across seeds of each group's smoothed curve, on a common x grid.
@@ -189,14 +189,14 @@ def band_frame(
     ``n == 1``), ``lower``/``upper`` (mean ∓ std), ``min``, ``max``, ``n``.
     """
     check_x(x)
-    _validate_smoothing(smoothing, strength)
+    _validate_smoothing(smoothing, param)
     if max_points < 2:
         raise ValueError(f"max_points must be >= 2, got {max_points!r}")
     out = []
     for group, runs in groups.items():
         curves = []
         for df in runs.values():
-            series = _series(df, metric, split, x, smoothing, strength)
+            series = _series(df, metric, split, x, smoothing, param)
             if series is None:
                 continue
             xs, _, sm = series

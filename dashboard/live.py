@@ -44,8 +44,40 @@ SMOOTHING_LABELS = {
     "none": "none",
 }
 DEFAULT_SMOOTHING = "ema"
-DEFAULT_STRENGTH = 0.6
-MAX_STRENGTH = 0.99
+
+
+@dataclass(frozen=True)
+class SmoothingControl:
+    """The slider of one smoothing kind: each kind keeps its own parameter and units."""
+
+    label: str
+    default: float
+    top: float
+    step: float
+    # True: the value is a percentage of the x axis's span, turned into x units (steps, epochs
+    # or seconds) for the chart, so one setting means the same on every x axis.
+    of_span: bool
+    help: str
+
+
+SMOOTHING_CONTROLS: dict[str, SmoothingControl] = {
+    "ema": SmoothingControl(
+        "EMA weight", 0.6, 0.99, 0.01, False,
+        help="TensorBoard's weight per point: 0 is none, 0.6 is TensorBoard's default look."),
+    "time_ema": SmoothingControl(
+        "Half-life, % of the x axis", 2.0, 50.0, 0.5, True,
+        help="The weight of older points halves every this much of the x axis (W&B's "
+        "time-weighted EMA): sparse and dense curves are smoothed alike."),
+    "gaussian": SmoothingControl(
+        "σ, % of the x axis", 2.0, 25.0, 0.5, True,
+        help="Standard deviation of a centred kernel along the x axis; the window shrinks "
+        "near the ends, so the first and last points keep their values."),
+    "running_mean": SmoothingControl(
+        "Window, % of the x axis", 5.0, 50.0, 0.5, True,
+        help="Mean of the points within a centred window this wide along the x axis; it "
+        "shrinks near the ends, so the first and last points keep their values."),
+}
+DEFAULT_STRENGTH = SMOOTHING_CONTROLS[DEFAULT_SMOOTHING].default
 DEFAULT_X = "step"
 # Points per chart, shared by its runs (see `points_per_run`): Vega in the browser pays for every
 # point of every layer, drawing or zooming (Streamlit runs it with its CSP-safe expression
@@ -122,7 +154,8 @@ class View:
         return {
             "metric": list(self.metrics) or None,
             "smoothing": None if self.smoothing == DEFAULT_SMOOTHING else self.smoothing,
-            "strength": None if self.strength == DEFAULT_STRENGTH else f"{self.strength:g}",
+            "strength": None if self.strength == default_strength(self.smoothing)
+            else f"{self.strength:g}",
             "x": None if self.x == DEFAULT_X else self.x,
             "log": "1" if self.log_y else None,
             "group": "1" if self.group_seeds else None,
@@ -138,15 +171,52 @@ def parse_metrics(text: str | None) -> list[str]:
     return out
 
 
-def parse_strength(text: str | None, default: float = DEFAULT_STRENGTH) -> float:
-    """A smoothing strength from the URL, clamped to 0..0.99 and rounded to the slider's step."""
+def default_strength(kind: str) -> float:
+    """The starting value of ``kind``'s smoothing control (0 for "none")."""
+    control = SMOOTHING_CONTROLS.get(kind)
+    return control.default if control else 0.0
+
+
+def parse_strength(text: str | None, kind: str = DEFAULT_SMOOTHING,
+                   default: float | None = None) -> float:
+    """The value of ``kind``'s smoothing control from the URL, clamped to its slider's range
+    and rounded to its step; ``default`` (else the kind's default) when missing or bad."""
+    control = SMOOTHING_CONTROLS.get(kind)
+    if control is None:
+        return 0.0
+    fallback = control.default if default is None else default
     try:
-        value = float(text) if text is not None else default
+        value = float(text) if text is not None else fallback
     except ValueError:
-        return default
+        value = fallback
     if not math.isfinite(value):
-        return default
-    return round(min(MAX_STRENGTH, max(0.0, value)), 2)
+        value = fallback
+    value = min(control.top, max(0.0, value))
+    return round(round(value / control.step) * control.step, 6)
+
+
+def smoothing_param(view: View, span: float) -> float:
+    """The parameter `dashboard.smoothing.smooth` takes for ``view``: EMA's weight as set, a
+    percentage of the x axis's ``span`` turned into x units for the other kinds."""
+    control = SMOOTHING_CONTROLS.get(view.smoothing)
+    if control is None:
+        return 0.0
+    return view.strength / 100.0 * span if control.of_span else view.strength
+
+
+def x_span(frames: Iterable[pd.DataFrame | None], x: str) -> float:
+    """The x axis's extent over every row of ``frames`` (0 when there is none): what a
+    percentage of the x axis is taken of, the same for every chart of the page."""
+    low, high = math.inf, -math.inf
+    for df in frames:
+        if df is None or df.empty or x not in df.columns:
+            continue
+        values = pd.to_numeric(df[x], errors="coerce").to_numpy(dtype=np.float64,
+                                                                 na_value=np.nan)
+        values = values[np.isfinite(values)]
+        if values.size:
+            low, high = min(low, float(values.min())), max(high, float(values.max()))
+    return high - low if high > low else 0.0
 
 
 def parse_flag(text: str | None) -> bool:
@@ -314,16 +384,17 @@ def curve_metric_frame(
     `points_per_run` of the number of runs, so a chart of many runs stays light."""
     split, name = split_metric(metric)
     budget = points_per_run(len(runs))
+    param = smoothing_param(view, x_span((frames(r.run_id) for r in runs), view.x))
     parts = []
     for r in runs:
-        key = (r.run_id, metric, view.x, view.smoothing, view.strength, labels[r.run_id], budget)
+        key = (r.run_id, metric, view.x, view.smoothing, param, labels[r.run_id], budget)
         part = cache.part(key, versions.get(r.run_id, 0), lambda r=r: curve_frames.curve_frame(
-            {r.run_id: frames(r.run_id)}, name, split, view.x, view.smoothing, view.strength,
+            {r.run_id: frames(r.run_id)}, name, split, view.x, view.smoothing, param,
             max_points=budget, labels={r.run_id: labels[r.run_id]}))
         if not part.empty:
             parts.append(part)
     frame = (pd.concat(parts, ignore_index=True) if parts else
-             curve_frames.curve_frame({}, name, split, view.x, view.smoothing, view.strength))
+             curve_frames.curve_frame({}, name, split, view.x, view.smoothing, param))
     # The colour domain is every chosen run, so a run keeps its colour on charts it is missing
     # from.
     frame.attrs["runs"] = sorted(labels[r.run_id] for r in runs)
@@ -352,8 +423,9 @@ def metric_chart(
         if view.group_seeds:
             groups = {label: {rid: frames(rid) for rid in ids}
                       for label, ids in seed_groups(runs).items()}
+            span = x_span((frames(r.run_id) for r in runs), view.x)
             band = curve_frames.band_frame(groups, name, split, view.x, view.smoothing,
-                                           view.strength)
+                                           smoothing_param(view, span))
             return curve_charts.band_chart(band, metric, view.x, log_y=view.log_y, height=height)
         frame = curve_metric_frame(cache, runs, versions, frames, labels, metric, view)
         ended = [r for r in runs if r.summary]  # marks come from summary.json
@@ -361,7 +433,7 @@ def metric_chart(
                            {} if view.x == "epoch" else {r.run_id: frames(r.run_id) for r in ended},
                            labels, view.x)
         return curve_charts.curve_chart(frame, metric, view.x, log_y=view.log_y, height=height,
-                                  stop_marks=marks)
+                                        stop_marks=marks)
 
     return cache.chart(metric, key, build)
 

@@ -5,9 +5,9 @@ writes it from the command line (``python -m trainer report`` runs this module: 
 never imports the dashboard); the Compare page and every experiment view offer the same file as
 "Export report".
 
-The charts are the app's own builders (``dashboard.charts``, the experiment views' charts) with
-the app's downsampling, so the file shows what the pages show and stays small; `report_html`
-turns them into a page that needs no network.
+The charts are the app's own builders (``dashboard.curve_charts`` and its siblings, the
+experiment views' charts) with the app's downsampling, so the file shows what the pages show and
+stays small; `report_html` turns them into a page that needs no network.
 """
 
 from __future__ import annotations

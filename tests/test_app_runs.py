@@ -185,11 +185,11 @@ def test_query_params_set_the_view_and_follow_the_widgets(root):
     for i, run_id in enumerate(ids):
         make_run(root, run_id, "finished", seed=i)
     at = open_page(ids[:2], metric="val/f1,train/lr", smoothing="gaussian", x="epoch",
-                   strength="0.3", log="1")
+                   strength="3", log="1")
     assert at.multiselect(key="runs_runs").value == ids[:2]
     assert at.multiselect(key="runs_metric").value == ["val/f1", "train/lr"]
     assert at.selectbox(key="runs_smoothing").value == "gaussian"
-    assert at.slider(key="runs_strength").value == pytest.approx(0.3)
+    assert at.slider(key="runs_strength_gaussian").value == pytest.approx(3.0)
     assert at.radio(key="runs_x").value == "epoch"
     assert at.toggle(key="runs_log").value is True
     found = charts(at)
@@ -218,7 +218,7 @@ def test_bad_query_params_fall_back_to_defaults(root):
     at = open_page(smoothing="bogus", x="sideways", strength="lots", metric="nope/none")
     assert at.selectbox(key="runs_smoothing").value == "ema"
     assert at.radio(key="runs_x").value == "step"
-    assert at.slider(key="runs_strength").value == pytest.approx(0.6)
+    assert at.slider(key="runs_strength_ema").value == pytest.approx(0.6)
     assert not at.error  # an unknown metric is an empty chart, not an error
     assert len(charts(at)) == 1
 

@@ -139,12 +139,33 @@ def test_curve_frame_smooths_the_full_series_before_downsampling():
 def test_curve_frame_union_keeps_smoothed_extremes_too():
     n = 50_000
     df = run_frame(n=n, spikes={30_000: 100.0}, val_every=1000)
-    frame = curve_frames.curve_frame({"r": df}, "loss", "train", "step", "gaussian", 0.9,
+    frame = curve_frames.curve_frame({"r": df}, "loss", "train", "step", "gaussian", 30.0,
                                      max_points=50)
     train = df[df["split"] == "train"]
-    full = smooth(train["loss"].to_numpy(), "gaussian", 0.9)
+    full = smooth(train["loss"].to_numpy(), "gaussian", 30.0, x=train["step"].to_numpy())
     assert frame["smooth"].max() == full.max() and frame["smooth"].min() == full.min()
     assert frame["raw"].max() == 100.0
+
+
+def val_per_epoch(epochs=10):
+    """A run's val loss, one row per epoch, falling fast then flat (the demo's shape)."""
+    loss = [2.2, 1.1, 0.9, 0.8, 0.72, 0.68, 0.66, 0.65, 0.64, 0.63][:epochs]
+    return pd.DataFrame({"split": "val", "step": np.arange(1, epochs + 1) * 50,
+                         "epoch": np.arange(1, epochs + 1), "t": np.arange(epochs) * 3.0,
+                         "loss": loss})
+
+
+@pytest.mark.parametrize("x", ["step", "epoch", "t"])
+def test_gaussian_smoothing_of_a_per_epoch_val_curve_keeps_its_ends(x):
+    # The bug: sigma counted in points pulled epoch 1's 2.2 to the curve's mean (0.75) and
+    # flattened the curve. Now sigma is in x units and the window shrinks at the ends.
+    df = val_per_epoch()
+    span = float(df[x].max() - df[x].min())
+    for share in (0.02, 0.2, 1.0):
+        frame = curve_frames.curve_frame({"r": df}, "loss", "val", x, "gaussian", share * span)
+        assert frame["smooth"].iloc[0] == pytest.approx(2.2)
+        assert frame["smooth"].iloc[-1] == pytest.approx(0.63)
+        assert np.all(np.diff(frame["smooth"]) <= 1e-12)
 
 
 @pytest.mark.parametrize("x", ["step", "epoch", "t"])

@@ -96,6 +96,45 @@ def test_parse_strength_clamps_and_falls_back(text, value):
     assert live.parse_strength(text) == value
 
 
+@pytest.mark.parametrize(("text", "kind", "value"), [
+    ("3.3", "gaussian", 3.5), ("90", "gaussian", 25.0), (None, "gaussian", 2.0),
+    ("x", "running_mean", 5.0), ("0.3", "time_ema", 0.5), ("0.5", "none", 0.0),
+])
+def test_each_smoothing_kind_has_its_own_control(text, kind, value):
+    assert live.parse_strength(text, kind) == value
+    # The URL leaves a kind's own default out, whatever the other kinds' defaults are.
+    default = live.View(smoothing=kind, strength=live.default_strength(kind))
+    assert default.to_query()["strength"] is None
+
+
+def test_widths_are_a_share_of_the_x_axis_in_its_units():
+    frames = [frame([{"step": 10, "epoch": 0.1}, {"step": 410, "epoch": 4.0}]),
+              frame([{"step": 200, "epoch": np.nan}]), None]
+    assert live.x_span(frames, "step") == 400.0
+    assert live.x_span(frames, "epoch") == pytest.approx(3.9)
+    assert live.x_span([], "t") == 0.0
+    assert live.smoothing_param(live.View(smoothing="gaussian", strength=2.0), 400.0) == 8.0
+    assert live.smoothing_param(live.View(smoothing="ema", strength=0.6), 400.0) == 0.6
+    assert live.smoothing_param(live.View(smoothing="none", strength=0.6), 400.0) == 0.0
+
+
+def test_gaussian_view_keeps_epoch_one_of_a_sparse_val_curve():
+    # On the Runs page, Gaussian smoothing of a per-epoch val loss turned 2.2 at epoch 1 into
+    # 0.75 and flattened the curve: its width counted points, and took EMA's slider value.
+    loss = [2.2, 1.1, 0.9, 0.8, 0.72, 0.68, 0.66, 0.65, 0.64, 0.63]
+    df = frame([{"split": "val", "step": 50 * e, "epoch": e, "t": 3.0 * e, "loss": v}
+                for e, v in enumerate(loss, start=1)])
+    runs = [info("a")]
+    for x in ("step", "epoch", "t"):
+        for strength in (0.95, live.default_strength("gaussian"), 25.0):
+            view = live.View(metrics=("val/loss",), smoothing="gaussian", strength=strength, x=x)
+            out = live.curve_metric_frame(live.ChartCache(), runs, {}, {"a": df}.__getitem__,
+                                          live.run_labels(runs), "val/loss", view)
+            assert out["smooth"].iloc[0] == pytest.approx(2.2)
+            assert out["smooth"].iloc[-1] == pytest.approx(0.63)
+            assert np.all(np.diff(out["smooth"]) <= 1e-6)
+
+
 def test_parse_metrics_and_flag():
     assert live.parse_metrics("val/f1, train/lr,,val/f1") == ["val/f1", "train/lr"]
     assert live.parse_metrics(None) == []

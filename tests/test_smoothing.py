@@ -1,4 +1,5 @@
-"""Tests for dashboard.smoothing: TensorBoard-exact EMA and the other curve smoothers."""
+"""Tests for dashboard.smoothing: TensorBoard-exact EMA and the other curve smoothers, whose
+widths are in units of the x axis."""
 
 import math
 import time
@@ -12,9 +13,6 @@ from dashboard.smoothing import (
     gaussian,
     running_mean,
     smooth,
-    strength_to_half_life,
-    strength_to_sigma,
-    strength_to_window,
     time_weighted_ema,
 )
 
@@ -209,23 +207,33 @@ def test_time_ema_rejects_bad_arguments():
 # --------------------------------------------------------------------- gaussian
 
 
-def gaussian_reference(y, sigma):
-    """Direct normalised convolution, one output point at a time."""
-    radius = int(4 * sigma + 0.5)
-    out = y.copy()
-    for i in np.flatnonzero(np.isfinite(y)):
-        lo, hi = max(0, i - radius), min(y.size, i + radius + 1)
-        window = y[lo:hi]
-        k = np.exp(-0.5 * ((np.arange(lo, hi) - i) / sigma) ** 2)
-        ok = np.isfinite(window)
-        out[i] = np.sum(k[ok] * window[ok]) / np.sum(k[ok])
+def box_reference(x, y, half):
+    """One centred box pass, point by point: the mean of the points within ``half`` of each,
+    the reach cut to the distance to the nearer end."""
+    out = np.empty_like(y)
+    for i in range(y.size):
+        reach = min(half, x[i] - x[0], x[-1] - x[i])
+        inside = np.abs(x - x[i]) <= reach + 1e-9
+        out[i] = y[inside].mean()
     return out
 
 
-@pytest.mark.parametrize("sigma", [0.5, 3.0, 40.0])
-def test_gaussian_matches_direct_normalised_convolution(sigma):
-    y = noisy_series(1200, seed=2)
-    np.testing.assert_allclose(gaussian(y, sigma), gaussian_reference(y, sigma), rtol=1e-9)
+def test_gaussian_is_three_centred_boxes_along_x():
+    rng = np.random.default_rng(1)
+    x = np.cumsum(rng.uniform(0.5, 2.0, 300))  # uneven spacing
+    y = rng.normal(size=300)
+    expected = y
+    for _ in range(3):
+        expected = box_reference(x, expected, 4.0)
+    np.testing.assert_allclose(gaussian(y, 4.0, x), expected, rtol=1e-9, atol=1e-12)
+    # Without x the index is the axis.
+    np.testing.assert_allclose(gaussian(y, 4.0), gaussian(y, 4.0, np.arange(300.0)))
+
+
+def test_gaussian_width_is_in_x_units_not_points():
+    y = noisy_series(400, seed=8, gaps=False)
+    steps = np.arange(400.0) * 10  # one point every 10 steps
+    np.testing.assert_allclose(gaussian(y, 50.0, steps), gaussian(y, 5.0), rtol=1e-12)
 
 
 def test_gaussian_gaps_do_not_poison_neighbours():
@@ -238,12 +246,12 @@ def test_gaussian_gaps_do_not_poison_neighbours():
     assert np.all((out[finite] >= 1.0) & (out[finite] <= 8.0))
 
 
-def test_gaussian_constant_and_strength_zero():
+def test_gaussian_constant_and_sigma_zero():
     np.testing.assert_array_equal(gaussian(np.full(50, 1e4 + 0.1), 5.0), np.full(50, 1e4 + 0.1))
     y = noisy_series(200)
     np.testing.assert_array_equal(gaussian(y, 0.0), y)
-    # A tiny sigma puts ~all weight on the point itself.
-    np.testing.assert_allclose(gaussian(y, 0.05), y, rtol=1e-12)
+    # Under a point's spacing every window holds the point alone.
+    np.testing.assert_allclose(gaussian(y, 0.4), y, rtol=1e-12)
 
 
 def test_gaussian_removes_noise():
@@ -254,40 +262,61 @@ def test_gaussian_removes_noise():
     assert np.std(out - truth) < 0.25 * np.std(y - truth)
 
 
+def test_gaussian_keeps_the_first_point_of_a_sparse_falling_curve():
+    # A val loss per epoch: the bug turned epoch 1's 2.2 into the curve's middle (0.75).
+    epochs = np.arange(1.0, 11.0)
+    loss = np.array([2.2, 1.1, 0.9, 0.8, 0.72, 0.68, 0.66, 0.65, 0.64, 0.63])
+    for sigma in (0.5, 1.0, 3.0, 50.0):
+        out = gaussian(loss, sigma, epochs)
+        assert out[0] == 2.2 and out[-1] == 0.63
+        assert np.all(np.diff(out) <= 1e-12)  # still falling: no flattening towards the mean
+
+
+def test_gaussian_is_fast_on_100k_points():
+    y = noisy_series(100_000, seed=9)
+    x = np.arange(100_000.0)
+    t0 = time.perf_counter()
+    gaussian(y, 2000.0, x)
+    assert time.perf_counter() - t0 < 2.0
+
+
 # ----------------------------------------------------------------- running mean
 
 
 def test_running_mean_hand_computed():
-    # Window 2 over the finite points 1, 2, 4, 8 -> 1, 1.5, 3, 6; the NaN stays put.
-    out = running_mean([1.0, 2.0, np.nan, 4.0, 8.0], 2)
-    np.testing.assert_array_equal(out, [1.0, 1.5, np.nan, 3.0, 6.0])
+    # Window 2 (one point each side) over the finite points 1, 2, 4, 8, 16: the ends stay,
+    # 2 -> (1+2+4)/3, 4 -> (2+4+8)/3, 8 -> (4+8+16)/3; the NaN stays put.
+    out = running_mean([1.0, 2.0, np.nan, 4.0, 8.0, 16.0], 2, x=[0, 1, 2, 2, 3, 4])
+    np.testing.assert_allclose(out, [1.0, 7 / 3, np.nan, 14 / 3, 28 / 3, 16.0])
 
 
 def test_running_mean_matches_reference_loop():
-    y = noisy_series(1000, seed=4)
-    finite = np.flatnonzero(np.isfinite(y))
-    expected = y.copy()
-    for k, i in enumerate(finite):
-        expected[i] = y[finite[max(0, k - 24) : k + 1]].mean()
-    np.testing.assert_allclose(running_mean(y, 25), expected, rtol=1e-10)
+    rng = np.random.default_rng(4)
+    x = np.sort(rng.uniform(0, 100, 500))
+    y = rng.normal(size=500)
+    np.testing.assert_allclose(running_mean(y, 6.0, x), box_reference(x, y, 3.0), rtol=1e-10)
 
 
-def test_running_mean_constant_window_one_and_validation():
+def test_running_mean_constant_window_zero_and_validation():
     np.testing.assert_array_equal(running_mean(np.full(30, 0.1), 7), np.full(30, 0.1))
     y = noisy_series(100)
-    np.testing.assert_array_equal(running_mean(y, 1), y)
-    for bad in (0, -3, 2.5, True):
-        with pytest.raises(ValueError, match="window must be an integer >= 1"):
+    np.testing.assert_array_equal(running_mean(y, 0), y)
+    for bad in (-3, float("nan"), True, "2"):
+        with pytest.raises(ValueError, match="window must be"):
             running_mean(y, bad)
 
 
 # ----------------------------------------------------------------------- smooth
 
 
+KINDS_WITH_PARAM = {"ema": 0.8, "time_ema": 20.0, "gaussian": 10.0, "running_mean": 30.0,
+                    "none": 0.0}
+
+
 @pytest.mark.parametrize("kind", SMOOTHING_KINDS)
 def test_smooth_keeps_length_dtype_and_gaps(kind):
     y = noisy_series(800, seed=5)
-    out = smooth(y, kind, 0.8)
+    out = smooth(y, kind, KINDS_WITH_PARAM[kind])
     assert out.dtype == np.float64 and out.shape == y.shape
     finite = np.isfinite(y)
     np.testing.assert_array_equal(out[~finite], y[~finite])
@@ -295,21 +324,14 @@ def test_smooth_keeps_length_dtype_and_gaps(kind):
 
 
 @pytest.mark.parametrize("kind", SMOOTHING_KINDS)
-def test_smooth_constant_series_stays_constant(kind):
-    y = np.full(300, 2.2)
-    y[[10, 20]] = np.nan
-    np.testing.assert_array_equal(smooth(y, kind, 0.9), y)
-
-
-@pytest.mark.parametrize("kind", SMOOTHING_KINDS)
-def test_smooth_strength_zero_is_raw(kind):
+def test_smooth_param_zero_is_raw(kind):
     y = noisy_series(400, seed=6)
     np.testing.assert_allclose(smooth(y, kind, 0.0), y, rtol=1e-12)
 
 
 @pytest.mark.parametrize("kind", SMOOTHING_KINDS)
 def test_smooth_empty_input(kind):
-    out = smooth([], kind, 0.5)
+    out = smooth([], kind, KINDS_WITH_PARAM[kind])
     assert out.dtype == np.float64 and out.shape == (0,)
 
 
@@ -320,32 +342,20 @@ def test_smooth_none_returns_a_copy():
     assert out is not y
 
 
-def test_smooth_dispatches_with_documented_mappings():
+def test_smooth_gives_each_kind_its_own_parameter_along_x():
     y = noisy_series(600, seed=7)
-    t = np.linspace(0.0, 50.0, y.size)
-    np.testing.assert_array_equal(smooth(y, "ema", 0.6), ema(y, 0.6))
-    np.testing.assert_array_equal(smooth(y, "gaussian", 0.6), gaussian(y, 5.0))
-    np.testing.assert_array_equal(smooth(y, "running_mean", 0.6), running_mean(y, 18))
-    # half-life 1 % of the 50-unit span at strength 0.5.
-    np.testing.assert_array_equal(smooth(y, "time_ema", 0.5, times=t), time_weighted_ema(y, t, 0.5))
-    # Without times the index is the clock: span 599 -> half-life 9 % of it at 0.9.
-    np.testing.assert_allclose(
-        smooth(y, "time_ema", 0.9), time_weighted_ema(y, np.arange(600.0), 0.09 * 599)
-    )
-
-
-def test_strength_mappings():
-    assert strength_to_sigma(0.0) == 0.0
-    assert strength_to_sigma(0.6) == pytest.approx(5.0)
-    assert strength_to_sigma(0.9) == pytest.approx(30.0)
-    assert strength_to_window(0.0) == 1
-    assert strength_to_window(0.6) == 18
-    assert strength_to_half_life(0.5, 200.0) == pytest.approx(2.0)
-    assert strength_to_half_life(0.0, 200.0) == 0.0
-    # Each kind smooths more as strength grows.
+    x = np.linspace(0.0, 50.0, y.size)
+    np.testing.assert_array_equal(smooth(y, "ema", 0.6, x=x), ema(y, 0.6))  # per point
+    np.testing.assert_array_equal(smooth(y, "gaussian", 2.0, x=x), gaussian(y, 2.0, x))
+    np.testing.assert_array_equal(smooth(y, "running_mean", 5.0, x=x), running_mean(y, 5.0, x))
+    np.testing.assert_array_equal(smooth(y, "time_ema", 1.5, x=x), time_weighted_ema(y, x, 1.5))
+    # Without x the index is the axis.
+    np.testing.assert_array_equal(smooth(y, "gaussian", 5.0), gaussian(y, 5.0))
+    # Each kind smooths more as its parameter grows.
     y = noisy_series(2000, gaps=False)
-    for kind in ("ema", "time_ema", "gaussian", "running_mean"):
-        roughness = [np.abs(np.diff(smooth(y, kind, s))).mean() for s in (0.2, 0.6, 0.95)]
+    for kind, params in (("ema", (0.2, 0.6, 0.95)), ("time_ema", (1, 10, 100)),
+                         ("gaussian", (1, 10, 100)), ("running_mean", (3, 30, 300))):
+        roughness = [np.abs(np.diff(smooth(y, kind, p))).mean() for p in params]
         assert roughness[0] > roughness[1] > roughness[2], kind
 
 
@@ -355,12 +365,84 @@ def test_smooth_rejects_unknown_kind(kind):
         smooth([1.0, 2.0], kind, 0.5)
 
 
-@pytest.mark.parametrize("strength", [-0.1, 1.0, 1.5, float("nan"), float("inf"), "0.5", True])
-def test_smooth_rejects_strength_outside_unit_interval(strength):
-    with pytest.raises(ValueError, match=r"strength must be .*(\[0, 1\)|real number)"):
-        smooth([1.0, 2.0], "ema", strength)
+@pytest.mark.parametrize("weight", [-0.1, 1.0, 1.5, float("nan"), float("inf"), "0.5", True])
+def test_smooth_rejects_an_ema_weight_outside_unit_interval(weight):
+    with pytest.raises(ValueError, match=r"(weight must be a number in \[0, 1\)|real number)"):
+        smooth([1.0, 2.0], "ema", weight)
 
 
-def test_smooth_rejects_times_of_wrong_length():
-    with pytest.raises(ValueError, match="times must have the same length"):
-        smooth([1.0, 2.0, 3.0], "time_ema", 0.5, times=[0.0, 1.0])
+@pytest.mark.parametrize("kind", ["time_ema", "gaussian", "running_mean"])
+@pytest.mark.parametrize("width", [-1.0, float("nan"), float("inf"), "3", True])
+def test_smooth_rejects_a_bad_width(kind, width):
+    with pytest.raises(ValueError, match="param must be"):
+        smooth([1.0, 2.0, 3.0], kind, width)
+
+
+def test_smooth_rejects_x_of_wrong_length():
+    with pytest.raises(ValueError, match="x must have the same length"):
+        smooth([1.0, 2.0, 3.0], "gaussian", 0.5, x=[0.0, 1.0])
+
+
+# -------------------------------------------------------------- properties
+
+
+def random_case(rng):
+    """A series of 3-400 points on an even axis (step 0.1-100), maybe with NaN/inf gaps."""
+    n = int(rng.integers(3, 400))
+    dx = float(rng.choice([0.1, 1.0, 10.0, 100.0]))
+    x = np.arange(n) * dx
+    y = rng.normal(size=n).cumsum() * rng.choice([1e-3, 1.0, 1e4]) + rng.normal() * 1e3
+    if rng.random() < 0.5:
+        y[rng.integers(0, n, size=int(rng.integers(1, 4)))] = rng.choice([np.nan, np.inf])
+    return x, y, dx
+
+
+def random_param(rng, kind, n, dx):
+    if kind == "ema":
+        return float(rng.uniform(0, 0.99))
+    return float(rng.uniform(0, n / 2)) * dx
+
+
+@pytest.mark.parametrize("kind", SMOOTHING_KINDS)
+def test_property_no_smoothed_point_leaves_the_raw_range(kind):
+    rng = np.random.default_rng(11)
+    for _ in range(150):
+        x, y, dx = random_case(rng)
+        out = smooth(y, kind, random_param(rng, kind, y.size, dx), x=x)
+        finite = np.isfinite(y)
+        lo, hi = y[finite].min(), y[finite].max()
+        slack = 1e-9 * max(hi - lo, abs(hi), 1.0)
+        assert np.all(out[finite] >= lo - slack) and np.all(out[finite] <= hi + slack), kind
+
+
+@pytest.mark.parametrize("kind", SMOOTHING_KINDS)
+def test_property_a_constant_series_is_unchanged(kind):
+    rng = np.random.default_rng(12)
+    for _ in range(100):
+        x, y, dx = random_case(rng)
+        finite = np.isfinite(y)
+        y[finite] = rng.normal() * 10.0 ** rng.integers(-3, 5)
+        np.testing.assert_array_equal(smooth(y, kind, random_param(rng, kind, y.size, dx), x=x),
+                                      y)
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "running_mean"])
+def test_property_a_straight_line_is_unchanged_away_from_gaps(kind):
+    rng = np.random.default_rng(13)
+    for _ in range(150):
+        n = int(rng.integers(3, 400))
+        dx = float(rng.choice([0.1, 1.0, 10.0, 100.0]))
+        x = np.arange(n) * dx
+        y = rng.normal() * 100 + rng.normal() * x
+        width = float(rng.uniform(0, n / 2)) * dx
+        reach = (3 if kind == "gaussian" else 0.5) * width
+        gap = int(rng.integers(0, n))
+        y_gap = y.copy()
+        y_gap[gap] = np.nan
+        out = smooth(y_gap, kind, width, x=x)
+        away = np.abs(x - x[gap]) > reach + dx
+        away[gap] = False
+        scale = max(np.abs(y).max(), 1.0)
+        np.testing.assert_allclose(out[away], y[away], rtol=0, atol=1e-9 * scale)
+        # And with no gap at all, every point, the ends included.
+        np.testing.assert_allclose(smooth(y, kind, width, x=x), y, rtol=0, atol=1e-9 * scale)

@@ -70,9 +70,29 @@ def empty_state() -> None:
     wait_for_runs()
 
 
+X_UNITS = {"step": "steps", "epoch": "epochs", "t": "seconds"}
+
+
 def _init(key: str, value: object) -> None:
     if key not in st.session_state:
         st.session_state[key] = value
+
+
+def smoothing_control(sidebar: st.delta_generator.DeltaGenerator, kind: str,
+                      chosen: list[RunInfo], x: str) -> float:
+    """The slider of ``kind``'s own parameter, and what it comes to in units of ``x``."""
+    control = live.SMOOTHING_CONTROLS.get(kind)
+    if control is None:
+        return 0.0
+    key = f"runs_strength_{kind}"
+    _init(key, control.default)
+    value = sidebar.slider(control.label, 0.0, control.top, step=control.step, key=key,
+                           help=control.help)
+    if control.of_span:
+        span = live.x_span((store().metrics(r.run_id) for r in chosen), x)
+        width = value / 100.0 * span
+        sidebar.caption(f"= {width:,.4g} {X_UNITS[x]} on these runs")
+    return live.parse_strength(str(value), kind)
 
 
 def view_controls(chosen: list[RunInfo]) -> live.View:
@@ -87,7 +107,10 @@ def view_controls(chosen: list[RunInfo]) -> live.View:
         metrics = list(saved.metrics) or live.default_metrics(available, any_live)
     _init("runs_metric", metrics)
     _init("runs_smoothing", selection.query_value("smoothing", SMOOTHING_KINDS, saved.smoothing))
-    _init("runs_strength", live.parse_strength(query.get("strength"), saved.strength))
+    # Each kind has its own slider (its own units); the one shown first takes the URL's value.
+    first = st.session_state["runs_smoothing"]
+    _init(f"runs_strength_{first}", live.parse_strength(
+        query.get("strength"), first, saved.strength if saved.smoothing == first else None))
     _init("runs_x", selection.query_value("x", X_CHOICES, saved.x))
     _init("runs_log", live.parse_flag(query.get("log")) if "log" in query else saved.log_y)
     _init("runs_group", live.parse_flag(query.get("group")) if "group" in query
@@ -101,23 +124,20 @@ def view_controls(chosen: list[RunInfo]) -> live.View:
     metrics = sidebar.multiselect(
         "Metrics", list(dict.fromkeys([*available, *extra])), key="runs_metric",
         help="One chart per metric: split/metric as the trainer logs it.")
+    x = sidebar.radio("x axis", X_CHOICES, key="runs_x", horizontal=True,
+                      format_func=lambda k: X_LABELS[k])
     smoothing = sidebar.selectbox(
         "Smoothing", SMOOTHING_KINDS, key="runs_smoothing",
         format_func=lambda k: live.SMOOTHING_LABELS.get(k, k),
         help="The raw values are always drawn, faded, under the smoothed line.")
-    strength = sidebar.slider(
-        "Strength", 0.0, live.MAX_STRENGTH, step=0.01, key="runs_strength",
-        disabled=smoothing == "none", help="0 is no smoothing; EMA at 0.6 matches TensorBoard's "
-        "default look.")
-    x = sidebar.radio("x axis", X_CHOICES, key="runs_x", horizontal=True,
-                      format_func=lambda k: X_LABELS[k])
+    strength = smoothing_control(sidebar, smoothing, chosen, x)
     log_y = sidebar.toggle("Log scale (y)", key="runs_log")
     group = False
     if live.has_seed_groups(chosen):
         group = sidebar.toggle("Group seeds (mean ± spread)", key="runs_group",
                                help="Runs that differ only by seed become one band: the mean "
                                "of their smoothed curves ± one standard deviation.")
-    view = live.View(metrics=tuple(metrics), smoothing=smoothing, strength=round(strength, 2),
+    view = live.View(metrics=tuple(metrics), smoothing=smoothing, strength=strength,
                      x=x, log_y=log_y, group_seeds=group)
     st.session_state[VIEW] = view
     selection.set_query(**view.to_query())
