@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +63,16 @@ def train_tiny(**overrides: Any):
     config = make_config({**TINY, **overrides})
     reporter = MemoryReporter()
     return train(config, reporter), reporter
+
+
+def wait_for(predicate, what: str, timeout: float = 120):
+    """The first truthy value of ``predicate()``, polled every 50 ms, or AssertionError."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def run_cli(*args: str, timeout: float = 300, env: dict[str, str] | None = None

@@ -6,10 +6,9 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_cli, wait_for
 from tests.fakeruns import metric_rows
 from trainer import procs, queue, runlog
 from trainer.config import make_config
@@ -17,14 +16,6 @@ from trainer.config import make_config
 LONG = {"dataset": "digits", "epochs": 500, "batch_size": 16}
 SHORT = {"dataset": "synthetic", "n_samples": 300, "epochs": 1}
 
-
-def _wait_for(predicate, what: str, timeout: float = 120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_a_forked_run_is_its_own_process_and_its_crash_touches_no_other(tmp_path: Path):
@@ -35,7 +26,7 @@ def test_a_forked_run_is_its_own_process_and_its_crash_touches_no_other(tmp_path
                               stderr=subprocess.STDOUT, text=True,
                               env={**os.environ, "DANLU_EXECUTOR": "local"})
     try:
-        _wait_for(lambda: len(metric_rows(crashing)) > 5, "the first run to train")
+        wait_for(lambda: len(metric_rows(crashing)) > 5, "the first run to train")
         status = runlog.read_json(crashing / runlog.STATUS)
         pid = status["pid"]
         assert status["executor"] == "local" and pid != worker.pid
@@ -55,7 +46,7 @@ def test_a_forked_run_is_its_own_process_and_its_crash_touches_no_other(tmp_path
 
 
 def test_requeue_queues_a_new_run_with_the_same_config(tmp_path: Path):
-    from tests.conftest import run_cli
+
 
     config = make_config({**SHORT, "name": "flaky", "label_smoothing": 0.1})
     old = queue.create_run(tmp_path, config)

@@ -13,22 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, run_cli, wait_for
 from tests.fakeruns import metric_rows
 from trainer import procs, queue, runlog
 from trainer.config import make_config
 
 LONG = {"dataset": "digits", "epochs": 500, "batch_size": 16}
 
-
-def _wait_for(predicate, what: str, timeout: float = 120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _running_run(root: Path, run_id: str, heartbeat_age: float = 1.0, **status) -> Path:
@@ -149,10 +140,10 @@ def test_cancel_at_any_moment_of_a_run_ends_it_cancelled(tmp_path: Path):
     worker = _worker(tmp_path)
     try:
         for run_dir, moment in zip(runs, moments, strict=True):  # started in queue order
-            _wait_for(lambda d=run_dir: _state(d) == "running", f"{run_dir.name} to start")
+            wait_for(lambda d=run_dir: _state(d) == "running", f"{run_dir.name} to start")
             time.sleep(moment)
             queue.cancel(tmp_path, run_dir.name)
-            _wait_for(lambda d=run_dir: _state(d) in runlog.FINAL_STATES, "the run to end", 60)
+            wait_for(lambda d=run_dir: _state(d) in runlog.FINAL_STATES, "the run to end", 60)
         out, _ = worker.communicate(timeout=60)
     finally:
         _stop(worker, runs)
@@ -179,9 +170,9 @@ def test_a_running_run_honours_the_request_file_without_any_signal(tmp_path: Pat
     run_dir = _queue(tmp_path, 1)[0]
     worker = _worker(tmp_path)
     try:
-        _wait_for(lambda: len(metric_rows(run_dir)) > 5, "the run to train")
+        wait_for(lambda: len(metric_rows(run_dir)) > 5, "the run to train")
         runlog.request_cancel(run_dir)
-        _wait_for(lambda: _state(run_dir) in runlog.FINAL_STATES, "the run to end",
+        wait_for(lambda: _state(run_dir) in runlog.FINAL_STATES, "the run to end",
                   queue.SIGNAL_AFTER_S - 1)
         worker.communicate(timeout=60)
     finally:
@@ -194,7 +185,7 @@ def test_cancel_cli_stops_a_worker_run(tmp_path: Path):
     run_dir = _queue(tmp_path, 1)[0]
     worker = _worker(tmp_path)
     try:
-        _wait_for(lambda: len(metric_rows(run_dir)) > 5, "the run to train")
+        wait_for(lambda: len(metric_rows(run_dir)) > 5, "the run to train")
         proc = run_cli("cancel", run_dir.name, "--runs-dir", str(tmp_path))
         assert proc.returncode == 0 and "cancelled" in proc.stdout
         worker.communicate(timeout=60)
@@ -206,7 +197,7 @@ def test_cancel_cli_stops_a_worker_run(tmp_path: Path):
 def test_a_new_worker_counts_the_runs_an_old_one_left_running(tmp_path: Path):
     first, second = _queue(tmp_path, 2)
     old = _worker(tmp_path)
-    _wait_for(lambda: len(metric_rows(first)) > 5, "the first run to train")
+    wait_for(lambda: len(metric_rows(first)) > 5, "the first run to train")
     old.kill()  # the worker dies; its run, in its own session, trains on
     old.wait()
     orphan = runlog.read_json(first / runlog.STATUS)
@@ -215,12 +206,12 @@ def test_a_new_worker_counts_the_runs_an_old_one_left_running(tmp_path: Path):
     lines: list[str] = []
     threading.Thread(target=lambda: lines.extend(new.stdout), daemon=True).start()
     try:
-        _wait_for(lambda: "1 run(s) of an earlier worker still run here\n" in lines,
+        wait_for(lambda: "1 run(s) of an earlier worker still run here\n" in lines,
                   "the new worker to see the orphan")
         time.sleep(2)
         assert _state(second) == "queued"  # one run at a time, the orphan included
         os.kill(orphan["pid"], signal.SIGKILL)
-        _wait_for(lambda: _state(second) == "running", "the second run to start")
+        wait_for(lambda: _state(second) == "running", "the second run to start")
         queue.cancel(tmp_path, second.name)
         new.wait(timeout=60)
     finally:

@@ -1,0 +1,174 @@
+"""The Ray executor: each run is a Ray task with CPU/GPU resources, on whichever node Ray picks.
+
+The worker stays the one scheduler of the runs root; Ray only places runs. The runs root must be a
+filesystem every node sees at the same path (NFS or similar): a probe task on every node checks
+that before anything is submitted. A task starts ``python -m trainer start RUN_DIR`` on its node,
+so a run is its own process there as with the local executors, writing the same files; it dies
+with the Ray worker that waits for it (PR_SET_PDEATHSIG), so a dead node or Ray worker fails the
+run with a reason naming the node rather than leaving it half-alive.
+
+Ray is an optional install (requirements-ray.txt); nothing else in Danlu imports it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray.exceptions import GetTimeoutError, RayError, RayTaskError, TaskCancelledError
+
+from trainer import runlog
+from trainer.executors import EXECUTOR_ENV, REPO, Ended, ExecutorLost, _how
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _run_on_node(run_dir: str, threads: int) -> dict[str, Any]:
+    """The task: the run's own trainer process on this node; returns its exit code and host."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", EXECUTOR_ENV: "ray",
+           "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+           "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH"))
+                                         if p)}
+    # Where it runs, before its trainer writes anything (the worker never writes a Ray run's
+    # status while its task lives: two writers would race).
+    runlog.update_status(run_dir, executor="ray",
+                         ray_node=ray.get_runtime_context().get_node_id())
+    with open(Path(run_dir) / runlog.STDOUT, "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "trainer", "start", run_dir],
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True, cwd=REPO, env=env,
+                                preexec_fn=_die_with_parent)
+    try:
+        code = proc.wait()
+    except BaseException:  # ray.cancel: the run's request file was ignored; stop it here
+        proc.kill()
+        raise
+    return {"code": code, "host": socket.gethostname()}
+
+
+def _probe(root: str, token: str) -> dict[str, Any]:
+    return {"host": socket.gethostname(), "sees": (Path(root) / token).is_file()}
+
+
+class RayExecutor:
+    name = "ray"
+
+    def __init__(self, max_parallel: int = 1, root: Path | None = None,
+                 address: str | None = None, cpus_per_run: float | None = None,
+                 gpus_per_run: float | None = None, resources: dict[str, float] | None = None):
+        address = address or os.environ.get("RAY_ADDRESS") or "auto"
+        try:
+            ray.init(address=address, namespace="danlu", log_to_driver=False,
+                     logging_level="ERROR", include_dashboard=False,
+                     runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}})
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise ExecutorLost(f"cannot reach the Ray cluster at {address}: {exc}") from None
+        self.cpus = 1.0 if cpus_per_run is None else cpus_per_run
+        self.gpus = gpus_per_run
+        self.resources = resources or {}
+        self._task = ray.remote(max_retries=0)(_run_on_node)
+        self._refs: dict[Path, ray.ObjectRef] = {}
+        if root is not None:
+            self._check_root(Path(root).resolve())
+
+    def _check_root(self, root: Path) -> None:
+        """Refuse a runs root that some node of the cluster cannot see."""
+        token = f".ray-probe-{secrets.token_hex(4)}"
+        (root / token).write_text("")
+        try:
+            probe = ray.remote(num_cpus=0)(_probe)
+            nodes = [n for n in ray.nodes() if n.get("Alive")]
+            refs = [probe.options(scheduling_strategy=ray.util.scheduling_strategies
+                                  .NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)
+                                  ).remote(str(root), token) for n in nodes]
+            answers = ray.get(refs, timeout=120)
+        finally:
+            (root / token).unlink(missing_ok=True)
+        blind = [a["host"] for a in answers if not a["sees"]]
+        if blind:
+            raise ValueError(f"the runs root {root} is not visible on {', '.join(blind)}: it "
+                             "must be a filesystem every node mounts at the same path")
+
+    def _gpus_for(self, run_dir: Path) -> float:
+        if self.gpus is not None:
+            return self.gpus
+        device = (runlog.read_json(run_dir / runlog.CONFIG) or {}).get("device", "auto")
+        if device == "cuda":
+            return 1.0
+        if device == "auto" and ray.cluster_resources().get("GPU", 0) > 0:
+            return 1.0
+        return 0.0
+
+    def start(self, run_dir: Path) -> None:
+        threads = max(1, int(self.cpus))
+        ref = self._task.options(num_cpus=self.cpus, num_gpus=self._gpus_for(run_dir),
+                                 resources=self.resources or None,
+                                 name=f"danlu-{run_dir.name}").remote(str(run_dir), threads)
+        self._refs[run_dir] = ref  # it stays `queued` until its trainer starts on a node
+
+    def running(self) -> list[Path]:
+        return list(self._refs)
+
+    def wait(self, timeout_s: float) -> list[Ended]:
+        if not self._refs:
+            time.sleep(timeout_s)
+            self._check_connected()
+            return []
+        try:
+            ready, _ = ray.wait(list(self._refs.values()), num_returns=1, timeout=timeout_s)
+        except RayError as exc:
+            raise ExecutorLost(f"lost the Ray connection: {exc}") from None
+        self._check_connected()
+        by_ref = {ref: d for d, ref in self._refs.items()}
+        return [self._ended(by_ref[ref], ref) for ref in ready]
+
+    def _ended(self, run_dir: Path, ref: ray.ObjectRef) -> Ended:
+        del self._refs[run_dir]
+        try:
+            out = ray.get(ref, timeout=30)
+        except TaskCancelledError:
+            return Ended(run_dir, "cancelled through Ray")
+        except RayTaskError as exc:
+            return Ended(run_dir, f"its Ray task failed on {self._node(run_dir)}: "
+                                  f"{str(exc).splitlines()[0]}")
+        except GetTimeoutError:
+            return Ended(run_dir, "its Ray task gave no result")
+        except RayError as exc:  # WorkerCrashedError, NodeDiedError, ...
+            return Ended(run_dir, f"its Ray worker on {self._node(run_dir)} died "
+                                  f"({type(exc).__name__})")
+        how = _how(out.get("code"))
+        return Ended(run_dir, how and f"{how} on {out.get('host')}")
+
+    @staticmethod
+    def _node(run_dir: Path) -> str:
+        host = (runlog.read_json(run_dir / runlog.STATUS) or {}).get("host")
+        return f"node {host}" if isinstance(host, str) else "its node"
+
+    def _check_connected(self) -> None:
+        if not ray.is_initialized():
+            raise ExecutorLost("lost the Ray connection")
+        try:
+            ray.cluster_resources()
+        except Exception as exc:
+            raise ExecutorLost(f"lost the Ray connection: {exc}") from None
+
+    def stop(self, run_dir: Path) -> None:
+        if ref := self._refs.get(run_dir):
+            ray.cancel(ref, force=True)
+
+    def close(self) -> None:
+        if ray.is_initialized():
+            ray.shutdown()

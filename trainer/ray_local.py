@@ -1,0 +1,89 @@
+"""A throwaway Ray cluster on this machine (a head plus more nodes, one CPU each unless told), for
+the tests, the scaling benchmark and trying the Ray executor without a real cluster.
+
+Stopping it stops only its own processes — those whose command line names its temp dir or port,
+and their descendants — where `ray stop` would stop every Ray cluster on the machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+RAY = Path(sys.executable).with_name("ray")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ray(*args: str) -> None:
+    proc = subprocess.run([str(RAY), *args], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
+    if proc.returncode:
+        raise RuntimeError(f"ray {args[0]} failed: {proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+
+
+def _processes() -> dict[int, tuple[int, bytes]]:
+    """pid -> (parent pid, command line) of every process."""
+    out = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            out[int(pid)] = (int(stat.rsplit(")", 1)[1].split()[1]),
+                             Path(f"/proc/{pid}/cmdline").read_bytes())
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+def stop_cluster(*marks: str) -> None:
+    """Stop the processes whose command line contains one of ``marks``, and their descendants."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        table = _processes()
+        doomed = {pid for pid, (_, cmd) in table.items()
+                  if any(m.encode() in cmd for m in marks) and pid != os.getpid()}
+        grew = True
+        while grew:
+            more = {pid for pid, (ppid, _) in table.items() if ppid in doomed} - doomed
+            doomed |= more
+            grew = bool(more)
+        if not doomed:
+            return
+        for pid in doomed:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        time.sleep(3)
+
+
+@contextlib.contextmanager
+def local_cluster(nodes: int = 1, cpus: int = 1,
+                  extra: list[dict[str, float]] | None = None) -> Iterator[str]:
+    """A head and ``nodes - 1`` more nodes of ``cpus`` CPUs each; node i (from 1) also gets the
+    custom resources ``extra[i - 1]``. Yields the address; everything is stopped on exit."""
+    temp = tempfile.mkdtemp(prefix="dr", dir="/tmp")  # Ray's socket paths must stay short
+    port = _free_port()
+    address = f"127.0.0.1:{port}"
+    try:
+        _ray("start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1",
+             "--include-dashboard=false", f"--temp-dir={temp}", f"--num-cpus={cpus}",
+             "--disable-usage-stats")
+        for i in range(1, nodes):
+            resources = (extra or [])[i - 1] if extra and i - 1 < len(extra) else {}
+            _ray("start", f"--address={address}", "--node-ip-address=127.0.0.1",
+                 f"--num-cpus={cpus}", f"--resources={json.dumps(resources)}",
+                 "--disable-usage-stats")
+        yield address
+    finally:
+        stop_cluster(temp, f":{port}")
