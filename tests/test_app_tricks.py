@@ -10,6 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard import selection
+from tests.fakeruns import make_run
 from trainer import runlog
 from trainer.tricks import BY_NAME, TRICKS
 
@@ -115,3 +116,29 @@ def test_read_only_mode_has_no_try_it_buttons(monkeypatch: pytest.MonkeyPatch,
     assert not [w.key for w in [*at.selectbox, *at.number_input]
                 if w.key in ("tricks_dataset", "tricks_epochs")]
     assert "#### Label smoothing ε" in "\n".join(m.value for m in at.markdown)
+
+
+def test_the_notes_are_explained_once(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    at = open_tricks(monkeypatch, tmp_path)
+    captions = [c.value for c in at.caption if "The notes" in c.value]
+    assert len(captions) == 1 and "炼丹" in captions[0] and "shared/seeds" in captions[0]
+
+
+def test_label_smoothing_says_it_can_hurt_calibration_and_shows_it(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    smoothing = BY_NAME["label_smoothing"]
+    assert "Calibration" not in smoothing.helps.split(".")[0]  # no longer the first promise
+    assert "under-confident" in smoothing.hurts and "ECE" in smoothing.hurts
+    # The first-visit demo's baseline and label-smoothing runs have finished: the entry shows
+    # what it did to them, with both reliability diagrams.
+    make_run(tmp_path, "20260104-000000-base", config={"name": "demo baseline",
+                                                        "tags": ["demo"]})
+    make_run(tmp_path, "20260104-000001-ls", quality=0.5,
+             config={"name": "demo label smoothing", "tags": ["demo"], "label_smoothing": 0.2})
+    make_run(tmp_path, "20260104-000002-bn", config={"name": "demo batchnorm", "tags": ["demo"],
+                                                      "norm": "batch", "lr": 0.5})
+    at = open_tricks(monkeypatch, tmp_path)
+    shown = [m.value for m in at.markdown if "On your runs" in m.value]
+    assert len(shown) == 1 and "ECE" in shown[0], shown  # batchnorm's differs by lr as well
+    specs = [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
+    assert sum("ECE" in json.dumps(s.get("title")) for s in specs) == 2, "no reliability diagrams"

@@ -293,10 +293,14 @@ CATALOGUE: tuple[Trick, ...] = (
       ge=0, le=5, step=0.01, applied_in="trainer/loop.py",
       example={"flooding": 0.1}),
     T("label_smoothing", "Regularisation", "Label smoothing ε", float, 0.0,
-      "Targets become (1-ε)·onehot + ε/K, countering softmax over-confidence.",
-      helps="Calibration and noisy labels.",
-      hurts="Needs well-ranked logits (e.g. distillation) or very small K.",
-      show="Calibration (ECE, reliability diagram), max-probability histogram.",
+      "Targets become (1-ε)·onehot + ε/K: the model is trained never to be fully sure.",
+      helps="Noisy labels, and large models that end up over-confident (where it was shown to "
+      "improve calibration).",
+      hurts="A small model that is already calibrated becomes under-confident: in the digits "
+      "demo, ε=0.2 raised the test ECE from about 0.03 to 0.21 at the same accuracy. Also "
+      "distillation (it blurs the logits' ranking) and very small K.",
+      show="Reliability diagram (bars below the diagonal: under-confident), ECE, "
+      "max-probability histogram.",
       ge=0, le=0.5, step=0.01, applied_in="trainer/loop.py",
       example={"label_smoothing": 0.1}),
     T("random_loss_scale", "Regularisation", "Random loss scaling", bool, False,

@@ -4,13 +4,14 @@ import json
 
 import streamlit as st
 
-from dashboard import launch, selection
+from dashboard import charts, launch, selection, trick_evidence
 from dashboard.context import (
     can_write,
     max_parallel,
     page_guard,
     read_only,
     runs_root,
+    store,
 )
 from trainer.config import ConfigError, config_errors
 from trainer.tricks import BY_NAME, CATALOGUE, TRICKS, Trick, by_group
@@ -21,6 +22,12 @@ st.title("Tricks")
 st.write("Every trick Danlu can switch on: what it does, when it helps, when it hurts, and what "
          "to look at when you compare it with a baseline. **Try it** queues two runs, the "
          "baseline and the baseline with the trick, and opens them on the Compare page.")
+st.caption("**The notes** named below are where this catalogue comes from: three Chinese blog "
+           "posts on 炼丹 (\"refining the elixir\", slang for tuning deep nets), kept in the "
+           "project's `shared/seeds/`. Their claims come from their authors' larger tasks "
+           "(Kaggle competitions, satellite imagery, big CNNs). The demo tasks here are small, "
+           "so a trick can do less, or the opposite, here: where your runs hold a baseline and "
+           "the trick (Try it, or the first-visit demo), each entry shows what it did.")
 
 # Dataset and epochs only set up Try it: a read-only server shows the search box alone.
 top = st.columns([3, 3]) if read_only() else st.columns([2, 1, 3])
@@ -50,7 +57,7 @@ def trial(trick: Trick) -> tuple[dict, dict]:
     overrides = trick.try_overrides
     base = {"dataset": dataset, "epochs": epochs,
             **{k: v for k, v in overrides.items() if k != trick.name}}
-    tag = f"try-{trick.name.replace('_', '-')}"
+    tag = trick_evidence.try_tag(trick)
     baseline = {**base, "name": "baseline", "tags": [tag]}
     with_trick = {**base, **overrides, "name": f"+{trick.label.lower()}", "tags": [tag]}
     return baseline, with_trick
@@ -76,6 +83,29 @@ def try_it(trick: Trick) -> None:
     st.switch_page("dashboard/pages/compare.py")
 
 
+def evidence(trick: Trick) -> None:
+    """What the trick did on this server's runs, if a baseline and a +trick run have finished;
+    with a reliability diagram of each where calibration is what to look at."""
+    pair = trick_evidence.newest_pair(finished_runs, trick)
+    if pair is None:
+        return
+    st.markdown(f":material/science: **On your runs** ({pair.caption()})")
+    if "reliability diagram" not in trick.show.lower():
+        return
+    with st.expander("Reliability diagrams of these two runs"):
+        columns = st.columns(2)
+        for column, run, title in ((columns[0], pair.baseline, "baseline"),
+                                   (columns[1], pair.with_trick, f"+{trick.label.lower()}")):
+            predictions = store().predictions(run.run_id)
+            column.markdown(f"**{title}** · {run.name}")
+            if predictions is None:
+                column.caption("Its predictions.npz cannot be read.")
+            else:
+                column.altair_chart(charts.reliability_chart(*predictions, height=220))
+        st.caption("Bars are the accuracy in each confidence bin; on the diagonal a model is "
+                   "calibrated, below it under-confident, above it over-confident.")
+
+
 def show_trick(trick: Trick) -> None:
     with st.container(border=True):
         badge = " :red-badge[:material/warning: pitfall demo]" if trick.pitfall else ""
@@ -85,6 +115,7 @@ def show_trick(trick: Trick) -> None:
                  (":material/thumb_down: **Hurts**", trick.hurts),
                  (":material/visibility: **Look at**", trick.show)]
         st.markdown("\n".join(f"- {head}: {text}" for head, text in lines if text))
+        evidence(trick)
         default = json.dumps(trick.default)
         tried = ", ".join(f"`{k}={json.dumps(v)}`" for k, v in trick.try_overrides.items())
         st.caption(f"Field `{trick.name}` · default `{default}` (off)"
@@ -109,6 +140,9 @@ def show_trick(trick: Trick) -> None:
             try_it(trick)
 
 
+finished_runs = []  # the runs the entries' evidence comes from
+with page_guard("the runs"):
+    finished_runs = [r for r in store().list_runs() if r.state == "finished"]
 needle = search.strip().lower()
 shown = 0
 for group, tricks in by_group(TRICKS).items():
