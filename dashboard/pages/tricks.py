@@ -4,7 +4,7 @@ import json
 
 import streamlit as st
 
-from dashboard import charts, launch, selection, trick_evidence
+from dashboard import launch, selection, trick_evidence
 from dashboard.context import (
     can_write,
     max_parallel,
@@ -13,6 +13,7 @@ from dashboard.context import (
     runs_root,
     store,
 )
+from dashboard.prediction_charts import reliability_chart
 from trainer.config import ConfigError, config_errors
 from trainer.tricks import BY_NAME, CATALOGUE, TRICKS, Trick, by_group
 
@@ -101,7 +102,7 @@ def evidence(trick: Trick) -> None:
             if predictions is None:
                 column.caption("Its predictions.npz cannot be read.")
             else:
-                column.altair_chart(charts.reliability_chart(*predictions, height=220))
+                column.altair_chart(reliability_chart(*predictions, height=220))
         st.caption("Bars are the accuracy in each confidence bin; on the diagonal a model is "
                    "calibrated, below it under-confident, above it over-confident.")
 
