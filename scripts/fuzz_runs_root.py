@@ -21,13 +21,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import queue
 import random
-import selectors
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -249,44 +249,51 @@ def child(cases: list[str], truth_path: str, baseline_path: str) -> None:
 # --- the driver (parent) -----------------------------------------------------------------------
 
 
+def _lines(stream: Any, out: queue.Queue) -> None:
+    """Hand each line of ``stream`` to ``out``, then None at its end (a thread: a select() on a
+    buffered pipe misses lines already read into the buffer)."""
+    for line in stream:
+        out.put(line)
+    out.put(None)
+
+
 def _run_children(cases: list[tuple[str, Path]], truth: Path, baseline: Path,
                   timeout: float) -> dict[Path, str]:
     results: dict[Path, str] = {}
     todo = list(cases)
     while todo:
-        lines = [f"{kind} {path}" for kind, path in todo]
         spec = Path(tempfile.mkstemp(suffix=".cases")[1])
-        spec.write_text("\n".join(lines))
+        spec.write_text("\n".join(f"{kind} {path}" for kind, path in todo))
         proc = subprocess.Popen(
             [sys.executable, __file__, "--child", str(spec), str(truth), str(baseline)],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO,
             start_new_session=True)
+        lines: queue.Queue = queue.Queue()
+        threading.Thread(target=_lines, args=(proc.stdout, lines), daemon=True).start()
         current: Path | None = None
-        sel = selectors.DefaultSelector()
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        deadline = time.monotonic() + timeout + 30  # first case also pays the imports
+        wait = timeout + 30  # the first case of a child also waits for its imports
         while True:
-            if not sel.select(timeout=max(0.0, deadline - time.monotonic())):
+            try:
+                line = lines.get(timeout=wait)
+            except queue.Empty:
                 os.killpg(proc.pid, 9)
                 proc.wait()
                 results[current or todo[0][1]] = "hang"
                 break
-            line = proc.stdout.readline()
-            if not line:
+            if line is None:
                 proc.wait()
                 if current is not None:
                     results[current] = "crash" if proc.returncode else "raised"
                 break
             word, _, rest = line.rstrip("\n").partition(" ")
             if word == "START":
-                current, deadline = Path(rest), time.monotonic() + timeout
+                current, wait = Path(rest), timeout
             elif word == "TRACE":
                 print("   raised:", rest.split("/")[-1], flush=True)
             elif word == "RESULT":
                 path, result = rest.rsplit(" ", 1)
                 results[Path(path)] = result
-                current = None
-        proc.stdout.close()
+                current, wait = None, timeout
         spec.unlink()
         todo = [(k, p) for k, p in todo if p not in results]
     return results
