@@ -13,6 +13,7 @@ import pytest
 
 from dashboard import compare_table as compare
 from dashboard.store import RunStore
+from tests.conftest import run_cli
 from tests.hostile_runs import CONTROL, QUEUED, SECRET, make_hostile_root
 from trainer import queue
 
@@ -108,3 +109,12 @@ def test_an_ensemble_member_with_a_fifo_for_predictions_is_refused(tmp_path: Pat
             ensemble.read_member(tmp_path, run_id)
 
     _within(20, read)
+
+
+def test_a_worker_drains_a_root_with_fifos_and_stops(tmp_path: Path) -> None:
+    """With nothing to start the worker returns at once; it hung on a FIFO status.json and, stuck
+    in open(), ignored SIGTERM."""
+    make_hostile_root(tmp_path, cases=["fifo-status", "fifo-config", "deep-status", "pid-huge"])
+    (tmp_path / QUEUED / "status.json").write_text('{"state": "finished"}')  # nothing to start
+    done = run_cli("worker", "--runs-dir", str(tmp_path), timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
