@@ -216,7 +216,11 @@ def make_executor(kind: str, max_parallel: int = 1, root: Path | None = None,
     if kind == "subprocess":
         return SubprocessExecutor(max_parallel)
     if kind == "ray":
-        from trainer.ray_executor import RayExecutor  # Ray is an optional install
+        try:
+            from trainer.ray_executor import RayExecutor  # Ray is an optional install
+        except ImportError as exc:
+            raise ValueError(f"the Ray executor needs Ray ({exc}): "
+                             "pip install -r requirements-ray.txt") from None
 
         return RayExecutor(max_parallel, root=root, **options)  # type: ignore[arg-type]
     raise ValueError(f"unknown executor {kind!r}: choose one of {', '.join(KINDS)}")

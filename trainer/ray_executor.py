@@ -59,6 +59,17 @@ def _run_on_node(run_dir: str, threads: int) -> dict[str, Any]:
     return {"code": code, "host": socket.gethostname()}
 
 
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail at once on a HOST:PORT nothing listens on: ray.init would retry for minutes."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto" or a form Ray resolves itself
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise ExecutorLost(f"cannot reach the Ray cluster at {address}: {exc}") from None
+
+
 def _probe(root: str, token: str) -> dict[str, Any]:
     return {"host": socket.gethostname(), "sees": (Path(root) / token).is_file()}
 
@@ -70,6 +81,7 @@ class RayExecutor:
                  address: str | None = None, cpus_per_run: float | None = None,
                  gpus_per_run: float | None = None, resources: dict[str, float] | None = None):
         address = address or os.environ.get("RAY_ADDRESS") or "auto"
+        _check_reachable(address)
         try:
             ray.init(address=address, namespace="danlu", log_to_driver=False,
                      logging_level="ERROR", include_dashboard=False,
