@@ -22,6 +22,9 @@ pages = [
 pages.insert(0, st.Page("dashboard/pages/launch.py", title="Launch",
                         icon=":material/rocket_launch:", url_path="launch",
                         visibility="hidden" if read_only() else "visible"))
+pages.insert(1, st.Page("dashboard/pages/import_runs.py", title="Import",
+                        icon=":material/upload:", url_path="import",
+                        visibility="hidden" if read_only() else "visible"))
 page = st.navigation(pages)
 token_box()  # here, not in each page: the lock and its state show on every page
 page.run()

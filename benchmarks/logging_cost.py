@@ -144,6 +144,115 @@ def mlflow_batched(tmp: Path, rows: list[dict[str, Any]]) -> None:
                                timestamp=int((T0 + r["t"]) * 1000))
 
 
+TRACK_KEYS = {k: f"train/{k}" for k in SCALARS if k != "epoch"}
+
+
+def track_row(r: dict[str, Any]) -> dict[str, Any]:
+    """The dict a script logs for one row: ``epoch`` and four ``train/...`` scalars."""
+    return {"epoch": r["epoch"], **{name: r[k] for k, name in TRACK_KEYS.items()}}
+
+
+def logged(log: Any, finish: Any, rows: list[dict[str, Any]]) -> float:
+    """Seconds of ``log(row dict, step=)`` for every row, then ``finish()``."""
+    t0 = time.perf_counter()
+    for r in rows:
+        log(track_row(r), step=r["step"])
+    finish()
+    return time.perf_counter() - t0
+
+
+def danlu_track(tmp: Path, rows: list[dict[str, Any]]) -> float:
+    """trainer.track from a user's script: seconds of the log calls plus finish()."""
+    from trainer import track
+
+    run = track.init(name="bench", config={"bench": True}, runs_dir=fresh(tmp, "track"))
+    return logged(run.log, run.finish, rows)
+
+
+def wandb_offline(tmp: Path, rows: list[dict[str, Any]]) -> float:
+    import wandb
+
+    os.environ["WANDB_SILENT"] = "true"
+    run = wandb.init(mode="offline", dir=str(fresh(tmp, "wandb")), project="bench",
+                     settings=wandb.Settings(x_disable_stats=True, console="off"))
+    return logged(run.log, run.finish, rows)
+
+
+def aim_track(tmp: Path, rows: list[dict[str, Any]]) -> float:
+    from aim import Run
+
+    run = Run(repo=str(fresh(tmp, "aim")), experiment="bench", system_tracking_interval=None,
+              capture_terminal_logs=False)
+    t0 = time.perf_counter()
+    for r in rows:
+        for k in SCALARS:
+            run.track(r[k], name=k, step=r["step"], context={"subset": "train"})
+    run.close()
+    return time.perf_counter() - t0
+
+
+def trackio_log(tmp: Path, rows: list[dict[str, Any]]) -> float:
+    os.environ["TRACKIO_DIR"] = str(fresh(tmp, "trackio"))
+    import trackio
+
+    trackio.init(project=f"bench-{time.monotonic_ns()}", name="bench")
+    return logged(trackio.log, trackio.finish, rows)
+
+
+def visible_after(tmp: Path, n: int) -> list[float]:
+    """Seconds from a script's ``log`` call until the dashboard's store returns that row."""
+    from dashboard.store import RunStore
+    from trainer import track
+
+    root = fresh(tmp, "visible")
+    run = track.init(name="visible", runs_dir=root)
+    store = RunStore(root)
+    out = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        run.log({"train/loss": float(i)})
+        while len(store.metrics(run.id)) <= i:
+            time.sleep(0.005)
+        out.append(time.perf_counter() - t0)
+        time.sleep(0.137 * (i % 4))  # log at varied phases of the writer's flush interval
+    run.finish()
+    return out
+
+
+def peers(args: Any, tmp: Path, us: dict[str, float]) -> None:
+    """Script-side trackers, same rows, one run each per round: trainer.track, W&B offline,
+    Aim, Trackio. Their set-up (init) is left out of the time; log calls and finish are in."""
+    n = 10_000 if args.quick else 100_000
+    n_peer = 2_000 if args.quick else 20_000  # the slow ones write fewer rows
+    rounds = args.rounds or 3
+    rows, peer_rows = make_rows(n), make_rows(n_peer)
+    danlu_track(tmp, rows[:500])  # warm-up
+    results: dict[str, list[Any]] = {}
+    alternate({"track": lambda: danlu_track(tmp, rows)}, rounds, results)
+    us["track"] = median(results["track"]) / n * 1e6
+    cases = {}
+    for name, module, fn in (("wandb_offline", "wandb", wandb_offline), ("aim", "aim", aim_track),
+                             ("trackio", "trackio", trackio_log)):
+        if not installed(module):
+            emit(f"logging.{name}_us_per_row", "not installed (use .venv-bench)")
+            continue
+        cases[name] = lambda fn=fn: fn(tmp, peer_rows)
+    emit("logging.peer_rows", n_peer, "W&B, Aim, Trackio: fewer rows, they are slow")
+    results = {}
+    alternate(cases, rounds, results)
+    us.update({k: median(v) / n_peer * 1e6 for k, v in results.items()})
+    d = us["track"]
+    emit("logging.track_us_per_row", d, "trainer.track: run.log(dict) + finish, 5 scalars")
+    for name in ("tensorboard", "mlflow_log_metric", "mlflow_log_metrics", "wandb_offline",
+                 "aim", "trackio"):
+        if name in us:
+            emit(f"logging.track_ratio_vs_{name}", ratio(us[name], d), "theirs / trainer.track")
+    visible = visible_after(tmp, 8 if args.quick else 40)
+    emit("logging.track_visible_ms_median", median(visible) * 1e3,
+         "log() until the dashboard's store returns the row")
+    emit("logging.track_visible_ms_max", max(visible) * 1e3)
+
+
 def installed(module: str) -> bool:
     try:
         __import__(module)
@@ -152,7 +261,7 @@ def installed(module: str) -> bool:
     return True
 
 
-def writers(args: Any, tmp: Path) -> None:
+def writers(args: Any, tmp: Path) -> dict[str, float]:
     n = 10_000 if args.quick else 100_000
     n_ml = 1_000 if args.quick else 100_000
     rounds = args.rounds or 3
@@ -189,6 +298,7 @@ def writers(args: Any, tmp: Path) -> None:
         emit(f"logging.{label}_us_per_scalar", us[name] / len(SCALARS))
         target = {"tensorboard": "target >= 1x", "mlflow_log_metric": "target >= 10x"}
         emit(f"logging.ratio_vs_{label}", ratio(us[name], d), target.get(name, ""))
+    return us
 
 
 class Timed:
@@ -257,7 +367,7 @@ def train_once(config: Any, tmp: Path, on: bool) -> dict[str, float]:
                                   + reporter.by_call.get("progress", 0.0)) / steps}
 
 
-def step_share(args: Any, tmp: Path) -> None:
+def step_share(args: Any, tmp: Path) -> float:
     config = make_config({"dataset": "digits"})
     rounds = args.rounds or (3 if args.quick else 5)
     train(make_config({"dataset": "digits", "epochs": 1}), MemoryReporter())  # warm-up
@@ -277,6 +387,7 @@ def step_share(args: Any, tmp: Path) -> None:
     emit("logging.reporter_status_us_per_step", med("on", "status_s_per_step") * 1e6,
          "status.json at start and heartbeats (fsync'd)")
     emit("logging.step_share_pct", per_step / step * 100, "target < 1")
+    return step
 
 
 def main() -> None:
@@ -287,8 +398,11 @@ def main() -> None:
     use_threads(args.threads)
     print_machine("logging")
     with tempfile.TemporaryDirectory() as tmp:
-        writers(args, Path(tmp))
-        step_share(args, Path(tmp))
+        us = writers(args, Path(tmp))
+        peers(args, Path(tmp), us)
+        step = step_share(args, Path(tmp))
+        emit("logging.track_step_share_pct", us["track"] * 1e-6 / step * 100,
+             "trainer.track per row / a default digits step; target < 1")
 
 
 if __name__ == "__main__":

@@ -167,3 +167,25 @@ def test_bad_csv_files_say_what_is_wrong(tmp_path: Path, text: str, message: str
     done = run_cli("import", "csv", str(path), "--runs-dir", str(tmp_path / "runs"))
     assert done.returncode == 2 and message in done.stderr and "metrics.csv" in done.stderr
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_the_import_page_imports_and_says_what_it_did(runs_dir: Path, tmp_path: Path) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import ROOT
+
+    logs = tmp_path / "logs"
+    write_logs(logs)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.run()
+    at.switch_page("dashboard/pages/import_runs.py").run()
+    at.text_input(key="import_path").set_value(str(tmp_path / "nowhere"))
+    at.button[0].click().run()
+    assert [e.value for e in at.error] == [f"Nothing imported: {tmp_path / 'nowhere'} is not a "
+                                           "folder"]
+    at.text_input(key="import_path").set_value(str(logs))
+    at.button[0].click().run()
+    assert not at.exception and not at.error
+    assert any(f"{3 * N:,} points of 3 scalar tags" in s.value for s in at.success)
+    assert any("not scalars (histograms): weights" in w.value for w in at.warning)
+    assert {r.name for r in RunStore(runs_dir).list_runs()} == {"logs/exp/a", "logs/exp/nested/b"}

@@ -220,3 +220,16 @@ def test_a_killed_script_is_lost_and_a_terminated_one_cancelled(tmp_path: Path, 
     assert run.state == state
     if state == "cancelled":
         assert run.reason == "stopped by SIGTERM" and run.ended is not None
+
+
+def test_a_script_that_ends_without_finish_is_finished(tmp_path: Path) -> None:
+    done = run_script(tmp_path, """
+        import trainer.track as wandb
+        wandb.init(name="no finish")
+        for step in range(5):
+            wandb.log({"loss": 1.0 / (step + 1)})
+    """)
+    assert done.returncode == 0, done.stderr
+    run = only_run(tmp_path / "runs")
+    assert run.state == "finished" and run.step == 4 and run.ended is not None
+    assert len(RunStore(tmp_path / "runs").metrics(run.run_id)) == 5

@@ -31,7 +31,8 @@ from trainer.tricks import BY_NAME, CATALOGUE
 
 SCHEMA_VERSION = 1
 MAX_TAG_LENGTH = 50
-SPATIAL_DATASETS = {"digits": "image", "mnist1d": "sequence"}  # everything else is tabular
+# everything else is tabular (npz: its array says)
+SPATIAL_DATASETS = {"digits": "image", "mnist1d": "sequence", "images": "image"}
 
 
 class _RunConfigBase(BaseModel):
@@ -65,6 +66,10 @@ class _RunConfigBase(BaseModel):
     @property
     def data_kind(self) -> str:
         """'image', 'sequence' or 'tabular'."""
+        if self.dataset == "npz":  # the array's shape says; its header is read, not the data
+            from trainer.datasets_files import npz_kind
+
+            return npz_kind(self.data_path)
         return SPATIAL_DATASETS.get(self.dataset, "tabular")
 
     @property
@@ -119,6 +124,9 @@ def _clashes(c: Any) -> Iterable[tuple[str, str]]:
         yield "tta", f"tta={c.tta!r} {_needs_spatial()}; {c.dataset} is tabular"
     if c.head == "gap" and c.resolved_model == "mlp":
         yield "head", "head='gap' (global average pooling) needs model='cnn'"
+    if c.dataset in ("npz", "images") and not c.data_path:
+        what = "an .npz file" if c.dataset == "npz" else "a folder with one subfolder per class"
+        yield "data_path", f"dataset={c.dataset!r} needs data_path, the path of {what}"
     if c.dataset == "csv" and not c.csv_path:
         yield "csv_path", "dataset='csv' needs csv_path, the path of your CSV file"
     if c.val_fraction + c.test_fraction >= 0.9:

@@ -27,8 +27,9 @@ import numpy as np
 from sklearn.datasets import load_digits, make_classification
 from sklearn.model_selection import train_test_split
 
-DATASETS = ("digits", "mnist1d", "synthetic", "csv")
-_KINDS = {"digits": "image", "mnist1d": "sequence", "synthetic": "tabular", "csv": "tabular"}
+DATASETS = ("digits", "mnist1d", "synthetic", "csv", "npz", "images")
+_KINDS = {"digits": "image", "mnist1d": "sequence", "synthetic": "tabular", "csv": "tabular",
+          "npz": "tabular", "images": "image"}  # npz: "image" when its x is (see load_dataset)
 _CACHE_VERSION = 1  # bump when the cached array layout changes
 
 
@@ -99,6 +100,8 @@ def load_dataset(
     imbalance: float = 1.0,
     class_subset: list[int] | None = None,
     cache_dir: str | os.PathLike | None = None,
+    data_path: str | os.PathLike | None = None,
+    image_size: int = 32,
 ) -> Dataset:
     """Load, split, corrupt (label_noise) and standardise one dataset.
 
@@ -116,6 +119,15 @@ def load_dataset(
         class_names = [str(k) for k in range(10)]
     elif name == "synthetic":
         x, y, class_names = _make_synthetic(n_samples, n_features, n_classes, imbalance, split_seed)
+    elif name in ("npz", "images"):
+        from trainer import datasets_files as files  # your own files: trainer/datasets_files.py
+
+        if not data_path:
+            raise DataError(f"The {name} dataset needs a data_path.")
+        if name == "npz":
+            x, y, class_names, x_test, y_test, kind = files.load_npz(data_path)
+        else:
+            x, y, class_names = files.load_image_folder(data_path, image_size)
     else:
         if csv_path is None:
             raise DataError("The csv dataset needs a csv_path.")

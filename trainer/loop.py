@@ -83,13 +83,14 @@ def predict_proba(model: nn.Module, x: torch.Tensor, tta: str = "off", amp_dtype
                   = None, train_mode: bool = False) -> np.ndarray:
     """Class probabilities (float32, rows sum to 1), averaged over the TTA views."""
     model.train(train_mode)  # train_mode=True is the "forgot eval()" pitfall
+    device = next(model.parameters()).device
     out = []
     for i in range(0, len(x), EVAL_BATCH):
-        xb = x[i:i + EVAL_BATCH]
+        xb = x[i:i + EVAL_BATCH].to(device, non_blocking=True)  # a no-op when x is there
         probs = 0
         views = tta_views(xb, tta)
         for v in views:
-            with _autocast(x.device, amp_dtype):
+            with _autocast(device, amp_dtype):
                 logits = model(v)
             probs = probs + logits.float().softmax(-1)  # softmax in float32 before metrics
         out.append((probs / len(views)).cpu())
@@ -130,6 +131,7 @@ def _announce(run: RunSetup, reporter: Reporter) -> None:
     reporter.start(run.steps_per_epoch * config.epochs, config.epochs, {
         "device": str(run.device), "n_params": n_params, "sizes": data.sizes,
         "steps_per_epoch": run.steps_per_epoch, "batch_size": run.batch_size,
+        "data": run.where.info(),
     })
     reporter.message(
         f"{config.dataset}: {data.sizes} · {config.resolved_model} with {n_params:,} parameters "
@@ -231,24 +233,21 @@ class _TrainRows:
 def _train_epoch(run: RunSetup, progress: _Progress, rows: _TrainRows, reporter: Reporter
                  ) -> float:
     """Every batch of one shuffled epoch; returns its mean training loss."""
-    epoch, n_steps, bs = progress.epoch, run.steps_per_epoch, run.batch_size
+    epoch, n_steps = progress.epoch, run.steps_per_epoch
     run.model.train()
     if run.frozen is not None:
         run.frozen.eval()  # frozen features keep their pretrained BatchNorm statistics
     in_swa = run.config.swa and epoch > run.swa_epoch
-    perm = torch.randperm(len(run.x_train), generator=run.shuffle_gen).to(run.device,
-                                                                           non_blocking=True)
     rows.restart_window()
     epoch_loss = torch.zeros((), device=run.device)
-    for b in range(n_steps):
-        idx = perm[b * bs:(b + 1) * bs]
-        loss, grad_norm, lr = _train_step(run, run.x_train[idx], run.y_train[idx], in_swa)
+    for b, (xb, yb) in enumerate(run.batches.epoch()):
+        loss, grad_norm, lr = _train_step(run, xb, yb, in_swa)
         progress.step += 1
         epoch_loss += loss
         wn = total_norm(run.weights) if progress.step % WEIGHT_NORM_EVERY == 0 else None
         progress.lr_history.append(lr)
         at = epoch - 1 + (b + 1) / n_steps
-        if rows.add((progress.step, at, time.time() - run.t0, loss, grad_norm, lr, wn), len(idx)):
+        if rows.add((progress.step, at, time.time() - run.t0, loss, grad_norm, lr, wn), len(yb)):
             rows.flush()
             reporter.progress(progress.step, at)
         if reporter.should_stop():
@@ -316,8 +315,8 @@ def _final_model(run: RunSetup, progress: _Progress, summary: dict[str, Any]
         summary["test_before_swa"], _ = _evaluate(model, run.x_test, run.data.y_test, config,
                                                   run.amp_dtype, config.tta)
         # BN statistics of the averaged weights must be recomputed on the training data.
-        bs, n = run.batch_size, len(run.x_train)
-        update_bn([run.x_train[i:i + bs] for i in range(0, n, bs)], run.swa_model,
+        bs, x = run.batch_size, run.batches.x
+        update_bn([x[i:i + bs] for i in range(0, len(x), bs)], run.swa_model,
                   device=run.device)
         return run.swa_model.module, pre_swa_state
     if progress.best_state is not None:
@@ -346,7 +345,7 @@ def _run_facts(run: RunSetup, progress: _Progress, model: nn.Module) -> dict[str
         "amp": str(run.amp_dtype).removeprefix("torch.") if run.amp_dtype else "off",
         "dataset": {"name": data.name, "kind": data.kind, "sizes": data.sizes,
                     "input_shape": list(data.input_shape), "n_classes": data.n_classes,
-                    "noisy_labels": getattr(data, "noisy_labels", 0)},
+                    "noisy_labels": getattr(data, "noisy_labels", 0), **run.where.info()},
         "class_names": list(data.class_names),
         "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
         **({"finetune": {**run.finetune_info, "frozen": run.frozen is not None}}

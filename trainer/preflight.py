@@ -31,13 +31,18 @@ def data_dirs(runs_root: str | os.PathLike) -> list[Path]:
     return [data_dir.resolve(), (Path(runs_root) / UPLOADS_DIR).resolve()]
 
 
+FILE_DATASETS = ("npz", "images")  # read from ``data_path`` (trainer/datasets_files.py)
+
+
 def resolve_csv_path(values: dict[str, Any]) -> dict[str, Any]:
-    """``values`` with a relative ``csv_path`` made absolute: a queued run starts in the
-    worker's folder, not the one the path was typed in."""
-    path = values.get("csv_path")
-    if isinstance(path, str) and path.strip() and values.get("dataset") == "csv":
-        return {**values, "csv_path": str(Path(path.strip()).expanduser().absolute())}
-    return dict(values)
+    """``values`` with a relative ``csv_path`` (or ``data_path``) made absolute: a queued run
+    starts in the worker's folder, not the one the path was typed in."""
+    values = dict(values)
+    for field, datasets in (("csv_path", ("csv",)), ("data_path", FILE_DATASETS)):
+        path = values.get(field)
+        if isinstance(path, str) and path.strip() and values.get("dataset") in datasets:
+            values[field] = str(Path(path.strip()).expanduser().absolute())
+    return values
 
 
 def problems(values: Mapping[str, Any], runs_root: str | os.PathLike,
@@ -70,6 +75,8 @@ def check(config: Any, runs_root: str | os.PathLike,
     errors = _check_init_from(config.init_from, Path(runs_root)) if config.init_from else []
     if config.dataset == "csv":
         errors += _check_csv(config, csv_dirs)
+    elif config.dataset in FILE_DATASETS:
+        errors += _check_files(config, csv_dirs)
     elif config.class_subset is not None:
         n = config.n_classes if config.dataset == "synthetic" else _FIXED_CLASSES.get(
             config.dataset)
@@ -118,25 +125,45 @@ def _is_regular(path: Path) -> bool:
         return False
 
 
-def _check_csv(config: Any, csv_dirs: Sequence[Path] | None) -> list[FieldError]:
-    if not config.csv_path:
-        return []  # config.py already says dataset='csv' needs csv_path
-    path = Path(config.csv_path).expanduser()
-    if csv_dirs is not None:
+def _confined(path_text: str, dirs: Sequence[Path] | None, field: str, what: str
+              ) -> tuple[tuple[str, int, int] | None, list[FieldError]]:
+    """(the file's cache key: path, mtime, size; or None and the refusal) for a path the app
+    may read only inside ``dirs`` (None: anywhere, the command line)."""
+    path = Path(path_text).expanduser()
+    if dirs is not None:
         real = path.resolve()
-        if not any(real.is_relative_to(d) for d in csv_dirs):
-            places = " or ".join(str(d) for d in csv_dirs)
+        if not any(real.is_relative_to(d) for d in dirs):
+            places = " or ".join(str(d) for d in dirs)
             # Said the same way whether or not the file exists: nothing outside is revealed.
-            return [FieldError("csv_path", f"this server reads CSV files only from {places} "
-                               "(upload the file, or put it in the data folder)")]
+            return None, [FieldError(field, f"this server reads {what} only from {places} "
+                                     "(upload the file, or put it in the data folder)")]
         path = real
     try:
         info = path.stat()
     except OSError:
         info = None
-    key = (str(path), info.st_mtime_ns if info else 0, info.st_size if info else -1)
+    return (str(path), info.st_mtime_ns if info else 0, info.st_size if info else -1), []
+
+
+def _check_csv(config: Any, csv_dirs: Sequence[Path] | None) -> list[FieldError]:
+    if not config.csv_path:
+        return []  # config.py already says dataset='csv' needs csv_path
+    key, refused = _confined(config.csv_path, csv_dirs, "csv_path", "CSV files")
+    if key is None:
+        return refused
     return list(_csv_errors(key, config.csv_label, _tuple(config.class_subset),
                             config.split_seed, config.val_fraction, config.test_fraction))
+
+
+def _check_files(config: Any, dirs: Sequence[Path] | None) -> list[FieldError]:
+    if not config.data_path:
+        return []  # config.py already says the dataset needs data_path
+    key, refused = _confined(config.data_path, dirs, "data_path", "data files")
+    if key is None:
+        return refused
+    return list(_file_errors(key, config.dataset, config.image_size,
+                             _tuple(config.class_subset), config.split_seed,
+                             config.val_fraction, config.test_fraction))
 
 
 def _tuple(values: list[int] | None) -> tuple[int, ...] | None:
@@ -155,4 +182,19 @@ def _csv_errors(key: tuple[str, int, int], label: str, subset: tuple[int, ...] |
                           class_subset=None if subset is None else list(subset))
     except data.DataError as exc:
         return (FieldError(exc.field or "csv_path", str(exc)),)
+    return ()
+
+
+@functools.lru_cache(maxsize=32)
+def _file_errors(key: tuple[str, int, int], dataset: str, image_size: int,
+                 subset: tuple[int, ...] | None, split_seed: int, val_fraction: float,
+                 test_fraction: float) -> tuple[FieldError, ...]:
+    """Load an npz file or image folder as the run will (cached like ``_csv_errors``)."""
+    try:
+        data.load_dataset(dataset, data_path=key[0], image_size=image_size,
+                          split_seed=split_seed, val_fraction=val_fraction,
+                          test_fraction=test_fraction,
+                          class_subset=None if subset is None else list(subset))
+    except data.DataError as exc:
+        return (FieldError(exc.field or "data_path", str(exc)),)
     return ()

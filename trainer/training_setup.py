@@ -12,12 +12,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from torch.optim.swa_utils import SWALR, AveragedModel
 
-from trainer import runlog
+from trainer import placement, runlog
 from trainer.data import Dataset, load_dataset
 from trainer.losses import make_loss
 from trainer.models import build_model, count_parameters
@@ -81,13 +80,6 @@ def weight_matrices(model: nn.Module) -> list[torch.Tensor]:
     return [p for p in model.parameters() if p.dim() > 1]
 
 
-def to_device(a: np.ndarray, device: torch.device) -> torch.Tensor:
-    t = torch.from_numpy(a)
-    if device.type == "cuda":
-        return t.pin_memory().to(device, non_blocking=True)
-    return t.to(device)
-
-
 @dataclass
 class RunSetup:
     """What one run trains with; fixed once training starts."""
@@ -97,9 +89,9 @@ class RunSetup:
     device: torch.device
     amp_dtype: torch.dtype | None
     data: Dataset
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    x_val: torch.Tensor
+    where: placement.Placement  # the data whole on the device, or streamed by a DataLoader
+    batches: placement.Batches  # each epoch's shuffled training batches, on the device
+    x_val: torch.Tensor  # on the device, or in host memory when streamed (moved per batch)
     x_test: torch.Tensor
     batch_size: int
     steps_per_epoch: int
@@ -122,20 +114,25 @@ class RunSetup:
     scale_rng: random.Random  # random loss scaling has its own RNG
 
 
-def load_run_data(config: Any, device: torch.device, cache_dir: str | None
-               ) -> tuple[Dataset, list[torch.Tensor]]:
-    """The dataset, and its train/val/test inputs held on the device as whole tensors (sliced
-    per batch)."""
+def load_run_data(config: Any, device: torch.device, cache_dir: str | None,
+                  shuffle_gen: torch.Generator
+                  ) -> tuple[Dataset, placement.Placement, placement.Batches, list[torch.Tensor]]:
+    """The dataset, where it lives (placement.py: whole on the device and sliced per batch, or
+    streamed by a DataLoader when it does not fit), its training batches and val/test inputs."""
     data: Dataset = load_dataset(
         config.dataset, split_seed=config.split_seed, val_fraction=config.val_fraction,
         test_fraction=config.test_fraction, label_noise=config.label_noise,
         csv_path=config.csv_path or None, csv_label=config.csv_label, n_samples=config.n_samples,
         n_features=config.n_features, n_classes=config.n_classes, imbalance=config.imbalance,
         class_subset=config.class_subset, cache_dir=cache_dir,
+        data_path=config.data_path or None, image_size=config.image_size,
     )
-    tensors = [to_device(a, device) for a in (data.x_train, data.y_train, data.x_val,
-                                                data.x_test)]
-    return data, tensors
+    where = placement.choose(config.data_placement, [data.x_train, data.x_val, data.x_test],
+                             device)
+    bs = min(config.batch_size, len(data.y_train))
+    batches = placement.Batches(where, data.x_train, data.y_train, bs, device, shuffle_gen)
+    evals = [placement.eval_tensor(a, where, device) for a in (data.x_val, data.x_test)]
+    return data, where, batches, evals
 
 
 def build_run_model(config: Any, data: Dataset, runs_root: str | None, say: Any
@@ -162,9 +159,8 @@ def setup_run(config: Any, say: Any, cache_dir: str | None, runs_root: str | Non
     shuffle_gen = torch.Generator().manual_seed(config.seed + 1)
     aug_gen = torch.Generator(device=device).manual_seed(config.seed + 2)
     scale_rng = random.Random(config.seed + 3)
-    data, (x_train, y_train, x_val, x_test) = load_run_data(config, device, cache_dir)
-    bs = min(config.batch_size, len(x_train))
-    steps_per_epoch = len(x_train) // bs  # drop the ragged last batch: a batch of 1 breaks BN
+    data, where, batches, (x_val, x_test) = load_run_data(config, device, cache_dir, shuffle_gen)
+    bs, steps_per_epoch = batches.batch_size, batches.steps
 
     model, frozen, finetune_info = build_run_model(config, data, runs_root, say)
     model = model.to(device)
@@ -177,7 +173,7 @@ def setup_run(config: Any, say: Any, cache_dir: str | None, runs_root: str | Non
                        anneal_strategy="cos") if config.swa else None)
     return RunSetup(
         config=config, t0=t0, device=device, amp_dtype=amp_dtype, data=data,
-        x_train=x_train, y_train=y_train, x_val=x_val, x_test=x_test,
+        where=where, batches=batches, x_val=x_val, x_test=x_test,
         batch_size=bs, steps_per_epoch=steps_per_epoch,
         model=model, n_params=count_parameters(model), frozen=frozen, finetune_info=finetune_info,
         opt=opt, sched=sched, swa_epoch=swa_epoch, swa_model=swa_model, swa_sched=swa_sched,

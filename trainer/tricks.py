@@ -92,10 +92,13 @@ CATALOGUE: tuple[Trick, ...] = (
       kind="setting", max_length=100),
     T("tags", "Run", "Tags", list[str], [], "Free-form labels to filter runs by.", kind="setting",
       max_length=20),
-    T("dataset", "Run", "Dataset", Literal["digits", "mnist1d", "synthetic", "csv"], "digits",
+    T("dataset", "Run", "Dataset",
+      Literal["digits", "mnist1d", "synthetic", "csv", "npz", "images"], "digits",
       "digits: scikit-learn's 8x8 handwritten digits (1,797 images, 10 classes). mnist1d: the "
       "MNIST-1D benchmark (4,000 train / 1,000 test sequences of length 40), generated offline. "
-      "synthetic: a tabular task with imbalance and label-noise knobs. csv: your own file.",
+      "synthetic: a tabular task with imbalance and label-noise knobs. csv: your own file. "
+      "npz: your arrays x, y (and optionally x_test, y_test). images: your folder of images, "
+      "one subfolder per class.",
       kind="setting", applied_in="trainer/data.py"),
     T("model", "Run", "Model", Literal["auto", "mlp", "cnn"], "auto",
       "mlp: fully-connected layers. cnn: convolutions (2D for images, 1D for sequences). auto: "
@@ -138,6 +141,18 @@ CATALOGUE: tuple[Trick, ...] = (
     T("csv_label", "Data & augmentation", "CSV label column", str, "label",
       "Name of the label column in the CSV.", kind="setting", when=("dataset", ("csv",)),
       max_length=200),
+    T("data_path", "Data & augmentation", "Data file or folder", str, "",
+      "npz: path of an .npz archive with arrays x (N x F, N x H x W or N x C x H x W) and y, "
+      "optionally x_test and y_test. images: a folder with one subfolder of images per class.",
+      kind="setting", when=("dataset", ("npz", "images")), max_length=4096),
+    T("image_size", "Data & augmentation", "Image size", int, 32,
+      "Images of an image folder are resized to this many pixels square.", ge=4, le=512,
+      kind="setting", when=("dataset", ("images",))),
+    T("data_placement", "Data & augmentation", "Data placement",
+      Literal["auto", "device", "loader"], "auto",
+      "auto: the whole dataset is copied to the device when it takes at most half of its free "
+      "memory, otherwise a DataLoader streams batches (worker processes, pinned memory on CUDA). "
+      "device / loader force one. The run records which it used.", kind="setting"),
     T("n_samples", "Data & augmentation", "Samples", int, 3000, "Size of the synthetic task.",
       ge=100, le=1_000_000, kind="setting", when=("dataset", ("synthetic",))),
     T("n_features", "Data & augmentation", "Features", int, 20, "Features of the synthetic task.",

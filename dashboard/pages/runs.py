@@ -18,6 +18,7 @@ from dashboard.curve_frames import X_CHOICES, X_LABELS
 from dashboard.format import state_css
 from dashboard.smoothing import SMOOTHING_KINDS
 from dashboard.store import RunInfo
+from trainer import external
 
 VIEW = "danlu_runs_view"  # the last view; widget state is dropped when the page is left
 CHARTS = "danlu_runs_charts"  # live.ChartCache of this session
@@ -286,7 +287,12 @@ def details(chosen: list[RunInfo]) -> None:
     part = st.radio("Show", DETAIL_PARTS, key="runs_details_part", horizontal=True,
                     label_visibility="collapsed")
     with page_guard(f"the details of {run.name}"):
-        if part == "Config":
+        if part == "Config" and external.is_external(run.config):
+            source = run.config.get("source")
+            st.markdown(f"**Config** (a run Danlu did not train: {source or 'external'}; "
+                        "free-form, so it cannot be relaunched or fine-tuned from)")
+            st.json(run.config)
+        elif part == "Config":
             changes = live.config_changes(run.config)
             st.markdown("**Differs from the defaults**")
             if changes:
