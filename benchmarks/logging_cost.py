@@ -1,4 +1,5 @@
-"""Logging cost: the per-step metric write against TensorBoard and MLflow, and its share of a step.
+"""Logging cost: the per-step metric write against TensorBoard, MLflow, W&B, Aim and Trackio, and
+its share of a step.
 
     .venv-bench/bin/python -m benchmarks.logging_cost --quick   # ~1 min on a quiet machine
     .venv-bench/bin/python -m benchmarks.logging_cost           # 100,000 rows everywhere, ~10 min
@@ -22,6 +23,20 @@ rows of the trainer's train-row shape (split, step, epoch, t, loss, lr, grad_nor
 
 Each timing includes closing the writer, so background threads' work is counted. Figures are
 microseconds per row (and per scalar) and ratios "theirs / Danlu's" (higher is better for Danlu).
+
+Part 1b, logging from a script (trainer.track) against the trackers people log with from
+theirs, same rows, set-up (init) left out, log calls and finish (which drains every queue) in:
+- trainer.track: ``run.log({"epoch", "train/loss", "train/lr", "train/grad_norm",
+  "train/samples_per_s"}, step=)``, then ``run.finish()``.
+- W&B offline (``wandb.init(mode="offline")``, system stats and console capture off):
+  ``run.log(same dict, step=)``, ``run.finish()``.
+- Aim: ``Run.track(value, name=, step=, context={"subset": "train"})`` per scalar, ``close()``.
+- Trackio: ``trackio.log(same dict, step=)``, ``trackio.finish()`` (its folder: TRACKIO_DIR in
+  the temporary directory).
+W&B, Aim and Trackio write fewer rows (``logging.peer_rows``); ratios are "theirs / trainer.track".
+``logging.track_visible_ms_*``: from a ``log`` call until the dashboard's RunStore returns the row
+(logged at varied phases of the writer's flush interval). ``logging.track_step_share_pct``: the
+per-row cost against a default digits step (part 2's ``step_ms``).
 
 Part 2, a default training step with logging on vs off: in-process `trainer.loop.train` of the
 default config on digits (30 epochs, 270 steps), alternating a FileReporter writing a real run
@@ -192,8 +207,7 @@ def aim_track(tmp: Path, rows: list[dict[str, Any]]) -> float:
 
 
 def trackio_log(tmp: Path, rows: list[dict[str, Any]]) -> float:
-    os.environ["TRACKIO_DIR"] = str(fresh(tmp, "trackio"))
-    import trackio
+    import trackio  # its folder: TRACKIO_DIR, set in peers() before the first import
 
     trackio.init(project=f"bench-{time.monotonic_ns()}", name="bench")
     return logged(trackio.log, trackio.finish, rows)
@@ -222,6 +236,7 @@ def visible_after(tmp: Path, n: int) -> list[float]:
 def peers(args: Any, tmp: Path, us: dict[str, float]) -> None:
     """Script-side trackers, same rows, one run each per round: trainer.track, W&B offline,
     Aim, Trackio. Their set-up (init) is left out of the time; log calls and finish are in."""
+    os.environ["TRACKIO_DIR"] = str(tmp / "trackio")  # read when trackio is first imported
     n = 10_000 if args.quick else 100_000
     n_peer = 2_000 if args.quick else 20_000  # the slow ones write fewer rows
     rounds = args.rounds or 3
