@@ -34,10 +34,11 @@ if other:
 if waiting:
     waiting_ids = [r.run_id for r in waiting]
 
-    @st.fragment(run_every=3)
+    @st.fragment(run_every=1)
     def _wait_for_results() -> None:
-        # Redraw the page once a waiting run has ended, so it joins the comparison by itself.
-        # store().get only re-reads a status.json that changed: cheap every few seconds.
+        # Redraw the page once a waiting run has ended, so it joins the comparison by itself
+        # (within 2 s: states are current everywhere). store().get only re-reads a status.json
+        # that changed: cheap every second.
         for run_id in waiting_ids:
             run = store().get(run_id)
             if run is None or run.state not in ("queued", "running"):
