@@ -309,11 +309,12 @@ CATALOGUE: tuple[Trick, ...] = (
       example={"flooding": 0.1}),
     T("label_smoothing", "Regularisation", "Label smoothing ε", float, 0.0,
       "Targets become (1-ε)·onehot + ε/K: the model is trained never to be fully sure.",
-      helps="Noisy labels, and large models that end up over-confident (where it was shown to "
-      "improve calibration).",
-      hurts="A small model that is already calibrated becomes under-confident: in the digits "
-      "demo, ε=0.2 raised the test ECE from about 0.03 to 0.21 at the same accuracy. Also "
-      "distillation (it blurs the logits' ranking) and very small K.",
+      helps="Noisy labels; large models that end up over-confident, whose calibration it "
+      "improves; and accuracy even here (digits demo, 15 epochs, seeds 0 and 1: ε=0.2 took "
+      "test accuracy from 0.96 to 0.99).",
+      hurts="Calibration of a small model that is already calibrated: it becomes "
+      "under-confident (same demo: test ECE from 0.02-0.03 to 0.22). Also distillation (it "
+      "blurs the logits' ranking) and very small K.",
       show="Reliability diagram (bars below the diagonal: under-confident), ECE, "
       "max-probability histogram.",
       ge=0, le=0.5, step=0.01, applied_in="trainer/loop.py",
