@@ -353,3 +353,17 @@ def test_no_state_is_drawn_as_emoji(root, zoo):
     text = " ".join(p.proto.text for p in at.get("progress"))
     assert ":material/" in text
     assert not any(ch in text for ch in "⏳✅🏃🚫❌👻❓")
+
+
+def test_a_run_danlu_did_not_train_has_no_requeue(root):
+    from dashboard import launch
+    from trainer import external
+
+    run_dir, _ = external.create_external_run(root, "my script", {"lr": 0.1}, source="track",
+                                              state="failed", started=1.0, ended=2.0)
+    at = show_actions(open_page([run_dir.name]))
+    assert "Requeue" not in [b.label for b in at.button]
+    at.radio(key="runs_details_part").set_value("Config").run()
+    assert any("a run Danlu did not train: track" in t for t in texts(at.markdown))
+    with pytest.raises(ValueError, match="not trained by Danlu"):
+        launch.requeue_run(root, run_dir.name)

@@ -233,3 +233,23 @@ def test_a_script_that_ends_without_finish_is_finished(tmp_path: Path) -> None:
     run = only_run(tmp_path / "runs")
     assert run.state == "finished" and run.step == 4 and run.ended is not None
     assert len(RunStore(tmp_path / "runs").metrics(run.run_id)) == 5
+
+
+def test_script_runs_group_by_seed_and_join_an_ensemble(tmp_path: Path) -> None:
+    from trainer.experiments import ensemble as ens
+
+    rng = np.random.default_rng(3)
+    y_true = rng.integers(0, 3, 90)
+    ids = []
+    for seed in (0, 1):
+        with trk.init(name=f"mine seed={seed}", config={"lr": 0.1, "seed": seed},
+                      runs_dir=tmp_path) as run:
+            run.log({"train/loss": 1.0})
+            run.log_predictions(y_true, rng.dirichlet(np.ones(3), 90))
+        ids.append(run.id)
+    runs = RunStore(tmp_path).list_runs()
+    assert cmp.has_seed_groups(runs)
+    assert [sorted(r.run_id for r in g) for g in cmp.seed_groups(runs)] == [sorted(ids)]
+    members = ens.read_members(tmp_path, ids)
+    assert [m.run_id for m in members] == ids
+    np.testing.assert_array_equal(members[0].y_true, y_true)

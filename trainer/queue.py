@@ -20,7 +20,7 @@ from collections.abc import Callable, Container
 from pathlib import Path
 from typing import IO, Any
 
-from trainer import procs, runlog
+from trainer import external, procs, runlog
 from trainer.config import config_to_json
 from trainer.executors import Executor, ExecutorLost, make_executor
 
@@ -315,6 +315,9 @@ def requeue(root: str | os.PathLike, run_id: str) -> Path:
     data = runlog.read_json(run_dir / runlog.CONFIG)
     if data is None:
         raise ValueError(f"{run_id} has no readable config.json")
+    if external.is_external(data):
+        raise ValueError(f"{run_id} was not trained by Danlu (logged by a script or imported): "
+                         "there is no config to run again")
     try:
         config = make_config({k: v for k, v in data.items() if k != "run_id"})
     except ConfigError as exc:

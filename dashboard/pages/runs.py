@@ -249,7 +249,8 @@ def manage(run: RunInfo) -> None:
             st.error(f"Could not cancel: {exc}")
         else:
             flash(message)
-    if run.state in REQUEUE_STATES and st.button(
+    # A script's or an imported run has no RunConfig to run again: no Requeue for it.
+    if run.state in REQUEUE_STATES and not external.is_external(run.config) and st.button(
             "Requeue", key=f"runs_requeue_{run.run_id}",
             help="Queue a new run with this run's config (this one stays as it is)"):
         try:
