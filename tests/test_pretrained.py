@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -83,3 +84,16 @@ def test_a_run_without_checkpoint_fails_with_a_clear_reason(tmp_path: Path):
         load_pretrained(model, tmp_path, source.name)
     with pytest.raises(FineTuneError, match="invalid run id"):
         load_pretrained(model, tmp_path, "../elsewhere")
+
+
+def test_a_checkpoint_that_is_a_symlink_or_fifo_is_refused(tmp_path: Path):
+    model = build_model(make_config(DIGITS), (1, 8, 8), 10)
+    outside = tmp_path / "weights.pt"
+    torch.save({"state_dict": model.state_dict()}, outside)
+    linked, fifo = (create_run(tmp_path, make_config(DIGITS)) for _ in range(2))
+    (linked / runlog.CHECKPOINT).symlink_to(outside)  # weights from outside the runs root
+    os.mkfifo(fifo / runlog.CHECKPOINT)  # torch.load would wait forever
+    with pytest.raises(FineTuneError, match=r"checkpoint\.pt is a symbolic link"):
+        load_pretrained(model, tmp_path, linked.name)
+    with pytest.raises(FineTuneError, match=r"checkpoint\.pt is a FIFO"):
+        load_pretrained(model, tmp_path, fifo.name)

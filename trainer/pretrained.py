@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainer import runlog
+from trainer import runlog, safe_read
 from trainer.models import CNN, MLP
 
 
@@ -33,11 +33,14 @@ def load_pretrained(model: nn.Module, runs_root: str | os.PathLike, run_id: str
         path = runlog.run_path(runs_root, run_id) / runlog.CHECKPOINT
     except ValueError as exc:
         raise FineTuneError(str(exc)) from None
-    if not path.is_file():
+    try:  # a regular file only (trainer.safe_read): a symlink could load weights from anywhere
+        with safe_read.open_regular(path) as f:
+            source = torch.load(f, map_location="cpu", weights_only=True)["state_dict"]
+    except FileNotFoundError:
         raise FineTuneError(f"run {run_id} has no checkpoint.pt to fine-tune from (is it "
-                            "finished, with checkpoint on?)")
-    try:
-        source = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+                            "finished, with checkpoint on?)") from None
+    except safe_read.Refused as exc:
+        raise FineTuneError(f"run {run_id}: {exc}") from None
     except Exception as exc:  # a damaged or foreign file: say which, not how torch failed
         raise FineTuneError(f"run {run_id}'s checkpoint.pt could not be read ({exc})") from None
     target = model.state_dict()
