@@ -169,20 +169,25 @@ def test_bad_csv_files_say_what_is_wrong(tmp_path: Path, text: str, message: str
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
-def test_the_import_page_imports_and_says_what_it_did(runs_dir: Path, tmp_path: Path) -> None:
+def test_the_import_page_imports_and_says_what_it_did(runs_dir: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     from streamlit.testing.v1 import AppTest
 
     from tests.conftest import ROOT
 
-    logs = tmp_path / "logs"
+    monkeypatch.setenv("DANLU_DATA_DIR", str(tmp_path / "data"))
+    logs = tmp_path / "data" / "logs"
     write_logs(logs)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     at.run()
     at.switch_page("dashboard/pages/import_runs.py").run()
-    at.text_input(key="import_path").set_value(str(tmp_path / "nowhere"))
+    at.text_input(key="import_path").set_value(str(tmp_path / "data" / "nowhere"))
     at.button[0].click().run()
-    assert [e.value for e in at.error] == [f"Nothing imported: {tmp_path / 'nowhere'} is not a "
-                                           "folder"]
+    assert [e.value for e in at.error] == [f"Nothing imported: {tmp_path / 'data' / 'nowhere'} "
+                                           "is not a folder"]
+    at.text_input(key="import_path").set_value("/etc")  # outside the data folder: refused
+    at.button[0].click().run()
+    assert "this server imports only from" in at.error[0].value
     at.text_input(key="import_path").set_value(str(logs))
     at.button[0].click().run()
     assert not at.exception and not at.error

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from trainer import runlog
@@ -18,9 +19,18 @@ SOURCES = ("tensorboard", "csv")
 
 
 def run_import(source: str, path: str | os.PathLike, runs_root: str | os.PathLike,
-               name: str | None = None) -> list[ImportedRun]:
+               name: str | None = None, allowed: Sequence[Path] | None = None
+               ) -> list[ImportedRun]:
     """Import ``path`` (a TensorBoard log folder or a CSV file) into ``runs_root``; raises
-    ImportProblem with a sentence for the user when nothing can be imported."""
+    ImportProblem with a sentence for the user when nothing can be imported. ``allowed``: the
+    folders it must lie in (the app: its data folders, as for CSV datasets); None: anywhere."""
+    if allowed is not None:
+        real = Path(path).expanduser().resolve()
+        if not any(real.is_relative_to(d) for d in allowed):
+            # Said the same way whether or not it exists: nothing outside is revealed.
+            raise ImportProblem("this server imports only from "
+                                f"{' or '.join(str(d) for d in allowed)} (put the logs there)")
+        path = real
     if source == "tensorboard":
         from trainer.import_tensorboard import import_logdir
 

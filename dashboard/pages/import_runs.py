@@ -4,6 +4,7 @@ import streamlit as st
 
 from dashboard.context import can_write, page_guard, runs_root
 from trainer.imports import SOURCES, ImportProblem, messages, run_import
+from trainer.preflight import data_dirs
 
 LABELS = {"tensorboard": "TensorBoard log folder",
           "csv": "CSV table (a W&B or TensorBoard chart download)"}
@@ -12,7 +13,8 @@ st.title("Import runs")
 st.write("Bring runs Danlu did not train: a folder of TensorBoard event files (one run per "
          "folder of event files, every scalar point kept, hparams into the config) or a CSV "
          "table with a step column and metric columns. Importing the same folder or file again "
-         "updates its runs. To log from a script of your own, see `trainer.track` in the README.")
+         "updates its runs. The server reads them only from its data folder ($DANLU_DATA_DIR, "
+         "default ./data). To log from a script of your own, see `trainer.track` in the README.")
 
 if not can_write():
     st.info("Importing is switched off on this server (read-only mode, or unlock with the token).")
@@ -33,7 +35,8 @@ if submitted:
         else:
             try:
                 with st.spinner("Importing..."):
-                    runs = run_import(source, path.strip(), runs_root(), name.strip() or None)
+                    runs = run_import(source, path.strip(), runs_root(), name.strip() or None,
+                                      allowed=data_dirs(runs_root()))
             except ImportProblem as exc:
                 st.error(f"Nothing imported: {exc}")
             else:
