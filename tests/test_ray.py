@@ -16,7 +16,7 @@ from tests.conftest import ROOT, wait_for
 from tests.fakeruns import metric_rows
 from trainer import queue, runlog
 from trainer.config import make_config
-from trainer.ray_local import local_cluster
+from trainer.ray_local import _processes, local_cluster
 
 ray = pytest.importorskip("ray", reason="Ray is installed from requirements-ray.txt")
 
@@ -88,15 +88,22 @@ def test_cancel_of_a_running_ray_run(cluster, tmp_path):
     assert runlog.read_json(run_dir / runlog.STATUS)["state"] == "cancelled", out
 
 
+def _ray_worker_of(pid: int) -> int:
+    """The Ray worker process above a run's trainer (its fork server sits in between)."""
+    table = _processes()
+    while pid in table:
+        pid, cmd = table[pid][0], table.get(table[pid][0], (0, b""))[1]
+        if b"ray::" in cmd or b"default_worker.py" in cmd:
+            return pid
+    raise AssertionError("no Ray worker above the trainer")
+
+
 def test_a_killed_ray_worker_fails_its_run_with_a_reason_naming_the_node(cluster, tmp_path):
     run_dir = queue.create_run(tmp_path, make_config(LONG))
     worker = _worker(tmp_path, cluster)
     try:
         wait_for(lambda: len(metric_rows(run_dir)) > 5, "the run to train", 180)
-        trainer_pid = runlog.read_json(run_dir / runlog.STATUS)["pid"]
-        stat = Path(f"/proc/{trainer_pid}/stat").read_text()
-        ray_worker = int(stat.rsplit(")", 1)[1].split()[1])  # the trainer's parent
-        os.kill(ray_worker, signal.SIGKILL)
+        os.kill(_ray_worker_of(runlog.read_json(run_dir / runlog.STATUS)["pid"]), signal.SIGKILL)
         out, _ = worker.communicate(timeout=120)
     finally:
         worker.kill()

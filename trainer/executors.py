@@ -125,12 +125,16 @@ class SubprocessExecutor:
         pass
 
 
-def _forked_run(run_dir: str, threads: int | None) -> None:
+def _forked_run(run_dir: str, threads: int | None, executor: str = "local",
+                die_with_parent: bool = False) -> None:
     """The first and only code of a forked run: its own session, its own stdout.log, then the
-    run; it never returns into the fork server's code."""
+    run; it never returns into the fork server's code. ``die_with_parent``: a run of a Ray task
+    dies with the fork server, which ends with the Ray worker that started it."""
     procs.install_early_stop()  # first: a cancel from now on ends the run `cancelled`
     procs.clear_stop()
-    os.environ[EXECUTOR_ENV] = ForkExecutor.name
+    os.environ[EXECUTOR_ENV] = executor
+    if die_with_parent:
+        procs.die_with_parent()
     code = 1
     try:
         os.setsid()
@@ -159,6 +163,13 @@ def _forked_run(run_dir: str, threads: int | None) -> None:
         os._exit(code)  # not multiprocessing's exit path: nothing of the server's to clean up
 
 
+def fork_context() -> multiprocessing.context.BaseContext:
+    """multiprocessing's fork server, preloading torch, the trainer and its warm-up."""
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["trainer.executors", "trainer.runner", "trainer.warm"])
+    return ctx
+
+
 class ForkExecutor:
     """Runs forked from one warm process that has torch and the trainer imported."""
 
@@ -167,8 +178,7 @@ class ForkExecutor:
     def __init__(self, max_parallel: int = 1):
         os.environ.update(thread_env(max_parallel))  # the fork server inherits it, then torch
         self._threads = int(os.environ.get("OMP_NUM_THREADS", 0)) or None
-        self._ctx = multiprocessing.get_context("forkserver")
-        self._ctx.set_forkserver_preload(["trainer.executors", "trainer.runner", "trainer.warm"])
+        self._ctx = fork_context()
         self._children: dict[Path, multiprocessing.process.BaseProcess] = {}
 
     def start(self, run_dir: Path) -> None:

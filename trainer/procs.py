@@ -14,6 +14,7 @@ torch loads, so a cancel in a run's first seconds ends it ``cancelled`` rather t
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import signal
@@ -171,6 +172,16 @@ def signal_trainer(run_dir: str | os.PathLike, status: dict[str, Any] | None,
     except (ProcessLookupError, PermissionError):
         return False
     return True
+
+
+def die_with_parent() -> None:
+    """Have the kernel kill this process when its parent ends (Linux; elsewhere a no-op)."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() == 1:  # the parent ended before that took effect
+        os._exit(1)
 
 
 # --- the stop signal, from the first moment of a trainer process -------------------------------

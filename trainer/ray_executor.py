@@ -2,23 +2,20 @@
 
 The worker stays the one scheduler of the runs root; Ray only places runs. The runs root must be a
 filesystem every node sees at the same path (NFS or similar): a probe task on every node checks
-that before anything is submitted. A task starts ``python -m trainer start RUN_DIR`` on its node,
-so a run is its own process there as with the local executors, writing the same files; it dies
-with the Ray worker that waits for it (PR_SET_PDEATHSIG), so a dead node or Ray worker fails the
-run with a reason naming the node rather than leaving it half-alive.
+that before anything is submitted. A task forks the run from a warm fork server on its
+node (as the local executor does; the Ray worker keeps it for its next tasks), so a run is its own
+process there, writing the same files; it dies with the Ray worker that waits for it
+(PR_SET_PDEATHSIG), so a dead node or Ray worker fails the run with a reason naming the node
+rather than leaving it half-alive.
 
 Ray is an optional install (requirements-ray.txt); nothing else in Danlu imports it.
 """
 
 from __future__ import annotations
 
-import ctypes
 import os
 import secrets
-import signal
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -27,36 +24,27 @@ import ray
 from ray.exceptions import GetTimeoutError, RayError, RayTaskError, TaskCancelledError
 
 from trainer import runlog
-from trainer.executors import EXECUTOR_ENV, REPO, Ended, ExecutorLost, _how
+from trainer.executors import REPO, Ended, ExecutorLost, _forked_run, _how, fork_context
 
 PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
 def _run_on_node(run_dir: str, threads: int) -> dict[str, Any]:
-    """The task: the run's own trainer process on this node; returns its exit code and host."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", EXECUTOR_ENV: "ray",
-           "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
-           "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH"))
-                                         if p)}
+    """The task: the run's own process on this node, forked from a warm fork server that this
+    Ray worker keeps for its next tasks; returns the exit code and the host."""
     # Where it runs, before its trainer writes anything (the worker never writes a Ray run's
     # status while its task lives: two writers would race).
     runlog.update_status(run_dir, executor="ray",
                          ray_node=ray.get_runtime_context().get_node_id())
-    with open(Path(run_dir) / runlog.STDOUT, "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "trainer", "start", run_dir],
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True, cwd=REPO, env=env,
-                                preexec_fn=_die_with_parent)
+    proc = fork_context().Process(target=_forked_run, args=(run_dir, threads, "ray", True),
+                                  name=f"danlu-run-{Path(run_dir).name}")
+    proc.start()
     try:
-        code = proc.wait()
+        proc.join()
     except BaseException:  # ray.cancel: the run's request file was ignored; stop it here
         proc.kill()
         raise
-    return {"code": code, "host": socket.gethostname()}
+    return {"code": proc.exitcode, "host": socket.gethostname()}
 
 
 def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
