@@ -3,12 +3,15 @@
     .venv/bin/python scripts/fuzz_runs_root.py --seed 0 --arrow 100 --json 100
 
 Arrow cases damage 1-8 random bytes of a valid ``metrics.cache.arrow`` and load the run's metrics
-through the store; the frame must equal the one parsed from ``metrics.jsonl``. JSON cases damage
-one run's ``config.json``/``status.json``/``summary.json``/``meta.json`` (random bytes, truncation,
-deep nesting, huge or negative numbers, wrong types, a FIFO, a symlink out of the run, a huge file)
-and read the whole root as the Runs, Compare and Launch pages do: the damaged run must not raise,
-every value it shows must have its type and range, and the intact control run must read exactly as
-before.
+through the store; the frame must equal the one parsed from ``metrics.jsonl``. ``--forged`` cases
+do the same and then give the file a matching checksum, as a hand-made cache would: they must not
+crash, hang or raise (their numbers are what the forger wrote). JSON cases damage one run's
+``config.json``/``status.json``/``summary.json``/``meta.json`` (random bytes, truncation, deep
+nesting, huge or negative numbers, wrong types, a FIFO, a symlink out of the run, a huge file) or
+put a FIFO, a symlink or ``/dev/zero`` in place of its metrics.jsonl, stdout.log or
+predictions.npz, and read the whole root as the Runs, Compare and Launch pages do: the damaged run
+must not raise, every value it shows must have its type and range, and the intact control run must
+read exactly as before.
 
 Cases run in a child process (several cases per child, in order): a child killed by a signal is
 one ``failed (crash)`` for the case it was in, a case that takes longer than ``--timeout`` one
@@ -24,10 +27,12 @@ import os
 import queue
 import random
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
 import threading
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +71,10 @@ def _corrupt_bytes(data: bytearray, rng: random.Random) -> None:
         data[i] = (data[i] + rng.randint(1, 255)) % 256
 
 
-def _arrow_case(base: Path, case: Path, rng: random.Random) -> None:
+def _arrow_case(base: Path, case: Path, rng: random.Random, forge: bool = False) -> None:
+    """A valid cache with 1-8 damaged bytes; ``forge``: then made to look whole again, as a
+    hand-made file would (its trailer's CRC-32 recomputed), so only Arrow's validation and the
+    reader's own checks stand between it and a crash."""
     from trainer.columnar import write_final_cache
 
     shutil.copytree(base / "long", case, symlinks=True,
@@ -75,7 +83,12 @@ def _arrow_case(base: Path, case: Path, rng: random.Random) -> None:
     write_final_cache(case / METRIC_RUN / "metrics.jsonl")
     cache = case / METRIC_RUN / "metrics.cache.arrow"
     data = bytearray(cache.read_bytes())
-    _corrupt_bytes(data, rng)
+    if forge and data[-16:-12] == b"DLC2":
+        body = data[:-16]
+        _corrupt_bytes(body, rng)
+        data = body + struct.pack("<4sIQ", b"DLC2", zlib.crc32(body), len(body))
+    else:
+        _corrupt_bytes(data, rng)
     cache.write_bytes(bytes(data))
     os.utime(cache)  # a damaged copy; the JSONL it describes is unchanged
 
@@ -237,8 +250,8 @@ def child(cases: list[str], truth_path: str, baseline_path: str) -> None:
         kind, path = line.split(" ", 1)
         print(f"START {path}", flush=True)
         try:
-            result = _check_arrow(Path(path), truth) if kind == "arrow" else _check_json(
-                Path(path), baseline)
+            result = _check_json(Path(path), baseline) if kind == "json" else _check_arrow(
+                Path(path), truth)
         except BaseException as exc:
             why = " ".join(traceback.format_exception_only(exc)[-1].split())[:160]
             print(f"TRACE {path} {why!a}", flush=True)
@@ -303,6 +316,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--arrow", type=int, default=100, help="Arrow cache cases")
+    parser.add_argument("--forged", type=int, default=0,
+                        help="Arrow cache cases damaged and then given a matching checksum")
     parser.add_argument("--json", type=int, default=100, help="JSON file cases")
     parser.add_argument("--timeout", type=float, default=20.0, help="seconds per case")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
@@ -333,22 +348,29 @@ def main() -> None:
             case = work / f"arrow-{i:04d}"
             _arrow_case(base, case, rng)
             cases.append(("arrow", case))
+        for i in range(args.forged):
+            case = work / f"forged-{i:04d}"
+            _arrow_case(base, case, rng, forge=True)
+            cases.append(("forged", case))
         for i in range(args.json):
             case = work / f"json-{i:04d}"
             labels[case] = _json_case(base, case, rng)
             cases.append(("json", case))
         results = _run_children(cases, work / "truth.pkl", work / "baseline.pkl",
                                 args.timeout)
-        for kind in ("arrow", "json"):
+        for kind in ("arrow", "forged", "json"):
             mine = [results[p] for k, p in cases if k == kind]
             if not mine:
                 continue
             counts = {r: mine.count(r) for r in ("held", "crash", "hang", "raised", "wrong")}
-            print(f"{kind:5}: tried {len(mine)} / held {counts['held']} / failed (crash) "
+            # A forged cache's numbers are whatever its maker wrote (as they could have written
+            # metrics.jsonl): only crashes, hangs and exceptions are failures there.
+            wrong = "forged values" if kind == "forged" else "wrong values"
+            print(f"{kind:6}: tried {len(mine)} / held {counts['held']} / failed (crash) "
                   f"{counts['crash']} / failed (hang) {counts['hang']} / raised "
-                  f"{counts['raised']} / wrong values {counts['wrong']}")
+                  f"{counts['raised']} / {wrong} {counts['wrong']}")
             for _, p in ((k, p) for k, p in cases if k == kind):
-                if results[p] != "held":
+                if results[p] != "held" and not (kind == "forged" and results[p] == "wrong"):
                     print(f"   {p.name} {labels.get(p, '')}: {results[p]}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
