@@ -253,3 +253,15 @@ def test_script_runs_group_by_seed_and_join_an_ensemble(tmp_path: Path) -> None:
     members = ens.read_members(tmp_path, ids)
     assert [m.run_id for m in members] == ids
     np.testing.assert_array_equal(members[0].y_true, y_true)
+
+
+def test_the_config_reads_and_updates_as_in_wandb(tmp_path: Path) -> None:
+    with trk.init(name="cfg", config={"lr": 0.1}, runs_dir=tmp_path) as run:
+        assert trk.config.lr == 0.1 and run.config["lr"] == 0.1
+        trk.config.update({"batch_size": 64}, allow_val_change=True)
+        with pytest.raises(AttributeError):
+            _ = trk.config.missing
+        with pytest.raises(ValueError, match="Danlu's own"):
+            trk.config.update({"kind": "x"})
+    saved = runlog.read_json(run.dir / runlog.CONFIG)
+    assert saved["batch_size"] == 64 and saved["lr"] == 0.1 and external.is_external(saved)

@@ -39,10 +39,11 @@ from typing import Any
 
 from trainer import external, runlog
 
-__all__ = ["Run", "finish", "init", "log", "log_predictions", "run"]
+__all__ = ["Config", "Run", "config", "finish", "init", "log", "log_predictions", "run"]
 
 _RESERVED = frozenset(("split", "step", "t", "epoch"))  # row keys, not metrics
 run: Run | None = None  # the current run, as ``wandb.run``
+config: Config | None = None  # its config, as ``wandb.config``
 
 
 def _number(value: Any) -> float | int | None:
@@ -61,13 +62,37 @@ def _number(value: Any) -> float | int | None:
     return value if isinstance(value, float | int) and not isinstance(value, bool) else None
 
 
+class Config(dict):
+    """A run's config as W&B scripts use it: ``wandb.config.lr``, ``wandb.config["lr"]`` and
+    ``wandb.config.update({...})``, which saves config.json at once."""
+
+    def __init__(self, run_dir: Path, values: Mapping[str, Any]):
+        super().__init__(values)
+        self._dir = run_dir
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+    def update(self, values: Mapping[str, Any] | None = None, allow_val_change: bool = True,
+               **more: Any) -> None:  # type: ignore[override]
+        new = {**dict(values or {}), **more}
+        clash = sorted(k for k in new if k in external.RESERVED)
+        if clash:
+            raise ValueError(f"config keys {', '.join(map(repr, clash))} are Danlu's own")
+        super().update(new)
+        runlog.write_json_atomic(self._dir / runlog.CONFIG, dict(self))
+
+
 class Run:
     """One run being logged. Made by :func:`init`; use as a context manager or call finish()."""
 
     def __init__(self, run_dir: Path, config: dict[str, Any]):
         self.dir = run_dir
         self.id = run_dir.name
-        self.config = config
+        self.config = Config(run_dir, config)
         self.name = str(config.get("name") or self.id)
         self.state: str | None = None  # set when the run has ended
         self._t0 = time.time()
@@ -212,7 +237,6 @@ def init(name: str | None = None, config: Mapping[str, Any] | None = None,
     keywords are kept in the config when they are text, and otherwise ignored. A current run
     that was not finished is finished first, as W&B's ``reinit`` does.
     """
-    global run
     if run is not None:
         run.finish()
     extra = {k: v for k, v in wandb_kwargs.items()
@@ -222,9 +246,14 @@ def init(name: str | None = None, config: Mapping[str, Any] | None = None,
                                                     tags, source="track", extra=extra,
                                                     pid=os.getpid(), started=time.time(),
                                                     heartbeat=time.time())
-    run = Run(run_dir, full)
     _install_hooks()
-    return run
+    return _make_current(Run(run_dir, full))
+
+
+def _make_current(new: Run) -> Run:
+    global run, config
+    run, config = new, new.config
+    return new
 
 
 def log(data: Mapping[str, Any], step: int | None = None, commit: bool = True) -> None:
