@@ -6,15 +6,18 @@ and in trainer.queue, never through a shell.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from trainer import preflight
 from trainer.config import ConfigError, FieldError, make_config
+from trainer.data import MAX_CSV_BYTES
 from trainer.queue import cancel, create_run, requeue, spawn_worker
 from trainer.tricks import BY_NAME
 
@@ -101,6 +104,23 @@ def queue_runs(root: str | os.PathLike, configs: Sequence[Mapping[str, Any]], *,
     ids = [create_run(root, c, state="queued").name for c in validated]
     spawn_worker(root, max_parallel=max_parallel)
     return ids
+
+
+def save_upload(root: str | os.PathLike, filename: str, content: bytes) -> Path:
+    """Keep an uploaded CSV in the runs root's uploads folder, one of the two places the app
+    reads CSV files from, named by its content (the same file uploaded twice is kept once)."""
+    if len(content) > MAX_CSV_BYTES:
+        raise ValueError(f"the file is {len(content) / 2**20:,.0f} MiB; the limit is "
+                         f"{MAX_CSV_BYTES // 2**20} MiB")
+    folder = Path(root) / preflight.UPLOADS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(filename).stem).strip("-.")[:40] or "upload"
+    path = folder / f"{hashlib.sha256(content).hexdigest()[:12]}-{stem}.csv"
+    if not path.is_file():
+        tmp = folder / f".{path.name}.{os.getpid()}.tmp"
+        tmp.write_bytes(content)
+        os.replace(tmp, path)
+    return path
 
 
 def parse_sweep_values(field: str, text: str) -> list[Any]:

@@ -200,3 +200,9 @@ def test_an_experiment_lists_every_problem_and_creates_nothing(capsys, tmp_path)
     assert capsys.readouterr().err.splitlines() == [
         "error: class_subset: class_subset has class 99, but the classes are 0..9."]
     assert not root.exists() or not [p for p in root.rglob("*") if p.is_file()]
+
+
+def test_a_bad_field_does_not_hide_a_clash_elsewhere():
+    with pytest.raises(ConfigError) as exc:
+        make_config(name="x" * 101, tags=["t" * 51], dataset="synthetic", model="cnn")
+    assert [e.field for e in exc.value.errors] == ["name", "model", "tags"]

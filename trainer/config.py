@@ -252,7 +252,17 @@ def make_config(data: Mapping[str, Any] | None = None, **overrides: Any) -> Any:
     try:
         return RunConfig(**merged)
     except ValidationError as exc:
-        raise ConfigError(_field_errors(exc)) from None
+        errors = _field_errors(exc)
+    # Clashes are checked only once every field is valid: check them again without the bad
+    # fields, so that one bad field does not hide another field's problem.
+    bad = {e.field for e in errors}
+    rest = {k: v for k, v in merged.items() if k not in bad}
+    if len(rest) < len(merged):
+        try:
+            RunConfig(**rest)
+        except ValidationError as exc:
+            errors += [e for e in _field_errors(exc) if e.field not in bad]
+    raise ConfigError(errors)
 
 
 def config_errors(data: Mapping[str, Any]) -> list[FieldError]:

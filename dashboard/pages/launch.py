@@ -18,6 +18,7 @@ from trainer.tricks import BY_NAME, CATALOGUE
 
 VALUES = "danlu_launch_values"  # the config being edited (survives page switches)
 LAUNCHED = "danlu_launch_last"  # {"where": "run" | "sweep", "ids": [...], "names": [...]}
+UPLOAD_PROBLEM = "danlu_upload_problem"  # why the last CSV upload was not kept
 NOTICE = "danlu_queue_notice"  # what the last cancel / worker start did
 WORKER_GRACE_S = 10.0  # how long a new worker may take to pick up the queue
 STASH = "danlu_launch_widgets"
@@ -43,6 +44,21 @@ def _apply_preset() -> None:
     st.session_state[VALUES] = values
     form.seed(values, overwrite=True)
     st.session_state.pop(LAUNCHED, None)
+
+
+def _use_upload() -> None:
+    # A callback: it runs before the widgets are drawn, so csv_path's state may be replaced.
+    upload = st.session_state.get("csv_upload")
+    if upload is None:
+        return
+    try:
+        path = launch.save_upload(context.runs_root(), upload.name, upload.getvalue())
+    except (ValueError, OSError) as exc:
+        st.session_state[UPLOAD_PROBLEM] = str(exc)
+        return
+    values = st.session_state[VALUES]
+    values["csv_path"] = str(path)
+    form.seed(values, overwrite=True, entries=[BY_NAME["csv_path"]])
 
 
 def _queue(configs: Sequence[Mapping[str, Any]], where: str) -> None:
@@ -89,6 +105,12 @@ def form_section(values: dict[str, Any], errors: dict[str, list[str]], allowed: 
                  width="stretch")
 
     form.render_form(values, errors)
+    if values.get("dataset") == "csv" and allowed:
+        st.file_uploader("Or upload the CSV file", type=["csv"], key="csv_upload",
+                         on_change=_use_upload, help="Kept in the runs root's uploads folder; "
+                         "the app reads CSV files only from there and the data folder.")
+        if problem := st.session_state.pop(UPLOAD_PROBLEM, None):
+            st.error(f"The upload was not kept: {problem}.")
 
     if not errors:
         on = make_config(values).tricks_on()
