@@ -265,3 +265,33 @@ def test_the_config_reads_and_updates_as_in_wandb(tmp_path: Path) -> None:
             trk.config.update({"kind": "x"})
     saved = runlog.read_json(run.dir / runlog.CONFIG)
     assert saved["batch_size"] == 64 and saved["lr"] == 0.1 and external.is_external(saved)
+
+
+CLEANS_UP = """
+import time
+import trainer.track as wandb
+wandb.init(name="cleans up")
+try:
+    while True:
+        wandb.log({"train/loss": 1.0})
+        time.sleep(0.001)
+finally:
+    print("cleaned up", flush=True)
+"""
+
+
+def test_cancel_from_the_app_stops_the_script_as_ctrl_c_would(tmp_path: Path) -> None:
+    from trainer import queue
+
+    root = tmp_path / "runs"
+    proc = run_script(tmp_path, CLEANS_UP, wait=False)
+    try:
+        run_id = wait_for(lambda: [r.run_id for r in RunStore(root).list_runs()], "the run")[0]
+        wait_for(lambda: len(RunStore(root).metrics(run_id)) > 5, "rows in the store")
+        message = queue.cancel(root, run_id, grace_s=20)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert message == f"{run_id}: cancelled" and "cleaned up" in out
+    run = RunStore(root).get(run_id)
+    assert run.state == "cancelled" and run.reason == "cancelled from Danlu"

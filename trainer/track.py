@@ -23,6 +23,7 @@ Imports neither torch nor Streamlit: scikit-learn loads only when predictions ar
 
 from __future__ import annotations
 
+import _thread
 import atexit
 import collections
 import contextlib
@@ -181,7 +182,8 @@ class Run:
 
     def _fail(self, kind: Any, exc: BaseException, tb: TracebackType | None) -> None:
         if isinstance(exc, KeyboardInterrupt):
-            self.finish(state="cancelled", reason="interrupted (Ctrl-C)")
+            self.finish(state="cancelled", reason=self._writer.cancel_reason
+                        or "interrupted (Ctrl-C)")
             return
         text = "".join(traceback.format_exception(kind, exc, tb))
         self.finish(state="failed", error=text, reason=f"{type(exc).__name__}: {exc}")
@@ -194,12 +196,14 @@ class _Writer(threading.Thread):
         super().__init__(name=f"danlu-track-{owner.id}", daemon=True)
         self.owner = owner
         self._stop_event = threading.Event()
+        self.cancel_reason: str | None = None
         self._metrics = runlog.MetricsWriter(owner.dir / runlog.METRICS)
 
     def run(self) -> None:
         last_beat = 0.0
         while not self._stop_event.wait(runlog.FLUSH_EVERY_S):
             self._drain()
+            self._honour_cancel()
             now = time.time()
             if now - last_beat >= runlog.HEARTBEAT_EVERY_S:
                 last_beat = now
@@ -207,6 +211,14 @@ class _Writer(threading.Thread):
                     runlog.update_status(self.owner.dir, heartbeat=now,
                                          step=self.owner._last_step)
         self._drain()
+
+    def _honour_cancel(self) -> None:
+        """Cancel from the app (a request file in the run directory, as trainer runs get it):
+        interrupt the script's main thread as Ctrl-C would, so its ``finally`` blocks run and
+        the run ends ``cancelled``."""
+        if self.cancel_reason is None and runlog.cancel_requested(self.owner.dir):
+            self.cancel_reason = "cancelled from Danlu"
+            _thread.interrupt_main()
 
     def _drain(self) -> None:
         queue = self.owner._queue
