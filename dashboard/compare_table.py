@@ -277,6 +277,47 @@ def styled_table(table: pd.DataFrame, highlight: str = "background-color: #fde2c
     return styler.apply(lambda _: np.where(mask, highlight, ""), axis=None)
 
 
+def display_rows(table: pd.DataFrame) -> tuple[list[str], list[list[Any]]]:
+    """A `comparison_table` or `group_table` as the header and rows people read: metric cells
+    as (text, value, best) with '★' and 'mean ± std', other cells as plain text or numbers."""
+    grouped = "n" in table.columns
+    fields = list(table.attrs.get("fields", []))
+    mask = best_mask(table)
+    header = ["group" if grouped else "run", *(["n"] if grouped else []), "run ids",
+              *(BY_KEY[k].label for k in METRICS), *fields]
+    rows = []
+    for i in table.index:
+        row: list[Any] = [table.at[i, "run"]]
+        if grouped:
+            row.append(int(table.at[i, "n"]))
+        row.append(table.at[i, "run_ids"] if grouped else table.at[i, "run_id"])
+        for key in METRICS:
+            value = float(table.at[i, key])
+            std = float(table.at[i, f"{key}_std"]) if grouped and table.at[i, "n"] > 1 else None
+            best = bool(mask.at[i, key])
+            row.append((cell_text(key, value, std, best), value, best))
+        row += [_plain(table.at[i, f]) for f in fields]
+        rows.append(row)
+    return header, rows
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    """The table as GitHub-flavoured Markdown, for a pull request or a chat message: the same
+    cells as on screen (★ best, mean ± std for seed groups), without the run ids."""
+    header, rows = display_rows(table)
+    keep = [i for i, h in enumerate(header) if h != "run ids"]
+
+    def cell(value: Any) -> str:
+        text = value[0] if isinstance(value, tuple) else str(value)
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(header[i] for i in keep) + " |",
+             "|" + "|".join("---" if i < (2 if "n" in header else 1) else "---:"
+                            for i in keep) + "|"]
+    lines += ["| " + " | ".join(cell(row[i]) for i in keep) + " |" for row in rows]
+    return "\n".join(lines)
+
+
 def to_csv(table: pd.DataFrame) -> bytes:
     """The comparison table as CSV (every column, full precision)."""
     return table.to_csv(index=False).encode("utf-8")

@@ -67,33 +67,13 @@ def tricks_on(config: Mapping[str, Any]) -> list[str]:
 # --- the runs part (what Compare shows) -------------------------------------------------------
 
 
-def _metric_rows(table: pd.DataFrame, grouped: bool) -> tuple[list[str], list[list[Any]]]:
-    fields = list(table.attrs.get("fields", []))
-    mask = cmp.best_mask(table)
-    header = ["group" if grouped else "run", *(["n"] if grouped else []), "run ids",
-              *(cmp.BY_KEY[k].label for k in cmp.METRICS), *fields]
-    rows = []
-    for i in table.index:
-        row: list[Any] = [table.at[i, "run"]]
-        if grouped:
-            row.append(int(table.at[i, "n"]))
-        row.append(table.at[i, "run_ids"] if grouped else table.at[i, "run_id"])
-        for key in cmp.METRICS:
-            value = float(table.at[i, key])
-            std = float(table.at[i, f"{key}_std"]) if grouped and table.at[i, "n"] > 1 else None
-            row.append(Cell(cmp.cell_text(key, value, std, bool(mask.at[i, key])), value,
-                            bool(mask.at[i, key])))
-        row += [cmp._plain(table.at[i, f]) for f in fields]
-        rows.append(row)
-    return header, rows
-
-
 def metrics_table(page: Page, finished: Sequence[RunInfo]) -> bool:
     """The Compare table (seed groups as mean ± std when there are any); returns grouped."""
     grouped = cmp.has_seed_groups(finished)
     table = cmp.group_table(finished) if grouped else cmp.comparison_table(finished)
-    header, rows = _metric_rows(table, grouped)
-    page.table(header, rows, TABLE_ID)
+    header, rows = cmp.display_rows(table)
+    page.table(header, [[Cell(*c) if isinstance(c, tuple) else c for c in row] for row in rows],
+               TABLE_ID)
     page.text("★ marks the best value of a column: highest for the scores, lowest for ECE, test "
               "loss, wall time and parameter count." + (
                   " Runs that differ only by seed are one row: mean ± sample standard "

@@ -9,7 +9,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from dashboard import bar_charts, chart_style, context
+from dashboard import bar_charts, chart_files, chart_style, context
 from dashboard.experiment_views.trick_launcher import TrickForm, format_overrides, trick_launcher
 from trainer import queue
 from trainer.config import ConfigError
@@ -129,7 +129,8 @@ def result_view(root: Path, exp: core.Experiment) -> None:
     metric = st.selectbox("Metric", metrics, key=f"abl_metric_{exp.exp_id}",
                           format_func=metric_label)
     rows = table[table["metric"] == metric]
-    st.altair_chart(diff_chart(rows, metric), width="stretch")
+    chart_files.show(diff_chart(rows, metric), f"ablation {metric}", f"abl_chart_{exp.exp_id}",
+                     width="stretch")
     _verdict_sentence(rows, metric)
     power_section(root, exp, rows)
     st.dataframe(
@@ -288,7 +289,8 @@ def _minority(root: Path, exp: core.Experiment, members: dict[str, core.MemberSt
     k = len(next(iter(per_class.values())))
     names = [f"{i} (minority)" if i == k - 1 else f"{i} (majority)" if i == 0 else str(i)
              for i in range(k)]
-    st.altair_chart(bar_charts.per_class_chart(per_class, names, "f1"), width="stretch")
+    chart_files.show(bar_charts.per_class_chart(per_class, names, "f1"), "F1 per class",
+                     f"abl_per_class_{exp.exp_id}", width="stretch")
 
 
 def _excluded(exp: core.Experiment, members: dict[str, core.MemberState]) -> None:

@@ -14,7 +14,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from dashboard import chart_style, context, form
+from dashboard import chart_files, chart_style, context, form
 from dashboard.format import number
 from trainer import experiments, preflight
 from trainer import queue as run_queue  # spawn_worker looked up at call time (tests replace it)
@@ -273,7 +273,8 @@ def result_view(root: Path, exp: core.Experiment) -> None:
                f"at most {spec['max_steps']} batch sizes"
                + (f", training split {result['train_size']} samples."
                   if result.get("train_size") else "."))
-    st.altair_chart(path_chart(rows, chosen, metric, split))
+    chart_files.show(path_chart(rows, chosen, metric, split), "batch size search",
+                     f"bs_path_{exp.exp_id}")
     st.dataframe(path_table(rows, chosen, metric, split), hide_index=True, width="stretch")
     for note in result.get("notes", []):
         st.caption(f"Note: {note}")

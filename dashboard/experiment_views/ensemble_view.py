@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import chart_style, context, selection
+from dashboard import chart_files, chart_style, context, selection
 from dashboard import compare_table as cmp
 from dashboard.format import number
 from dashboard.store import RunInfo
@@ -208,7 +208,8 @@ def result_view(root: Path, exp: core.Experiment) -> None:
 
     st.subheader("How alike the members are")
     corr = ens.correlation_frame(exp)
-    st.altair_chart(correlation_chart(corr), width="content")
+    chart_files.show(correlation_chart(corr), "ensemble correlation", f"ens_corr_{exp.exp_id}",
+                     width="content")
     st.caption("Pearson correlation of each pair's test-set probabilities (every row's "
                "probability of every class, flattened; no labels used). Accurate members all "
                "correlate close to 1: compare pairs, not the level.")

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import context, curve_charts, curve_frames
+from dashboard import chart_files, context, curve_charts, curve_frames
 from trainer import preflight, queue, runlog
 from trainer.config import ConfigError
 from trainer.experiments import core, finetuning
@@ -185,9 +185,11 @@ def result_view(root: Path, exp: core.Experiment) -> None:
         return
     left, right = st.columns(2)
     with left:
-        st.altair_chart(curves_chart(runs, "accuracy"), width="stretch")
+        chart_files.show(curves_chart(runs, "accuracy"), "fine-tuning accuracy",
+                         f"ft_acc_{exp.exp_id}", width="stretch")
     with right:
-        st.altair_chart(curves_chart(runs, "loss"), width="stretch")
+        chart_files.show(curves_chart(runs, "loss"), "fine-tuning loss", f"ft_loss_{exp.exp_id}",
+                         width="stretch")
     table = finetuning.finetune_table(root, exp)
     summary = finetuning.mode_summary(table)
     if not summary.empty:

@@ -10,7 +10,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from dashboard import chart_style
+from dashboard import chart_files, chart_style
 from dashboard.experiment_views.batch_search_view import (
     VAL_COLOUR,
     base_config_form,
@@ -178,7 +178,8 @@ def result_view(root: Path, exp: core.Experiment) -> None:
     st.caption(f"Stages: {' → '.join(ld.STAGE_TITLES[s['name']] for s in spec['stages'])}. "
                f"Each best is chosen on {metric_label(metric, split)}, mean over seeds "
                f"{', '.join(map(str, spec['seeds']))}; test is for reference only.")
-    st.altair_chart(staircase_chart(stages, metric, split))
+    chart_files.show(staircase_chart(stages, metric, split), "tuning ladder",
+                     f"ladder_{exp.exp_id}")
     st.dataframe(stage_table(stages, metric, split), hide_index=True, width="stretch")
     for note in exp.result.get("notes", []):
         st.caption(f"Note: {note}")

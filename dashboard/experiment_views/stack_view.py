@@ -10,7 +10,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from dashboard import chart_style
+from dashboard import chart_files, chart_style
 from dashboard.experiment_views import ablation_view as av
 from dashboard.experiment_views.trick_launcher import TrickForm, format_overrides, trick_launcher
 from trainer.experiments import ablation, core, stack
@@ -66,7 +66,10 @@ def waterfall_chart(frame: pd.DataFrame, metric: str) -> alt.LayerChart:
     level = alt.Chart().transform_filter(f"datum.step == '{stack.BASELINE}'").mark_rule(
         description="baseline", strokeDash=[4, 4], color=chart_style.REFERENCE_COLOUR).encode(
         y="end:Q", tooltip=[alt.Tooltip("end:Q", title="baseline", format=".4f")])
-    return alt.layer(level, bars, interval, labels, data=data).properties(
+    base_mark = alt.Chart().transform_filter(f"datum.step == '{stack.BASELINE}'").mark_tick(
+        description="baseline level", thickness=3, size=36, color=chart_style.REFERENCE_COLOUR
+    ).encode(x=x, y="end:Q", tooltip=[alt.Tooltip("end:Q", title="baseline", format=".4f")])
+    return alt.layer(level, base_mark, bars, interval, labels, data=data).properties(
         height=320, title=f"{av.metric_label(metric)}: each step's gain with 95% CI")
 
 
@@ -101,7 +104,8 @@ def result_view(root: Path, exp: core.Experiment) -> None:
     metric = st.selectbox("Metric", metrics, key=f"stk_metric_{exp.exp_id}",
                           format_func=av.metric_label)
     rows = table[table["metric"] == metric]
-    st.altair_chart(waterfall_chart(stack.waterfall(table, metric), metric), width="stretch")
+    chart_files.show(waterfall_chart(stack.waterfall(table, metric), metric),
+                     f"stacked tricks {metric}", f"stk_chart_{exp.exp_id}", width="stretch")
     st.markdown(av.verdict_text(rows[rows["variant"] != stack.TOTAL], metric))
     av.power_section(root, exp, rows)
     st.dataframe(av.report_table(table), hide_index=True, width="stretch")

@@ -2,7 +2,15 @@
 
 import streamlit as st
 
-from dashboard import bar_charts, curve_charts, curve_frames, prediction_charts, report, selection
+from dashboard import (
+    bar_charts,
+    chart_files,
+    curve_charts,
+    curve_frames,
+    prediction_charts,
+    report,
+    selection,
+)
 from dashboard import compare_table as cmp
 from dashboard.context import page_guard, store
 
@@ -81,6 +89,9 @@ with page_guard("the comparison table"):
     st.caption("★ marks the best value of a column: highest for the scores, lowest for ECE, test "
                "loss, wall time and parameter count. Only config fields that differ between "
                "the chosen runs are shown.")
+    with st.expander("Copy the table as Markdown", icon=":material/content_copy:"):
+        st.code(cmp.to_markdown(table), language="markdown")
+        st.caption("For a pull request or a chat message: the copy button is at the top right.")
     buttons = st.container(horizontal=True)
     buttons.download_button("Download table (CSV)", cmp.to_csv(table),
                          file_name="danlu-compare.csv", mime="text/csv",
@@ -107,7 +118,8 @@ with page_guard("the bar chart"):
     bars = table[["run", metric]].rename(columns={metric: column.label})
     if grouped:
         bars[f"{column.label}_std"] = table[f"{metric}_std"]
-    st.altair_chart(bar_charts.bar_chart(bars, column.label, best=column.best))
+    chart_files.show(bar_charts.bar_chart(bars, column.label, best=column.best),
+                     f"{column.label} by run", "compare_bars")
 
 # --- predictions: ROC, PR, confusion, reliability -------------------------------------------
 preds = {}
@@ -126,9 +138,9 @@ for run in finished:
 
 left, right = st.columns(2)
 with left, page_guard("the ROC curves"):
-    st.altair_chart(prediction_charts.roc_chart(preds))
+    chart_files.show(prediction_charts.roc_chart(preds), "ROC", "compare_roc")
 with right, page_guard("the precision-recall curves"):
-    st.altair_chart(prediction_charts.pr_chart(preds))
+    chart_files.show(prediction_charts.pr_chart(preds), "precision-recall", "compare_pr")
 if any(y_prob.shape[1] > 2 for _, y_prob in preds.values()):
     st.caption("Several classes: ROC and PR curves are micro-averaged one-vs-rest; the table's "
                "AUC is the macro average, so the two can differ a little.")
@@ -143,12 +155,14 @@ with page_guard("the validation curves"):
         for row, group in zip(table["run"], cmp.seed_groups(finished), strict=True):
             band_groups[row] = {r.run_id: frames[r.run_id] for r in group}
         frame = curve_frames.band_frame(band_groups, val_metric, "val", "epoch", "none", 0.0)
-        st.altair_chart(curve_charts.band_chart(frame, val_metric, "epoch"))
+        chart_files.show(curve_charts.band_chart(frame, val_metric, "epoch"),
+                         f"val {val_metric} by epoch", "compare_curves")
         st.caption("Mean over seeds, shaded ± one standard deviation.")
     else:
         frame = curve_frames.curve_frame(frames, val_metric, "val", "epoch", "none", 0.0,
                                    labels=labels)
-        st.altair_chart(curve_charts.curve_chart(frame, val_metric, "epoch"))
+        chart_files.show(curve_charts.curve_chart(frame, val_metric, "epoch"),
+                         f"val {val_metric} by epoch", "compare_curves")
 
 if preds:
     st.subheader("Per run")
@@ -161,9 +175,11 @@ if preds:
         with tab, page_guard(f"the charts of {name}"):
             y_true, y_prob = preds[name]
             a, b = st.columns(2)
-            a.altair_chart(prediction_charts.confusion_chart(y_true, y_prob,
-                                                  (run.summary or {}).get("class_names")))
-            b.altair_chart(prediction_charts.reliability_chart(y_true, y_prob))
+            chart_files.show(prediction_charts.confusion_chart(
+                y_true, y_prob, (run.summary or {}).get("class_names")),
+                f"confusion {name}", f"compare_confusion_{run.run_id}", where=a)
+            chart_files.show(prediction_charts.reliability_chart(y_true, y_prob),
+                             f"reliability {name}", f"compare_reliability_{run.run_id}", where=b)
 
 with page_guard("the per-class F1"):
     st.subheader("Per class")
@@ -172,9 +188,11 @@ with page_guard("the per-class F1"):
                  and "f1" in r.summary["test"]["per_class"]}
     class_names = next((r.summary.get("class_names") for r in finished
                         if r.summary and r.summary.get("class_names")), None)
-    st.altair_chart(bar_charts.per_class_chart(per_class, class_names, "f1"))
+    chart_files.show(bar_charts.per_class_chart(per_class, class_names, "f1"), "F1 per class",
+                     "compare_per_class")
 
 with page_guard("the confidence histogram"):
-    st.altair_chart(prediction_charts.confidence_histogram(preds))
+    chart_files.show(prediction_charts.confidence_histogram(preds), "confidence",
+                     "compare_confidence")
     st.caption("Share of test rows by the model's top-class probability. Label smoothing moves "
                "mass away from 1.0; an over-confident model piles up at the right edge.")

@@ -4,7 +4,7 @@ import zlib
 
 import streamlit as st
 
-from dashboard import launch, live, selection
+from dashboard import chart_files, launch, live, selection
 from dashboard import runs_table as table
 from dashboard.context import (
     can_write,
@@ -173,7 +173,8 @@ def charts_grid(runs: list[RunInfo], versions: dict[str, int], view: live.View,
     columns = st.columns(2)
     for i, metric in enumerate(view.metrics):
         with columns[i % 2], page_guard(f"the {metric} chart"):
-            st.altair_chart(live.metric_chart(cache, runs, versions, frames, metric, view))
+            chart_files.show(live.metric_chart(cache, runs, versions, frames, metric, view),
+                             metric, f"runs_chart_{metric}")
     cache.keep_only(view.metrics, versions)
 
 

@@ -4,7 +4,7 @@ import json
 
 import streamlit as st
 
-from dashboard import launch, selection, trick_evidence
+from dashboard import chart_files, launch, selection, trick_evidence
 from dashboard.context import (
     can_write,
     max_parallel,
@@ -102,7 +102,8 @@ def evidence(trick: Trick) -> None:
             if predictions is None:
                 column.caption("Its predictions.npz cannot be read.")
             else:
-                column.altair_chart(reliability_chart(*predictions, height=220))
+                chart_files.show(reliability_chart(*predictions, height=220),
+                                 f"reliability {title}", f"tricks_rel_{run.run_id}", where=column)
         st.caption("Bars are the accuracy in each confidence bin; on the diagonal a model is "
                    "calibrated, below it under-confident, above it over-confident.")
 
