@@ -19,74 +19,55 @@ import numpy as np
 import pandas as pd
 from pandas.io.formats.style import Styler
 
-from dashboard import curve_frames
 from dashboard.format import duration
 from dashboard.store import RunInfo
-from trainer import external
-from trainer.tricks import BY_NAME, CATALOGUE
+from trainer import runlog
+from trainer.tricks import CATALOGUE
 
 
 @dataclass(frozen=True)
 class Column:
     key: str  # the table's column name (also the CSV header and the ?metric= value)
-    label: str
-    best: Literal["max", "min"] | None  # None: no best value (best epoch is not a score)
-    help: str
+    metric: str  # its name in runlog's metric table (and summary.json)
+    top_level: bool = False  # a number of the whole run, not of the test split
+
+    @property
+    def label(self) -> str:
+        info = runlog.metric_info(self.metric)
+        return "Test loss" if self.key == "test_loss" else (info.label if info else self.key)
+
+    @property
+    def best(self) -> Literal["max", "min"] | None:
+        """Which end is best (runlog's table); None: not ranked (the best epoch is no score)."""
+        info = runlog.metric_info(self.metric)
+        if info is None or info.lower_is_better is None:
+            return None
+        return "min" if info.lower_is_better else "max"
+
+    @property
+    def help(self) -> str:
+        info = runlog.metric_info(self.metric)
+        text = info.help if info else ""
+        where = "" if self.top_level else " On the test set."
+        rank = {"max": " Higher is better.", "min": " Lower is better.",
+                None: " Not ranked."}[self.best]
+        return f"{text}{where}{rank}".strip()
 
 
 COLUMNS: tuple[Column, ...] = (
-    Column("precision", "Precision", "max", "Macro precision on the test set. Higher is better."),
-    Column("recall", "Recall", "max", "Macro recall on the test set. Higher is better."),
-    Column("f1", "F1", "max", "Macro F1 on the test set. Higher is better."),
-    Column("auc", "AUC", "max", "ROC AUC on the test set (one-vs-rest macro for several "
-           "classes). Higher is better."),
-    Column("accuracy", "Accuracy", "max", "Top-1 accuracy on the test set. Higher is better."),
-    Column("top_k_accuracy", "Top-k acc.", "max", "Top-k accuracy on the test set (k is the run's "
-           "top_k setting; empty for two classes). Higher is better."),
-    Column("average_precision", "Avg. precision", "max", "Macro average precision (area under "
-           "the PR curve) on the test set. Higher is better."),
-    Column("ece", "ECE", "min", "Expected calibration error on the test set: the gap between "
-           "confidence and accuracy. Lower is better."),
-    Column("test_loss", "Test loss", "min", "Cross-entropy on the test set, comparable across "
-           "losses and tricks. Lower is better."),
-    Column("best_epoch", "Best epoch", None, "The epoch whose weights were kept (by the "
-           "monitored val metric). Not ranked."),
-    Column("wall_time_s", "Wall time (s)", "min", "Training time in seconds. Lower is better."),
-    Column("n_params", "Params", "min", "Number of trainable parameters. Fewer is better (at "
-           "equal scores)."),
+    *(Column(m, m) for m in ("precision", "recall", "f1", "auc", "accuracy", "top_k_accuracy",
+                             "average_precision", "ece")),
+    Column("test_loss", "loss"),
+    *(Column(m, m, top_level=True) for m in ("best_epoch", "wall_time_s", "n_params")),
 )
 BY_KEY: dict[str, Column] = {c.key: c for c in COLUMNS}
 METRICS: tuple[str, ...] = tuple(c.key for c in COLUMNS)
 BAR_METRICS: tuple[str, ...] = tuple(c.key for c in COLUMNS if c.best)  # ranked ones only
-# Where each column comes from in summary.json: ("test", key) or a top-level key.
-_SOURCE: dict[str, tuple[str, ...]] = {
-    **{k: ("test", k) for k in ("precision", "recall", "f1", "auc", "accuracy", "top_k_accuracy",
-                                "average_precision", "ece")},
-    "test_loss": ("test", "loss"),
-    "best_epoch": ("best_epoch",),
-    "wall_time_s": ("wall_time_s",),
-    "n_params": ("n_params",),
-}
-# never "differ"
-IGNORED_FIELDS = frozenset({"name", "tags", "run_id", "schema_version", external.KIND_KEY})
-SEED = "seed"
+SEED = runlog.SEED
 _ORDER = {t.name: i for i, t in enumerate(CATALOGUE)}
-_MISSING = object()
 
 
-def _float(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return math.nan
-    return float(value)
-
-
-def _canonical(field: str, config: Mapping[str, Any]) -> str:
-    """A comparable form of a config value; a field missing from a trainer run's config counts
-    as its catalogue default (a run logged by a script or imported has no such defaults)."""
-    value = config.get(field, _MISSING)
-    if value is _MISSING:
-        trained = field in BY_NAME and not external.is_external(config)
-        value = BY_NAME[field].default if trained else None
+def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
@@ -94,31 +75,32 @@ def _field_order(field: str) -> tuple[int, str]:
     return _ORDER.get(field, len(_ORDER)), field
 
 
-def differing_fields(configs: Sequence[Mapping[str, Any]],
-                     ignore: frozenset[str] = IGNORED_FIELDS) -> list[str]:
-    """Config fields whose value is not the same in all ``configs``, in catalogue order.
+def differing_fields(configs: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Fields (``runlog.run_fields``) whose value is not the same in all ``configs``, in
+    catalogue order.
 
-    Name, tags and run id never count; seed does. A field missing from a config counts as its
-    catalogue default (configs written by an older trainer lack newer fields).
+    Name, tags, run id and kind never count; seed does. A field missing from a trained run's
+    config counts as its catalogue default (an older trainer did not write it); a run logged by
+    a script, imported or ensembled has no defaults: a field it lacks is missing.
     """
-    fields = {k for c in configs for k in c} - ignore
-    return sorted((f for f in fields if len({_canonical(f, c) for c in configs}) > 1),
+    all_fields = [runlog.run_fields(c) for c in configs]
+    names = {k for f in all_fields for k in f}
+    return sorted((n for n in names if len({_canonical(f.get(n)) for f in all_fields}) > 1),
                   key=_field_order)
 
 
 def unique_labels(runs: Sequence[RunInfo]) -> dict[str, str]:
     """Run id -> display name; names that two runs share get the run id appended."""
-    return curve_frames.unique_labels([r.run_id for r in runs], {r.run_id: r.name for r in runs})
+    return runlog.unique_labels({r.run_id: r.name for r in runs})
 
 
 def metric_values(summary: Mapping[str, Any] | None) -> dict[str, float]:
     """The table's numbers from one run's summary.json (NaN where a value is missing)."""
     out = {}
-    for key, path in _SOURCE.items():
-        value: Any = summary or {}
-        for part in path:
-            value = value.get(part) if isinstance(value, Mapping) else None
-        out[key] = _float(value)
+    for c in COLUMNS:
+        value = (runlog.summary_value(summary, c.metric) if c.top_level
+                 else runlog.summary_metric(summary, c.metric, "test"))
+        out[c.key] = math.nan if value is None else value
     return out
 
 
@@ -136,8 +118,9 @@ def comparison_table(runs: Sequence[RunInfo]) -> pd.DataFrame:
     for r in runs:
         row: dict[str, Any] = {"run": labels[r.run_id], "run_id": r.run_id}
         row.update(metric_values(r.summary))
+        values = runlog.run_fields(r.config)
         for f in fields:
-            row[f] = _display_value(json.loads(_canonical(f, r.config)))
+            row[f] = _display_value(values.get(f))
         rows.append(row)
     table = pd.DataFrame(rows, columns=["run", "run_id", *METRICS, *fields])
     table.attrs["fields"] = fields
@@ -145,13 +128,8 @@ def comparison_table(runs: Sequence[RunInfo]) -> pd.DataFrame:
 
 
 def seed_groups(runs: Sequence[RunInfo]) -> list[list[RunInfo]]:
-    """Runs grouped by their config without name, tags, run id and seed; first-seen order."""
-    groups: dict[str, list[RunInfo]] = {}
-    for r in runs:
-        key = json.dumps({k: v for k, v in r.config.items()
-                          if k not in IGNORED_FIELDS and k != SEED}, sort_keys=True, default=str)
-        groups.setdefault(key, []).append(r)
-    return list(groups.values())
+    """Runs that differ only by seed (``runlog.seed_groups``), in first-seen order."""
+    return runlog.seed_groups(runs, lambda r: r.config, lambda r: r.run_id)
 
 
 def has_seed_groups(runs: Sequence[RunInfo]) -> bool:
@@ -162,14 +140,11 @@ def has_seed_groups(runs: Sequence[RunInfo]) -> bool:
 def _group_label(group: Sequence[RunInfo], fields: Sequence[str], single: bool) -> str:
     if len(group) == 1:
         return group[0].name
-    first = group[0].config
-    # Fields this group does not have (e.g. an ensemble's `ensemble` key) say nothing about it.
-    described = ", ".join(f"{f}={json.loads(_canonical(f, first))}" for f in fields
-                          if f in BY_NAME or first.get(f) is not None)
+    first = runlog.run_fields(group[0].config)
+    # Fields this group does not have (a script's run lacks the catalogue's) say nothing of it.
+    described = ", ".join(f"{f}={first[f]}" for f in fields if first.get(f) is not None)
     base = group[0].name if single or not described else described
-    n_seeds = len({r.config.get("seed") for r in group})
-    what = "seeds" if n_seeds == len(group) else "runs"  # repeats of one seed are not seeds
-    return f"{base} · {len(group)} {what}"
+    return runlog.group_label(base, [r.config for r in group])
 
 
 def group_table(runs: Sequence[RunInfo]) -> pd.DataFrame:
@@ -190,8 +165,9 @@ def group_table(runs: Sequence[RunInfo]) -> pd.DataFrame:
             row[key] = float(finite.mean()) if finite.size else math.nan
             row[f"{key}_std"] = float(finite.std(ddof=1)) if finite.size > 1 else (
                 0.0 if finite.size else math.nan)
+        values = runlog.run_fields(group[0].config)
         for f in fields:
-            row[f] = _display_value(json.loads(_canonical(f, group[0].config)))
+            row[f] = _display_value(values.get(f))
         rows.append(row)
     columns = ["run", "run_id", "n", "run_ids", *METRICS, *(f"{k}_std" for k in METRICS), *fields]
     table = pd.DataFrame(rows, columns=columns)

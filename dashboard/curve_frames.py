@@ -9,13 +9,14 @@ thousand points per run while a raw spike stays visible.
 from __future__ import annotations
 
 import numbers
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 
 from dashboard.downsample import DEFAULT_POINTS, MIN_POINTS, downsample_indices
 from dashboard.smoothing import smooth
+from trainer import runlog
 
 __all__ = [
     "BAND_COLUMNS",
@@ -27,7 +28,6 @@ __all__ = [
     "check_x",
     "curve_frame",
     "numeric",
-    "unique_labels",
 ]
 
 X_LABELS: dict[str, str] = {"step": "step", "epoch": "epoch", "t": "wall time (s)"}
@@ -45,16 +45,6 @@ def numeric(column: pd.Series) -> np.ndarray:
     if column.dtype.kind in "fiub":
         return column.to_numpy(dtype=np.float64, na_value=np.nan)
     return pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-
-
-def unique_labels(run_ids: Sequence[str], labels: Mapping[str, str] | None) -> dict[str, str]:
-    """Display label per run id; a label two runs share gets the run id appended."""
-    wanted = {rid: str((labels or {}).get(rid, rid)) for rid in run_ids}
-    counts = pd.Series(list(wanted.values()), dtype=object).value_counts()
-    return {
-        rid: f"{label} ({rid})" if counts.get(label, 0) > 1 else label
-        for rid, label in wanted.items()
-    }
 
 
 def check_x(x: str) -> None:
@@ -134,7 +124,7 @@ def curve_frame(
         or max_points < 3
     ):
         raise ValueError(f"max_points must be an integer >= 3, got {max_points!r}")
-    names = unique_labels(list(runs), labels)
+    names = runlog.unique_labels({rid: str((labels or {}).get(rid, rid)) for rid in runs})
     parts: dict[str, list[np.ndarray]] = {c: [] for c in ("x", "raw", "smooth")}
     run_col: list[np.ndarray] = []
     id_col: list[np.ndarray] = []

@@ -15,10 +15,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from trainer import preflight
+from trainer import preflight, runlog
 from trainer.config import ConfigError, FieldError, make_config
 from trainer.data import MAX_CSV_BYTES
-from trainer.queue import cancel, create_run, requeue, spawn_worker
+from trainer.queue import cancel, requeue, spawn_worker
 from trainer.tricks import BY_NAME
 
 MAX_SWEEP_RUNS = 200
@@ -101,7 +101,7 @@ def queue_runs(root: str | os.PathLike, configs: Sequence[Mapping[str, Any]], *,
     if not allowed:
         raise LaunchRefused("launching is switched off on this server (read-only mode)")
     validated = validate_all(configs, root)
-    ids = [create_run(root, c, state="queued").name for c in validated]
+    ids = [runlog.create_run(root, c, state="queued").name for c in validated]
     spawn_worker(root, max_parallel=max_parallel)
     return ids
 

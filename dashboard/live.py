@@ -11,9 +11,7 @@
 
 from __future__ import annotations
 
-import json
 import math
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -27,6 +25,7 @@ from dashboard import curve_charts, curve_frames
 from dashboard.downsample import DEFAULT_POINTS
 from dashboard.format import duration, state_label
 from dashboard.store import BASE_COLUMNS, RunInfo
+from trainer import runlog
 from trainer.config import config_to_json, make_config
 
 DEFAULT_METRICS: tuple[str, ...] = ("train/loss", "val/loss", "val/accuracy")
@@ -34,8 +33,6 @@ LIVE_STATES = frozenset(("queued", "running"))
 # A test split is one row at the end of a run: a dot, not a curve (the Compare page shows it).
 CURVE_SPLITS = ("train", "val")
 SPLIT_ORDER = {"train": 0, "val": 1}
-METRIC_ORDER = {m: i for i, m in enumerate(
-    ("loss", "accuracy", "f1", "precision", "recall", "auc", "lr", "grad_norm"))}
 SMOOTHING_LABELS = {
     "ema": "EMA (TensorBoard)",
     "time_ema": "time-weighted EMA",
@@ -87,8 +84,6 @@ DEFAULT_X = "step"
 CHART_POINTS = 5000
 MIN_RUN_POINTS = 100
 # Config keys that say which run it is rather than how it trains.
-BOOKKEEPING = ("schema_version", "run_id", "name", "tags")
-SEED_FIELD = "seed"
 
 
 # --- metrics --------------------------------------------------------------------------------
@@ -102,7 +97,7 @@ def split_metric(name: str) -> tuple[str, str]:
 
 def _metric_sort_key(name: str) -> tuple[int, int, str]:
     split, metric = split_metric(name)
-    return SPLIT_ORDER.get(split, len(SPLIT_ORDER)), METRIC_ORDER.get(metric, 99), name
+    return SPLIT_ORDER.get(split, len(SPLIT_ORDER)), runlog.metric_order(metric), name
 
 
 def metric_names(frames: Iterable[pd.DataFrame | None]) -> list[str]:
@@ -228,7 +223,7 @@ def parse_flag(text: str | None) -> bool:
 
 def run_labels(runs: Sequence[RunInfo]) -> dict[str, str]:
     """Legend label per run id: its name, with the id added where two runs share a name."""
-    return curve_frames.unique_labels([r.run_id for r in runs], {r.run_id: r.name for r in runs})
+    return runlog.unique_labels({r.run_id: r.name for r in runs})
 
 
 def _epoch_number(value: Any) -> int | None:
@@ -278,28 +273,16 @@ def stop_marks(
     return pd.DataFrame(rows, columns=["run", "x", "label"])
 
 
-def _seed_key(config: Mapping[str, Any]) -> str:
-    rest = {k: v for k, v in config.items() if k not in (*BOOKKEEPING, SEED_FIELD)}
-    return json.dumps(rest, sort_keys=True, default=str)
-
-
-_SEED_IN_NAME = re.compile(r"\s*\bseed\s*[=:]?\s*\d+\b", re.IGNORECASE)
-
-
 def seed_groups(runs: Sequence[RunInfo]) -> dict[str, list[str]]:
     """Runs that differ only by seed: group label -> run ids, in the order of ``runs``.
 
     Every run is in exactly one group (a run without a readable config is alone in its own).
-    A group is labelled by its first run's name without "seed=N", plus the number of seeds.
+    A group is labelled by its first run's name without "seed=N", plus the number of distinct
+    seeds it holds (``runlog.seed_count_label``: a seed run twice is one seed, two runs).
     """
-    members: dict[str, list[RunInfo]] = {}
-    for r in runs:
-        key = _seed_key(r.config) if r.config else f"\0{r.run_id}"
-        members.setdefault(key, []).append(r)
     out: dict[str, list[str]] = {}
-    for group in members.values():
-        base = _SEED_IN_NAME.sub("", group[0].name).strip() or group[0].run_id
-        label = f"{base} ({len(group)} seeds)" if len(group) > 1 else base
+    for group in runlog.seed_groups(runs, lambda r: r.config, lambda r: r.run_id):
+        label = runlog.group_label(group[0].name, [r.config for r in group])
         while label in out:  # two groups whose names read alike
             label += "'"
         out[label] = [r.run_id for r in group]
@@ -504,6 +487,8 @@ def _default_config() -> dict[str, Any]:
 def config_changes(config: Mapping[str, Any]) -> dict[str, Any]:
     """The fields of ``config`` that differ from the defaults (what makes this run this run),
     including any the catalogue does not know; name and tags are shown elsewhere."""
+    if not runlog.is_trained(config):  # free-form: every field is its own
+        return runlog.run_fields(config)
     defaults = _default_config()
     return {k: v for k, v in config.items()
-            if k not in BOOKKEEPING and (k not in defaults or defaults[k] != v)}
+            if k not in runlog.NOT_CONFIG and (k not in defaults or defaults[k] != v)}

@@ -46,15 +46,6 @@ def unchoose(run_id: str) -> None:
     choose([i for i in st.session_state.get(SELECTED, []) if i != run_id])
 
 
-def unique_labels(labels: dict[str, str]) -> dict[str, str]:
-    """``labels`` (run id -> label) with the run id added where a label repeats: Streamlit keeps
-    a choice by its label, so of two items labelled alike it would always pick the last."""
-    seen: dict[str, int] = {}
-    for label in labels.values():
-        seen[label] = seen.get(label, 0) + 1
-    return {i: f"{label} · {i}" if seen[label] > 1 else label for i, label in labels.items()}
-
-
 def filter_runs(runs: list[RunInfo], states: Sequence[str], datasets: Sequence[str],
                 tags: Sequence[str], search: str) -> list[RunInfo]:
     """Runs matching every non-empty filter (search: case-insensitive, in name, id or tags)."""

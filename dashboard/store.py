@@ -28,13 +28,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from trainer import external, runlog, safe_read
+from trainer import runlog, safe_read
 from trainer.columnar import BASE_COLUMNS, MetricsFile, cache_enabled
 
 __all__ = ["BASE_COLUMNS", "META", "TRASH", "RunInfo", "RunStore", "normalise_tags"]
 
-META = "meta.json"  # user tags and notes, written by the app only (never by the trainer)
-TRASH = ".trash"
+META, TRASH = runlog.META, runlog.TRASH  # the app's files (runlog owns every name of the root)
 
 _Sig = tuple[int, int, int]  # (mtime_ns, size, inode): atomic replaces always change the inode
 
@@ -76,8 +75,12 @@ class RunInfo:
 
     @property
     def name(self) -> str:
-        name = self.config.get("name")
-        return name.strip() if isinstance(name, str) and name.strip() else self.run_id
+        return runlog.display_name(self.config, self.run_id)
+
+    @property
+    def kind(self) -> str:
+        """``trained`` (a RunConfig: can be launched again), ``ensemble`` or ``external``."""
+        return runlog.run_kind(self.config)
 
     @property
     def tags(self) -> list[str]:
@@ -277,7 +280,8 @@ class RunStore:
         elif summary is not None:
             summary, found = _check_summary(summary)
             problems += found
-        elif not summary_there and state == "finished" and not external.is_external(config):
+        elif (not summary_there and state == "finished"
+              and runlog.run_kind(config) != runlog.EXTERNAL):
             # A script's run need not log predictions; a trainer run always writes them.
             problems.append("the run finished but summary.json is missing")
         if meta_bad:
@@ -398,7 +402,7 @@ class RunStore:
             cached = self._predictions.get(run_id)
         if cached is not None and cached[0] == sig:
             return cached[1]
-        result, problem = _load_predictions(path)
+        result, problem = _load_predictions(path.parent)
         with self._lock:
             self._predictions[run_id] = (sig, result)
         self._note(run_id, runlog.PREDICTIONS, problem)
@@ -523,38 +527,11 @@ def _check_meta(meta: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
             [f"meta.json {' and '.join(bad)} of the wrong type (ignored)"])
 
 
-def _load_predictions(path: Path) -> tuple[tuple[np.ndarray, np.ndarray] | None, str | None]:
-    """((y_true, y_prob), None) or (None, what is wrong)."""
+def _load_predictions(run_dir: Path) -> tuple[tuple[np.ndarray, np.ndarray] | None, str | None]:
+    """((y_true, y_prob), None) or (None, what is wrong): runlog's one checked reader."""
     try:
-        f = safe_read.open_regular(path)
-    except OSError as exc:
-        return None, str(exc) if isinstance(exc, safe_read.Refused) else (
-            f"predictions.npz could not be read ({type(exc).__name__})")
-    with f:
-        limit = safe_read.limit_for(path)
-        if os.fstat(f.fileno()).st_size > limit:
-            return None, f"predictions.npz is larger than {limit >> 20} MiB: not read"
-        return _parse_predictions(f)
-
-
-def _parse_predictions(f: Any) -> tuple[tuple[np.ndarray, np.ndarray] | None, str | None]:
-    try:
-        with np.load(f, allow_pickle=False) as npz:  # never unpickle files from disk
-            missing = [k for k in ("y_true", "y_prob") if k not in npz.files]
-            if missing:
-                return None, f"predictions.npz has no {' or '.join(missing)}"
-            y_true, y_prob = npz["y_true"], npz["y_prob"]
-    except Exception as exc:  # zipfile, OSError, ValueError, EOFError...: all mean "damaged"
-        return None, f"predictions.npz could not be read ({type(exc).__name__})"
-    if y_true.ndim != 1 or not np.issubdtype(y_true.dtype, np.integer):
-        found = f"{y_true.dtype} {y_true.shape}"
-        return None, f"predictions.npz y_true should be 1-D integers, not {found}"
-    if y_prob.ndim != 2 or not np.issubdtype(y_prob.dtype, np.floating):
-        return None, f"predictions.npz y_prob should be a 2-D float array, not {y_prob.shape}"
-    if len(y_true) != len(y_prob):
-        return None, f"predictions.npz has {len(y_true)} labels but {len(y_prob)} rows of y_prob"
-    if len(y_true) and (y_true.min() < 0 or y_true.max() >= y_prob.shape[1]):
-        return None, f"predictions.npz has labels outside 0..{y_prob.shape[1] - 1}"
-    y_true.flags.writeable = False
-    y_prob.flags.writeable = False
-    return (y_true, y_prob), None
+        return runlog.read_predictions(run_dir), None
+    except FileNotFoundError:
+        return None, None
+    except runlog.BadPredictions as exc:
+        return None, str(exc)

@@ -177,6 +177,17 @@ def test_group_seeds_draws_bands(root):
     assert {"band", "mean"} <= set(layer_descriptions(spec))
 
 
+def test_a_band_of_seed_0_twice_says_two_seeds(root):
+    # Seeds 0, 0 and 1 drew a band labelled "3 seeds": a group counts its distinct seeds.
+    ids = [f"20260103-00000{i}-s{i}" for i in range(3)]
+    for run_id, seed in zip(ids, (0, 0, 1), strict=True):
+        make_run(root, run_id, "finished", seed=seed, config={"name": f"base seed={seed}"})
+    at = open_page(ids, group="1")
+    _, data = chart_spec(charts(at)[0])
+    groups = {g for frame in data.values() if "run" in frame for g in frame["run"]}
+    assert groups == {"base (2 seeds, 3 runs)"}
+
+
 # --- the view in the URL --------------------------------------------------------------------
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.browser_helpers import Server, chromium_page, chromium_path, streamlit_server
-from trainer import queue, runlog
+from trainer import runlog
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 needs_chromium = pytest.mark.skipif(chromium_path() is None, reason="no chromium binary "
@@ -75,7 +75,7 @@ def test_token_unlocks_the_session_across_reruns_and_pages(make_server):
     from playwright.sync_api import expect
 
     server = make_server(DANLU_TOKEN=TOKEN)
-    lock = open(server.runs_dir / queue.LOCK_NAME, "a+")  # noqa: SIM115 - a pretend worker
+    lock = open(server.runs_dir / runlog.WORKER_LOCK, "a+")  # noqa: SIM115 - a pretend worker
     fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     with chromium_page() as page, lock:
         page.goto(f"{server.url}/launch")

@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.fakeruns import metric_rows
-from trainer import queue, runlog, runner
+from trainer import runlog, runner
 from trainer.config import make_config
 
 LONG = {"dataset": "digits", "epochs": 500, "batch_size": 16}
@@ -21,8 +21,8 @@ SHORT = {"dataset": "digits", "epochs": 1, "checkpoint": True}
 
 def _leftovers(root: Path) -> list[str]:
     """Temp files, the status reserve, and run directories without a status."""
-    out = [str(p) for p in root.rglob(".*") if p.name != queue.LOCK_NAME
-           and p.name != queue.WORKER_LOG]
+    out = [str(p) for p in root.rglob(".*") if p.name != runlog.WORKER_LOCK
+           and p.name != runlog.WORKER_LOG]
     out += [str(d) for d in root.iterdir() if d.is_dir() and not (d / runlog.STATUS).exists()]
     return out
 
@@ -32,7 +32,7 @@ def _enospc(*_args, **_kwargs):
 
 
 def test_enospc_in_process_ends_the_run_failed_with_disk_full(tmp_path: Path, monkeypatch):
-    run_dir = queue.create_run(tmp_path, make_config({**SHORT, "epochs": 2}))
+    run_dir = runlog.create_run(tmp_path, make_config({**SHORT, "epochs": 2}))
     real_atomic = runlog.write_json_atomic
     started = []
 
@@ -55,7 +55,7 @@ def test_enospc_in_process_ends_the_run_failed_with_disk_full(tmp_path: Path, mo
 
 
 def test_enospc_while_saving_results_leaves_no_temp_file(tmp_path: Path, monkeypatch):
-    run_dir = queue.create_run(tmp_path, make_config(SHORT))
+    run_dir = runlog.create_run(tmp_path, make_config(SHORT))
 
     def save(obj, path, *args, **kwargs):
         Path(path).write_bytes(b"half a checkpoint")
@@ -72,7 +72,7 @@ def test_enospc_while_saving_results_leaves_no_temp_file(tmp_path: Path, monkeyp
 def test_create_run_on_a_full_disk_leaves_no_empty_directory(tmp_path: Path, monkeypatch):
     monkeypatch.setattr(runlog, "write_json_atomic", _enospc)
     with pytest.raises(OSError):
-        queue.create_run(tmp_path, make_config(SHORT))
+        runlog.create_run(tmp_path, make_config(SHORT))
     assert list(tmp_path.iterdir()) == []
 
 
@@ -108,8 +108,8 @@ def _drain(root: Path, timeout: float = 240) -> subprocess.CompletedProcess:
 
 def test_a_real_full_disk_fails_runs_and_the_worker_drains_on(small_disk: Path):
     root = small_disk / "runs"
-    long_run = queue.create_run(root, make_config(LONG))
-    short_run = queue.create_run(root, make_config(SHORT))
+    long_run = runlog.create_run(root, make_config(LONG))
+    short_run = runlog.create_run(root, make_config(SHORT))
     worker = subprocess.Popen([sys.executable, "-m", "trainer", "worker", "--runs-dir",
                                str(root)], cwd=ROOT, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
@@ -129,7 +129,7 @@ def test_a_real_full_disk_fails_runs_and_the_worker_drains_on(small_disk: Path):
     assert _leftovers(root) == []
 
     filler.unlink()  # room again: the next run trains and saves as usual
-    again = queue.create_run(root, make_config(SHORT))
+    again = runlog.create_run(root, make_config(SHORT))
     assert _drain(root).returncode == 0
     assert runlog.read_json(again / runlog.STATUS)["state"] == "finished"
     assert (again / runlog.CHECKPOINT).exists() and _leftovers(root) == []

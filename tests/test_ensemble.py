@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from scipy.stats import pearsonr
 from sklearn.metrics import accuracy_score, precision_recall_fscore_support, roc_auc_score
 from streamlit.testing.v1 import AppTest
@@ -21,8 +22,10 @@ from dashboard.store import RunStore
 from tests.conftest import run_cli
 from tests.fakeruns import make_run, metric_rows
 from trainer import runlog
+from trainer.config import ConfigError, make_config
 from trainer.experiments import core
 from trainer.experiments import ensemble as ens
+from trainer.pretrained import FineTuneError, load_pretrained
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PAGE = "dashboard/pages/experiments.py"
@@ -205,9 +208,13 @@ def test_a_saved_ensemble_is_a_run_that_runs_and_compare_read(tmp_path: Path) ->
     config = runlog.read_json(run_dir / runlog.CONFIG)
     assert config["name"] == "ensemble: seed 0 + seed 1 + seed 2"
     assert "ensemble" in config["tags"] and f"exp-{exp.exp_id}" in config["tags"]
-    assert config["ensemble"] == {"members": ids, "weights": [0.5, 0.25, 0.25],
-                                  "method": "average", "experiment": exp.exp_id}
+    # A run of kind "ensemble": its own fields, and those its members share (not their seeds).
+    assert config["kind"] == "ensemble" and not runlog.is_trained(config)
+    assert {k: config[k] for k in ("members", "weights", "method", "experiment")} == {
+        "members": ids, "weights": [0.5, 0.25, 0.25], "method": "average",
+        "experiment": exp.exp_id}
     assert config["run_id"] == saved and config["dataset"] == "synthetic"
+    assert "seed" not in config and config["n_classes"] == 4
     summary = runlog.read_json(run_dir / runlog.SUMMARY)
     assert summary["best_epoch"] is None and summary["n_params"] == 3 * 1234
     assert summary["class_names"] == ["0", "1", "2", "3"]
@@ -225,7 +232,7 @@ def test_a_saved_ensemble_is_a_run_that_runs_and_compare_read(tmp_path: Path) ->
     assert [r["split"] for r in rows] == ["test"] and rows[0]["f1"] == test["f1"]
 
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # the readers take the extra config key in their stride
+        warnings.simplefilter("error")  # the readers take a free-form config in their stride
         store = RunStore(tmp_path)
         listed = {r.run_id: r for r in store.list_runs()}
         info = listed[saved]
@@ -239,6 +246,7 @@ def test_a_saved_ensemble_is_a_run_that_runs_and_compare_read(tmp_path: Path) ->
         assert np.isnan(row["best_epoch"])
         groups = cmp.group_table([listed[i] for i in [saved, *ids]])
         assert sorted(groups["n"]) == [1, 3]  # the ensemble is not mistaken for a fourth seed
+        assert info.kind == "ensemble" and all(listed[i].kind == "trained" for i in ids)
 
     report = ens.PROCEDURE.report(tmp_path, core.load(tmp_path, exp.exp_id))
     assert "average (weighted)" in report and "majority vote" in report
@@ -367,3 +375,18 @@ def test_the_result_view_shows_the_table_heatmap_subset_and_opens_compare(
     assert not at.exception, at.exception
     assert at.title[0].value == "Runs" and not at.error
     assert not [w.value for w in at.warning if exp.result["saved_run"] in w.value]
+
+
+def test_a_saved_ensemble_is_not_taken_for_a_run_config(tmp_path: Path) -> None:
+    """Its config.json once was the first member's RunConfig plus an ``ensemble`` key: valid
+    for no reader that needs a RunConfig. It is now marked, and refused with a reason."""
+    ids = fake_members(tmp_path)
+    exp = core.create(tmp_path, "ensemble", ens.make_spec(ids, save=True))
+    config = runlog.read_json(tmp_path / exp.result["saved_run"] / runlog.CONFIG)
+    assert runlog.run_kind(config) == runlog.ENSEMBLE
+    with pytest.raises(ConfigError, match=r"ensemble run's config\.json, not a RunConfig"):
+        make_config(config)
+    member = runlog.read_json(tmp_path / ids[0] / runlog.CONFIG)
+    assert make_config(member).seed == 0  # a trained run's config.json is one, kind and all
+    with pytest.raises(FineTuneError, match="is an ensemble run"):
+        load_pretrained(torch.nn.Module(), tmp_path, exp.result["saved_run"])

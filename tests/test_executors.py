@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tests.conftest import ROOT, run_cli, wait_for
 from tests.fakeruns import metric_rows
-from trainer import procs, queue, runlog
+from trainer import procs, runlog
 from trainer.config import make_config
 
 LONG = {"dataset": "digits", "epochs": 500, "batch_size": 16}
@@ -19,8 +19,8 @@ SHORT = {"dataset": "synthetic", "n_samples": 300, "epochs": 1}
 
 
 def test_a_forked_run_is_its_own_process_and_its_crash_touches_no_other(tmp_path: Path):
-    crashing = queue.create_run(tmp_path, make_config(LONG))
-    after = queue.create_run(tmp_path, make_config(SHORT))
+    crashing = runlog.create_run(tmp_path, make_config(LONG))
+    after = runlog.create_run(tmp_path, make_config(SHORT))
     worker = subprocess.Popen([sys.executable, "-m", "trainer", "worker", "--runs-dir",
                                str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True,
@@ -49,7 +49,7 @@ def test_requeue_queues_a_new_run_with_the_same_config(tmp_path: Path):
 
 
     config = make_config({**SHORT, "name": "flaky", "label_smoothing": 0.1})
-    old = queue.create_run(tmp_path, config)
+    old = runlog.create_run(tmp_path, config)
     refused = run_cli("requeue", old.name, "--runs-dir", str(tmp_path))
     assert refused.returncode == 2 and "only a failed, lost or cancelled run" in refused.stderr
     runlog.update_status(old, state="failed", reason="the trainer process killed by signal 9")

@@ -11,7 +11,7 @@ import pytest
 from trainer import runlog
 from trainer.config import ConfigError
 from trainer.experiments import core
-from trainer.queue import work
+from trainer.queue import register_poll_hook, work
 
 TINY = {"dataset": "synthetic", "n_samples": 300, "n_features": 8, "n_classes": 3, "epochs": 1,
         "batch_size": 64}
@@ -90,6 +90,7 @@ def test_an_invalid_start_leaves_nothing_behind(tmp_path: Path, procedures):
 
 def test_the_worker_advances_an_adaptive_experiment_to_the_end(tmp_path: Path, procedures):
     exp = core.create(tmp_path, "two_stage", {"base": TINY})
+    register_poll_hook(core.advance_all)  # what `python -m trainer worker` does
     assert work(tmp_path, poll_s=0.05) == 0  # drains stage 1, lets it queue stage 2, drains it
     done = core.load(tmp_path, exp.exp_id)
     assert done.state == "finished" and [m.role for m in done.members] == ["first", "second"]

@@ -16,7 +16,6 @@ from tests.conftest import ROOT, run_cli, train_tiny
 from tests.fakeruns import metric_rows
 from trainer import runlog, runner, training_setup
 from trainer.config import make_config
-from trainer.queue import create_run
 
 LONG = ["dataset=digits", "epochs=500", "batch_size=16"]  # runs far longer than any test waits
 
@@ -138,7 +137,7 @@ def test_a_bad_config_file_is_refused(tmp_path: Path):
 
 def _execute(tmp_path: Path, **overrides) -> dict:
     config = make_config({"dataset": "synthetic", "n_samples": 400, "epochs": 2, **overrides})
-    run_dir = create_run(tmp_path, config, state="queued")
+    run_dir = runlog.create_run(tmp_path, config, state="queued")
     runner.execute(run_dir)
     return runlog.read_json(run_dir / runlog.STATUS)
 

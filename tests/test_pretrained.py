@@ -12,13 +12,12 @@ from trainer import runlog, runner
 from trainer.config import make_config
 from trainer.models import build_model
 from trainer.pretrained import FineTuneError, feature_extractor, load_pretrained
-from trainer.queue import create_run
 
 DIGITS = {"dataset": "digits", "epochs": 2, "batch_size": 64, "norm": "batch"}
 
 
 def _run(root: Path, **overrides) -> Path:
-    run_dir = create_run(root, make_config({**DIGITS, **overrides}))
+    run_dir = runlog.create_run(root, make_config({**DIGITS, **overrides}))
     runner.execute(run_dir)
     return run_dir
 
@@ -78,7 +77,7 @@ def test_another_architecture_fails_with_a_clear_reason(pretrained: Path):
 
 
 def test_a_run_without_checkpoint_fails_with_a_clear_reason(tmp_path: Path):
-    source = create_run(tmp_path, make_config(DIGITS))  # queued: no checkpoint yet
+    source = runlog.create_run(tmp_path, make_config(DIGITS))  # queued: no checkpoint yet
     model = build_model(make_config(DIGITS), (1, 8, 8), 10)
     with pytest.raises(FineTuneError, match=r"no checkpoint\.pt"):
         load_pretrained(model, tmp_path, source.name)
@@ -90,7 +89,7 @@ def test_a_checkpoint_that_is_a_symlink_or_fifo_is_refused(tmp_path: Path):
     model = build_model(make_config(DIGITS), (1, 8, 8), 10)
     outside = tmp_path / "weights.pt"
     torch.save({"state_dict": model.state_dict()}, outside)
-    linked, fifo = (create_run(tmp_path, make_config(DIGITS)) for _ in range(2))
+    linked, fifo = (runlog.create_run(tmp_path, make_config(DIGITS)) for _ in range(2))
     (linked / runlog.CHECKPOINT).symlink_to(outside)  # weights from outside the runs root
     os.mkfifo(fifo / runlog.CHECKPOINT)  # torch.load would wait forever
     with pytest.raises(FineTuneError, match=r"checkpoint\.pt is a symbolic link"):

@@ -126,7 +126,7 @@ def _stop(worker: subprocess.Popen, runs: list[Path]) -> None:
 
 
 def _queue(root: Path, n: int, **overrides) -> list[Path]:
-    return [queue.create_run(root, make_config({**LONG, "seed": i, **overrides}))
+    return [runlog.create_run(root, make_config({**LONG, "seed": i, **overrides}))
             for i in range(n)]
 
 
@@ -153,7 +153,7 @@ def test_cancel_at_any_moment_of_a_run_ends_it_cancelled(tmp_path: Path):
 
 
 def test_a_raw_sigterm_early_in_a_run_ends_it_cancelled(tmp_path: Path):
-    run_dir = queue.create_run(tmp_path, make_config(LONG))
+    run_dir = runlog.create_run(tmp_path, make_config(LONG))
     proc = subprocess.Popen([sys.executable, "-m", "trainer", "start", str(run_dir)], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.5)  # past the interpreter's own start, well before torch is imported

@@ -50,8 +50,8 @@ def _drain(root: Path, address: str, *args: str) -> str:
 def test_a_sweep_drains_through_ray_with_the_summaries_of_local_runs(cluster, tmp_path):
     configs = [make_config({**TINY, "seed": s, "label_smoothing": ls})
                for s in (0, 1) for ls in (0.0, 0.1)]
-    on_ray = [queue.create_run(tmp_path / "ray", c) for c in configs]
-    local = [queue.create_run(tmp_path / "local", c) for c in configs]
+    on_ray = [runlog.create_run(tmp_path / "ray", c) for c in configs]
+    local = [runlog.create_run(tmp_path / "local", c) for c in configs]
     _drain(tmp_path / "ray", cluster)
     queue.work(tmp_path / "local", executor="subprocess")
     for r, loc in zip(on_ray, local, strict=True):
@@ -63,7 +63,7 @@ def test_a_sweep_drains_through_ray_with_the_summaries_of_local_runs(cluster, tm
 
 
 def test_runs_land_on_the_node_whose_resource_they_ask_for(cluster, tmp_path):
-    runs = [queue.create_run(tmp_path, make_config({**TINY, "epochs": 1, "seed": s}))
+    runs = [runlog.create_run(tmp_path, make_config({**TINY, "epochs": 1, "seed": s}))
             for s in (0, 1)]
     _drain(tmp_path, cluster, "--resources", json.dumps({"node2": 1}))
     ray.init(address=cluster, log_to_driver=False)
@@ -77,7 +77,7 @@ def test_runs_land_on_the_node_whose_resource_they_ask_for(cluster, tmp_path):
 
 
 def test_cancel_of_a_running_ray_run(cluster, tmp_path):
-    run_dir = queue.create_run(tmp_path, make_config(LONG))
+    run_dir = runlog.create_run(tmp_path, make_config(LONG))
     worker = _worker(tmp_path, cluster)
     try:
         wait_for(lambda: len(metric_rows(run_dir)) > 5, "the run to train", 180)
@@ -99,7 +99,7 @@ def _ray_worker_of(pid: int) -> int:
 
 
 def test_a_killed_ray_worker_fails_its_run_with_a_reason_naming_the_node(cluster, tmp_path):
-    run_dir = queue.create_run(tmp_path, make_config(LONG))
+    run_dir = runlog.create_run(tmp_path, make_config(LONG))
     worker = _worker(tmp_path, cluster)
     try:
         wait_for(lambda: len(metric_rows(run_dir)) > 5, "the run to train", 180)

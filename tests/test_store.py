@@ -689,10 +689,9 @@ def train_run(root: Path, **overrides: object) -> Path:
     """A small synthetic run trained to the end by the runner, as a worker would; its dir."""
     from trainer import runner
     from trainer.config import make_config
-    from trainer.queue import create_run
 
     config = make_config({"dataset": "synthetic", "n_samples": 400, **overrides})
-    run_dir = create_run(root, config, state="queued")
+    run_dir = runlog.create_run(root, config, state="queued")
     assert runner.execute(run_dir) == "finished"
     return run_dir
 

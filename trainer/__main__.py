@@ -27,7 +27,6 @@ def _runs_dir(args: argparse.Namespace) -> Path:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from trainer.queue import create_run
     from trainer.runner import execute  # torch loads only for commands that train
 
     try:
@@ -37,11 +36,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"error: {e}", file=sys.stderr)
         return 2
     if args.queue:
-        run_dir = create_run(_runs_dir(args), config, state="queued")
+        run_dir = runlog.create_run(_runs_dir(args), config, state="queued")
         print(f"queued; start it with: python -m trainer worker --runs-dir {_runs_dir(args)}")
         print(run_dir)
         return 0
-    run_dir = create_run(_runs_dir(args), config, state="running")
+    run_dir = runlog.create_run(_runs_dir(args), config, state="running")
     print(f"run {run_dir.name}", flush=True)
     state = execute(run_dir, foreground=True)
     print(run_dir)
@@ -95,7 +94,8 @@ def cmd_tricks(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from trainer.executors import KINDS, default_kind
-    from trainer.queue import work
+    from trainer.experiments import advance_all
+    from trainer.queue import register_poll_hook, work
 
     if args.max_parallel < 1:
         print("error: --max-parallel must be at least 1", file=sys.stderr)
@@ -123,6 +123,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         print("error: --address, --cpus-per-run, --gpus-per-run and --resources are for "
               "--executor ray", file=sys.stderr)
         return 2
+    register_poll_hook(advance_all)  # adaptive experiments queue their next stage as runs end
     return work(_runs_dir(args), max_parallel=args.max_parallel, wait=args.wait,
                 executor=kind, **options)
 

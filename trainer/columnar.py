@@ -54,8 +54,8 @@ import pyarrow as pa
 import pyarrow.json as pa_json
 
 from trainer import safe_read
+from trainer.runlog import METRICS_CACHE as CACHE
 
-CACHE = "metrics.cache.arrow"
 CACHE_VERSION = "2"  # 2: the file ends with a checksum trailer
 BASE_COLUMNS = ("split", "step", "epoch", "t")
 WIDE_COLUMNS = frozenset(("step", "epoch", "t"))  # x axes: float64 when not integers

@@ -26,10 +26,11 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from trainer import runlog
 from trainer.runlog import is_run_id
 from trainer.tricks import BY_NAME, CATALOGUE
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = runlog.SCHEMA_VERSION  # one version for every file of a run
 MAX_TAG_LENGTH = 50
 # everything else is tabular (npz: its array says)
 SPATIAL_DATASETS = {"digits": "image", "mnist1d": "sequence", "images": "image"}
@@ -246,8 +247,12 @@ def _unknown_field_message(field: str) -> str:
 def make_config(data: Mapping[str, Any] | None = None, **overrides: Any) -> Any:
     """Validate ``data`` (plus ``overrides``) into a RunConfig, or raise ConfigError."""
     merged = {**dict(data or {}), **overrides}
+    if not runlog.is_trained(merged) and runlog.KIND_KEY in merged:
+        kind = runlog.run_kind(merged)
+        raise ConfigError([FieldError(runlog.KIND_KEY, f"this is an {kind} run's config.json, not "
+                                      "a RunConfig: it cannot be launched or fine-tuned from")])
     # Files written by the trainer carry bookkeeping keys; accept them back.
-    for key in ("schema_version", "run_id"):
+    for key in ("schema_version", "run_id", runlog.KIND_KEY):
         merged.pop(key, None)
     try:
         return RunConfig(**merged)

@@ -20,9 +20,9 @@ import numpy as np
 
 from trainer import runlog
 
-KIND_KEY, EXTERNAL = "kind", "external"
+KIND_KEY, EXTERNAL = runlog.KIND_KEY, runlog.EXTERNAL
 SPLITS = ("train", "val", "test")
-RESERVED = ("schema_version", "run_id", "name", "tags", KIND_KEY, "source")
+RESERVED = runlog.NOT_CONFIG
 SPLIT_ALIASES = {"eval": "val", "valid": "val", "validation": "val", "training": "train",
                  "testing": "test"}
 PROB_TOLERANCE = 1e-3  # rows of y_prob must sum to 1 within this (float32 softmax is ~1e-7)
@@ -30,7 +30,7 @@ PROB_TOLERANCE = 1e-3  # rows of y_prob must sum to 1 within this (float32 softm
 
 def is_external(config: Mapping[str, Any] | None) -> bool:
     """Whether a config.json belongs to a run Danlu did not train."""
-    return bool(config) and config.get(KIND_KEY) == EXTERNAL  # type: ignore[union-attr]
+    return bool(config) and runlog.run_kind(config) == EXTERNAL
 
 
 def split_name(text: str) -> str:
@@ -57,14 +57,6 @@ def split_metric(key: str, default: str = "train") -> tuple[str, str]:
     return default, key
 
 
-def _tags(tags: Iterable[str] | str | None) -> list[str]:
-    if tags is None:
-        return []
-    if isinstance(tags, str):
-        tags = tags.split(",")
-    return [t.strip() for t in tags if isinstance(t, str) and t.strip()]
-
-
 def create_external_run(root: str | os.PathLike, name: str, config: Mapping[str, Any],
                         tags: Iterable[str] | str | None = None, *, source: str,
                         extra: Mapping[str, Any] | None = None, run_id: str | None = None,
@@ -75,18 +67,10 @@ def create_external_run(root: str | os.PathLike, name: str, config: Mapping[str,
     clash = sorted(k for k in config if k in RESERVED)
     if clash:
         raise ValueError(f"config keys {', '.join(map(repr, clash))} are Danlu's own; rename them")
-    if run_id is None:
-        run_dir = runlog.new_run_dir(root, name)
-    else:
-        run_dir = runlog.run_path(root, run_id)
-        run_dir.mkdir(parents=True, exist_ok=True)
-    full = {"schema_version": runlog.SCHEMA_VERSION, KIND_KEY: EXTERNAL, "source": source,
-            "name": name, "tags": _tags(tags), **dict(extra or {}), **dict(config),
-            "run_id": run_dir.name}
-    runlog.write_json_atomic(run_dir / runlog.CONFIG, full)
-    runlog.write_json_atomic(run_dir / runlog.STATUS, runlog.new_status(run_dir.name, state,
-                                                                        **status))
-    return run_dir, full
+    run_dir = runlog.create_run(root, {"source": source, **dict(extra or {}), **dict(config)},
+                                name, kind=EXTERNAL, tags=tags, run_id=run_id, state=state,
+                                **status)
+    return run_dir, runlog.read_json(run_dir / runlog.CONFIG) or {}
 
 
 def _array(value: Any, what: str) -> np.ndarray:
@@ -138,5 +122,5 @@ def write_predictions(run_dir: Path, y_true: Any, y_prob: Any, split: str = "tes
     summary = runlog.read_json(run_dir / runlog.SUMMARY) or {}
     summary.update(summary_fields)
     summary[split] = metrics
-    runlog.write_json_atomic(run_dir / runlog.SUMMARY, summary)
+    runlog.write_summary(run_dir, summary)
     return metrics

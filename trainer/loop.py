@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import update_bn
 
+from trainer import runlog
 from trainer.augment import augment_batch, tta_views
 from trainer.evaluate import classification_metrics
 from trainer.training_setup import RunSetup, setup_run, weight_matrices
@@ -282,7 +283,7 @@ def _is_better(value: float | None, best: float | None, monitor: str) -> bool:
         return False
     if best is None:
         return True
-    return value < best if monitor == "loss" else value > best
+    return runlog.better(value, best, monitor)
 
 
 def _early_stop(run: RunSetup, progress: _Progress, val: dict[str, Any], say: Any) -> bool:

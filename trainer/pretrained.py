@@ -33,6 +33,10 @@ def load_pretrained(model: nn.Module, runs_root: str | os.PathLike, run_id: str
         path = runlog.run_path(runs_root, run_id) / runlog.CHECKPOINT
     except ValueError as exc:
         raise FineTuneError(str(exc)) from None
+    kind = runlog.run_kind(runlog.read_json(path.parent / runlog.CONFIG))
+    if kind != runlog.TRAINED:
+        raise FineTuneError(f"run {run_id} is an {kind} run, not one Danlu trained: it has no "
+                            "weights to fine-tune from")
     try:  # a regular file only (trainer.safe_read): a symlink could load weights from anywhere
         with safe_read.open_regular(path) as f:
             source = torch.load(f, map_location="cpu", weights_only=True)["state_dict"]

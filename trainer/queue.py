@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -20,35 +19,29 @@ from collections.abc import Callable, Container
 from pathlib import Path
 from typing import IO, Any
 
-from trainer import external, procs, runlog
-from trainer.config import config_to_json
+from trainer import procs, runlog
 from trainer.executors import Executor, ExecutorLost, make_executor
 
-LOCK_NAME = ".worker.lock"
-WORKER_LOG = ".worker.log"
 CANCEL_GRACE_S = 1.5  # how long a cancel waits for the run to honour its request before a signal
 SIGNAL_AFTER_S = 5.0  # the worker signals a child that has not honoured a request for this long
+PollHook = Callable[[Path], int]
+_POLL_HOOKS: list[PollHook] = []
 
 
-def create_run(root: str | os.PathLike, config: Any, state: str = "queued") -> Path:
-    """Write a new run directory for ``config`` (config.json, then status.json) and return it."""
-    run_dir = runlog.new_run_dir(root, config.name or f"{config.dataset}-{config.resolved_model}")
-    try:
-        runlog.write_json_atomic(run_dir / runlog.CONFIG, {**config_to_json(config),
-                                                           "run_id": run_dir.name})
-        runlog.write_json_atomic(run_dir / runlog.STATUS, runlog.new_status(run_dir.name, state,
-                                                                            epochs=config.epochs))
-    except BaseException:  # a full disk: no run directory without a status is left behind
-        shutil.rmtree(run_dir, ignore_errors=True)
-        raise
-    return run_dir
+def register_poll_hook(hook: PollHook) -> None:
+    """Call ``hook(root)`` on every pass of the worker, before it starts queued runs; it returns
+    how many runs it queued. Layers above the queue (trainer.experiments: adaptive procedures
+    queue their next stage) plug in here, so the queue never imports them. Registering the same
+    hook twice keeps one."""
+    if hook not in _POLL_HOOKS:
+        _POLL_HOOKS.append(hook)
 
 
 def _open_lock(root: Path, patience_s: float = 0.0) -> IO[str] | None:
     """Hold the runs root's worker lock, or return None if another process keeps holding it for
     ``patience_s``."""
     root.mkdir(parents=True, exist_ok=True)
-    f = open(root / LOCK_NAME, "a+")  # noqa: SIM115 - held for the worker's lifetime
+    f = open(root / runlog.WORKER_LOCK, "a+")  # noqa: SIM115 - held for the worker's lifetime
     deadline = time.monotonic() + patience_s
     while True:
         try:
@@ -202,7 +195,7 @@ def _drain(root: Path, ex: Executor, max_parallel: int, stopping: Callable[[], b
     last_scan = 0.0
     while True:
         if not stopping():
-            _advance_experiments(root)
+            _run_poll_hooks(root)
         running = ex.running()
         queue = [] if stopping() else [d for d in queued_runs(root) if d not in running]
         if (queue and len(running) < max_parallel) or time.monotonic() - last_scan > 5:
@@ -229,15 +222,13 @@ def _drain(root: Path, ex: Executor, max_parallel: int, stopping: Callable[[], b
                 ex.stop(run_dir)
 
 
-def _advance_experiments(root: Path) -> None:
-    """Let adaptive experiments queue their next runs (see trainer.experiments)."""
-    from trainer.experiments import advance_all  # imported late: most roots have none
-
-    try:
-        if queued := advance_all(root):
-            _say(f"experiments queued {queued} run(s)")
-    except Exception as exc:  # the queue keeps draining whatever an experiment does
-        _say(f"could not advance experiments: {exc}")
+def _run_poll_hooks(root: Path) -> None:
+    for hook in list(_POLL_HOOKS):
+        try:
+            if queued := hook(root):
+                _say(f"{getattr(hook, '__module__', 'a hook')} queued {queued} run(s)")
+        except Exception as exc:  # the queue keeps draining whatever a hook does
+            _say(f"poll hook {getattr(hook, '__qualname__', hook)!r} failed: {exc}")
 
 
 def spawn_worker(root: str | os.PathLike, max_parallel: int = 1) -> bool:
@@ -246,7 +237,7 @@ def spawn_worker(root: str | os.PathLike, max_parallel: int = 1) -> bool:
     if worker_running(root):
         return False
     root.mkdir(parents=True, exist_ok=True)
-    with open(root / WORKER_LOG, "ab") as log:
+    with open(root / runlog.WORKER_LOG, "ab") as log:
         subprocess.Popen(
             [sys.executable, "-m", "trainer", "worker", "--runs-dir", str(root.resolve()),
              "--max-parallel", str(max_parallel)],
@@ -315,11 +306,13 @@ def requeue(root: str | os.PathLike, run_id: str) -> Path:
     data = runlog.read_json(run_dir / runlog.CONFIG)
     if data is None:
         raise ValueError(f"{run_id} has no readable config.json")
-    if external.is_external(data):
-        raise ValueError(f"{run_id} was not trained by Danlu (logged by a script or imported): "
-                         "there is no config to run again")
+    if not runlog.is_trained(data):
+        what = ("logged by a script or imported" if runlog.run_kind(data) == runlog.EXTERNAL
+                else "an ensemble of finished runs")
+        raise ValueError(f"{run_id} was not trained by Danlu ({what}): there is no config to "
+                         "run again")
     try:
         config = make_config({k: v for k, v in data.items() if k != "run_id"})
     except ConfigError as exc:
         raise ValueError(f"{run_id}'s config cannot be run again: {exc}") from None
-    return create_run(root, config, state="queued")
+    return runlog.create_run(root, config, state="queued")

@@ -216,7 +216,7 @@ def _write_results(run_dir: Path, config: Any, result: Any) -> None:
             torch.save({"state_dict": result.model.state_dict(),
                         "config": config_to_json(config)}, tmp)
             os.replace(tmp, run_dir / runlog.CHECKPOINT)
-    runlog.write_json_atomic(run_dir / runlog.SUMMARY, result.summary)
+    runlog.write_summary(run_dir, result.summary)
 
 
 @contextlib.contextmanager

@@ -11,7 +11,7 @@ import streamlit as st
 
 from dashboard import bar_charts, chart_files, chart_style, context
 from dashboard.experiment_views.trick_launcher import TrickForm, format_overrides, trick_launcher
-from trainer import queue
+from trainer import queue, runlog
 from trainer.config import ConfigError
 from trainer.experiments import ablation, core, more_seeds
 
@@ -65,7 +65,7 @@ def diff_chart(rows: pd.DataFrame, metric: str) -> alt.LayerChart:
     # One seed: no interval; the error bar collapses onto the bar's end.
     data["ci_low"] = data["ci_low"].fillna(data["mean_diff"])
     data["ci_high"] = data["ci_high"].fillna(data["mean_diff"])
-    better = "lower" if metric in core.LOWER_IS_BETTER else "higher"
+    better = "lower" if runlog.lower_is_better(metric) else "higher"
     y = alt.Y("variant:N", sort=list(data["variant"]), title=None)
     colour = alt.Color("verdict:N", title="verdict",
                        scale=alt.Scale(domain=list(VERDICT_COLOURS),

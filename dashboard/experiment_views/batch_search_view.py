@@ -16,7 +16,7 @@ import streamlit as st
 
 from dashboard import chart_files, chart_style, context, form
 from dashboard.format import number
-from trainer import experiments, preflight
+from trainer import experiments, preflight, runlog
 from trainer import queue as run_queue  # spawn_worker looked up at call time (tests replace it)
 from trainer.config import ConfigError, FieldError
 from trainer.experiments import batch_search as bs
@@ -234,7 +234,7 @@ def path_chart(rows: Sequence[Mapping[str, Any]], chosen: int | None, metric: st
     order = alt.Chart().mark_text(dy=-14, fontSize=11, color=VAL_COLOUR).encode(
         x=x, y=y, text="step:Q").transform_filter(f"datum.series == '{val_name}'")
     title = (f"{val_name} by batch size (numbers: the order tried; ring: the chosen one)"
-             + (": lower is better" if metric in core.LOWER_IS_BETTER else ""))
+             + (": lower is better" if runlog.lower_is_better(metric) else ""))
     return alt.layer(line, test, ring, order, data=frame).properties(height=320, title=title)
 
 

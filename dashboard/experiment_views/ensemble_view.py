@@ -76,8 +76,8 @@ def launcher(root: Path, allowed: bool) -> str | None:
     options = before + [r.run_id for r in shown if r.run_id not in before]
     # Labels of every eligible run, not only the options, so a filter never relabels a choice
     # (Streamlit keeps a choice by its label).
-    labels = selection.unique_labels({i: f"{r.name} · {_dataset(r)} · seed "
-                                      f"{r.config.get('seed', '?')}" for i, r in by_id.items()})
+    labels = runlog.unique_labels({i: f"{r.name} · {_dataset(r)} · seed "
+                                   f"{r.config.get('seed', '?')}" for i, r in by_id.items()})
     picked = st.multiselect(
         "Members", options, key=f"{KEY}_members", format_func=labels.__getitem__,
         help="Finished runs with test predictions (saved ensembles are not offered: choose "

@@ -22,6 +22,7 @@ from dashboard.experiment_views.batch_search_view import (
     show_errors,
 )
 from dashboard.format import number
+from trainer import runlog
 from trainer.config import ConfigError
 from trainer.experiments import core
 from trainer.experiments import ladder as ld
@@ -146,7 +147,7 @@ def staircase_chart(stages: Sequence[Mapping[str, Any]], metric: str,
             .encode(x=x, y=y, text="label:N"),
         ]
     title = (f"best {split} {metric} after each stage (red: the value it fixed; grey: every "
-             "value tried)" + (", lower is better" if metric in core.LOWER_IS_BETTER else ""))
+             "value tried)" + (", lower is better" if runlog.lower_is_better(metric) else ""))
     return alt.layer(*layers).properties(height=340, title=title)
 
 

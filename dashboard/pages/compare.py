@@ -13,6 +13,7 @@ from dashboard import (
 )
 from dashboard import compare_table as cmp
 from dashboard.context import page_guard, store
+from trainer import runlog
 
 MAX_TABS = 12  # two charts per tab: more would make the page slow to draw
 
@@ -183,9 +184,9 @@ if preds:
 
 with page_guard("the per-class F1"):
     st.subheader("Per class")
-    per_class = {labels[r.run_id]: r.summary["test"]["per_class"]["f1"] for r in finished
-                 if isinstance(((r.summary or {}).get("test") or {}).get("per_class"), dict)
-                 and "f1" in r.summary["test"]["per_class"]}
+    tests = {labels[r.run_id]: runlog.test_metrics(r.summary) for r in finished}
+    per_class = {name: test["per_class"]["f1"] for name, test in tests.items()
+                 if isinstance(test.get("per_class"), dict) and "f1" in test["per_class"]}
     class_names = next((r.summary.get("class_names") for r in finished
                         if r.summary and r.summary.get("class_names")), None)
     chart_files.show(bar_charts.per_class_chart(per_class, class_names, "f1"), "F1 per class",

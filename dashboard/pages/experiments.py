@@ -9,7 +9,7 @@ from dashboard import context, report, selection
 from dashboard.context import page_guard
 from dashboard.experiment_views import view_for
 from dashboard.format import duration, state_label
-from trainer import experiments
+from trainer import experiments, runlog
 from trainer.experiments import core
 
 CHOSEN = "danlu_experiment"  # the experiment shown (also ?exp= in the URL)
@@ -71,7 +71,7 @@ with results_tab, page_guard("the experiments"):
         # Keyed by id and labelled without the state: Streamlit keeps a choice by its label,
         # and a label that changed when the experiment finished lost the choice (the state is
         # in the status line below, which is kept current).
-        labels = selection.unique_labels({i: f"{e.name} · {e.kind}" for i, e in by_id.items()})
+        labels = runlog.unique_labels({i: f"{e.name} · {e.kind}" for i, e in by_id.items()})
         exp_id = st.selectbox("Experiment", ids, format_func=labels.__getitem__, key=PICK)
         st.session_state[CHOSEN] = exp_id
         selection.set_query(exp=exp_id)

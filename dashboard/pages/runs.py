@@ -18,7 +18,7 @@ from dashboard.curve_frames import X_CHOICES, X_LABELS
 from dashboard.format import state_css
 from dashboard.smoothing import SMOOTHING_KINDS
 from dashboard.store import RunInfo
-from trainer import external
+from trainer import runlog
 
 VIEW = "danlu_runs_view"  # the last view; widget state is dropped when the page is left
 CHARTS = "danlu_runs_charts"  # live.ChartCache of this session
@@ -250,8 +250,8 @@ def manage(run: RunInfo) -> None:
             st.error(f"Could not cancel: {exc}")
         else:
             flash(message)
-    # A script's or an imported run has no RunConfig to run again: no Requeue for it.
-    if run.state in REQUEUE_STATES and not external.is_external(run.config) and st.button(
+    # Launch-only: a run that is not a RunConfig's (an ensemble, a script's) cannot run again.
+    if run.state in REQUEUE_STATES and run.kind == runlog.TRAINED and st.button(
             "Requeue", key=f"runs_requeue_{run.run_id}",
             help="Queue a new run with this run's config (this one stays as it is)"):
         try:
@@ -270,7 +270,7 @@ def manage(run: RunInfo) -> None:
             st.error(f"Not deleted: {exc}")
         else:
             selection.unchoose(run.run_id)
-            flash(f"Moved {run.name} to the trash ({runs_root() / '.trash'}).")
+            flash(f"Moved {run.name} to the trash ({runs_root() / runlog.TRASH}).")
 
 
 def details(chosen: list[RunInfo]) -> None:
@@ -289,10 +289,11 @@ def details(chosen: list[RunInfo]) -> None:
     part = st.radio("Show", DETAIL_PARTS, key="runs_details_part", horizontal=True,
                     label_visibility="collapsed")
     with page_guard(f"the details of {run.name}"):
-        if part == "Config" and external.is_external(run.config):
-            source = run.config.get("source")
-            st.markdown(f"**Config** (a run Danlu did not train: {source or 'external'}; "
-                        "free-form, so it cannot be relaunched or fine-tuned from)")
+        if part == "Config" and run.config and run.kind != runlog.TRAINED:
+            what = ("an ensemble of finished runs" if run.kind == runlog.ENSEMBLE else
+                    f"a run Danlu did not train: {run.config.get('source') or 'external'}")
+            st.markdown(f"**Config** ({what}; free-form, so it cannot be relaunched or "
+                        "fine-tuned from)")
             st.json(run.config)
         elif part == "Config":
             changes = live.config_changes(run.config)

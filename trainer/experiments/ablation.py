@@ -26,6 +26,7 @@ from typing import Any
 
 import pandas as pd
 
+from trainer import runlog
 from trainer.config import ConfigError, FieldError, config_to_json, make_config, parse_set
 from trainer.experiments import core
 from trainer.experiments.stats import TOO_FEW, excludes_zero, paired_difference, seeds_needed
@@ -41,7 +42,7 @@ MINORITY_METRICS = ("minority_f1", "minority_recall", "minority_precision")
 KNOWN_METRICS = (*DEFAULT_METRICS, "average_precision", "top_k_accuracy", "log_loss", "ece",
                  *MINORITY_METRICS)
 DEFAULT_SEEDS = 3
-MAX_SEEDS = 20
+MAX_SEEDS = core.MAX_SEEDS
 MAX_RUNS = 200
 CONFIDENCE = 0.95
 TABLE_COLUMNS = ("variant", "compared_to", "metric", "baseline_mean", "variant_mean",
@@ -104,30 +105,11 @@ def collect_tricks(items: Iterable[str | tuple[str, Mapping[str, Any]]]) -> dict
     return out
 
 
-def parse_seeds(count: int | None = None, seed_list: str | Sequence[int] | None = None
+def parse_seeds(count: int | None = None, listed: str | Sequence[int] | None = None
                 ) -> list[int]:
-    """``--seeds N`` -> 0..N-1, or an explicit list (``"0,5,7"``); default 3 seeds."""
-    if seed_list not in (None, ""):
-        if isinstance(seed_list, str):
-            try:
-                seeds = [int(s) for s in seed_list.replace(" ", "").split(",") if s]
-            except ValueError:
-                raise ConfigError([FieldError("seeds", f"--seed-list expects whole numbers "
-                                              f"separated by commas, got {seed_list!r}")]) from None
-        else:
-            seeds = [int(s) for s in seed_list]
-        if len(set(seeds)) != len(seeds) or min(seeds, default=0) < 0:
-            raise ConfigError([FieldError("seeds", "seeds must be different non-negative "
-                                          "numbers")])
-    else:
-        n = DEFAULT_SEEDS if count is None else int(count)
-        seeds = list(range(max(n, 0)))
-    if not seeds:
-        raise ConfigError([FieldError("seeds", "give at least 1 seed (3+ recommended)")])
-    if len(seeds) > MAX_SEEDS:
-        raise ConfigError([FieldError("seeds", f"{len(seeds)} seeds is more than the limit of "
-                                      f"{MAX_SEEDS}")])
-    return seeds
+    """``--seeds N`` -> 0..N-1, or an explicit list (``"0,5,7"``); default 3 seeds
+    (``core.parse_seeds``: one rule for every procedure)."""
+    return core.parse_seeds(count, listed, default=range(DEFAULT_SEEDS))
 
 
 def is_imbalanced(base: Mapping[str, Any]) -> bool:
@@ -254,13 +236,7 @@ def _check_changes(spec: Mapping[str, Any]) -> None:
 
 def value_of(summary: Mapping[str, Any] | None, metric: str, split: str = SPLIT) -> float | None:
     """A run's metric; ``minority_<m>`` is per-class ``<m>`` of the last class."""
-    if metric.startswith("minority_"):
-        per_class = ((summary or {}).get(split) or {}).get("per_class") or {}
-        values = per_class.get(metric.removeprefix("minority_")) or []
-        v = values[-1] if values else None
-        return float(v) if isinstance(v, int | float) and math.isfinite(v) else None
-    v = core.metric_value(dict(summary) if summary else None, metric, split)
-    return v if v is not None and math.isfinite(v) else None
+    return runlog.summary_metric(summary, metric, split)
 
 
 def comparisons(spec: Mapping[str, Any]) -> list[tuple[str, str, str]]:
@@ -289,7 +265,7 @@ def verdict(result: Mapping[str, Any], metric: str) -> str:
     if not excludes_zero(result):
         return "no clear effect"
     diff = result["mean_diff"]
-    improved = diff < 0 if metric in core.LOWER_IS_BETTER else diff > 0
+    improved = runlog.better(diff, 0.0, metric)
     return "helps" if improved else "hurts"
 
 
@@ -337,7 +313,7 @@ def ablation_table(root: str | Path, exp: core.Experiment, *,
     table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
     if table.empty:
         return table
-    sign = table["metric"].map(lambda m: -1.0 if m in core.LOWER_IS_BETTER else 1.0)
+    sign = table["metric"].map(lambda m: -1.0 if runlog.lower_is_better(m) else 1.0)
     table["_order"] = table["metric"].map({m: i for i, m in enumerate(metrics)})
     table["_effect"] = (table["mean_diff"] * sign).fillna(-math.inf)
     table = table.sort_values(["_order", "_effect"], ascending=[True, False], kind="stable")

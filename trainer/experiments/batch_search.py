@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trainer import runlog
 from trainer.config import ConfigError, FieldError, make_config
 from trainer.experiments import core
 
@@ -27,7 +28,6 @@ TITLE = "Batch-size search"
 METRICS = ("accuracy", "f1", "auc", "loss")
 SPLITS = ("val", "test")
 MAX_BATCH_LIMIT = 8192  # the catalogue's upper bound for batch_size
-MAX_SEEDS = 10
 DEFAULTS: dict[str, Any] = {"start": 128, "min_batch": 8, "max_batch": 1024, "max_steps": 8,
                             "metric": "accuracy", "split": "val"}
 # Datasets whose split sizes are cheap to learn before launching (others: from the first runs).
@@ -35,27 +35,6 @@ CHEAP_DATASETS = ("digits", "synthetic")
 
 
 # --- shared with the tuning ladder --------------------------------------------------------------
-
-
-def parse_seeds(text: str | Sequence[int] | None, default: int = 0) -> list[int]:
-    """Seeds from "0, 1, 2" (or a list); empty means ``[default]``. ValueError says why."""
-    if text is None:
-        return [default]
-    parts = [str(p).strip() for p in (text.split(",") if isinstance(text, str) else text)]
-    parts = [p for p in parts if p]
-    if not parts:
-        return [default]
-    try:
-        seeds = [int(p) for p in parts]
-    except ValueError:
-        raise ValueError("seeds must be whole numbers separated by commas, e.g. 0, 1, 2") from None
-    if min(seeds) < 0:
-        raise ValueError("seeds must be 0 or more")
-    if len(set(seeds)) != len(seeds):
-        raise ValueError("each seed once, please (a repeated seed repeats the same run)")
-    if len(seeds) > MAX_SEEDS:
-        raise ValueError(f"at most {MAX_SEEDS} seeds")
-    return seeds
 
 
 def seed_mean(summaries: Sequence[dict[str, Any] | None], metric: str,
@@ -67,7 +46,7 @@ def seed_mean(summaries: Sequence[dict[str, Any] | None], metric: str,
 
 
 def metric_label(metric: str, split: str) -> str:
-    return f"{split} {metric}" + (" (lower is better)" if metric in core.LOWER_IS_BETTER else "")
+    return f"{split} {metric}" + (" (lower is better)" if runlog.lower_is_better(metric) else "")
 
 
 def fmt(value: float | None) -> str:
@@ -112,9 +91,9 @@ def check_selection(metric: str, split: str, seeds: Any, errors: list[FieldError
     if split not in SPLITS:
         errors.append(FieldError("split", f"choose one of {', '.join(SPLITS)}"))
     try:
-        return parse_seeds(seeds, default=0)
-    except ValueError as exc:
-        errors.append(FieldError("seeds", str(exc)))
+        return core.parse_seeds(listed=seeds, default=(0,))
+    except ConfigError as exc:
+        errors.extend(exc.errors)
         return [0]
 
 

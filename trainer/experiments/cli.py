@@ -77,12 +77,13 @@ def cmd_create(args: argparse.Namespace) -> int:
 def _drain(root: Path, exp_id: str, args: argparse.Namespace) -> int:
     """Work the queue in the foreground (or leave it to a background worker with --detach),
     then print the result."""
-    from trainer.queue import spawn_worker, work
+    from trainer.queue import register_poll_hook, spawn_worker, work
 
     if args.detach:
         spawn_worker(root, max_parallel=args.max_parallel)
         print(f"follow it with: python -m trainer experiment show {exp_id}")
         return 0
+    register_poll_hook(core.advance_all)  # this process drains: let experiments move on
     work(root, max_parallel=args.max_parallel)
     # Another worker may hold the root (the web app's): then wait for it to finish the job.
     while (current := core.load(root, exp_id)) and current.state == "running":

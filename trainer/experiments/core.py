@@ -23,10 +23,8 @@ from typing import Any, Protocol
 
 from trainer import preflight, runlog
 from trainer.config import ConfigError, FieldError, config_to_json, make_config
-from trainer.queue import create_run
 
-EXPERIMENTS_DIR = ".experiments"
-EXPERIMENT_FILE = "experiment.json"
+EXPERIMENTS_DIR, EXPERIMENT_FILE = runlog.EXPERIMENTS_DIR, runlog.EXPERIMENT_FILE
 STATES = ("running", "finished", "failed")
 
 
@@ -199,7 +197,7 @@ def queue_member(root: str | os.PathLike, exp: Experiment, config: dict[str, Any
     cfg = make_config(config)  # raises ConfigError naming the field
     tags = sorted({*cfg.tags, f"exp-{exp.exp_id}"})
     cfg = make_config({**config_to_json(cfg), "tags": tags, "name": member_name(exp, cfg.name)})
-    run_dir = create_run(root, cfg, state="queued")
+    run_dir = runlog.create_run(root, cfg, state="queued")
     exp.members.append(Member(run_id=run_dir.name, role=role, seed=cfg.seed, stage=stage))
     return run_dir.name
 
@@ -209,6 +207,40 @@ def member_name(exp: Experiment, name: str) -> str:
     if not exp.name or name.startswith(exp.name):
         return name or exp.name
     return f"{exp.name}: {name}" if name else exp.name
+
+
+MAX_SEEDS = 20  # seeds one procedure may run per variant or stage
+
+
+def parse_seeds(count: int | None = None, listed: str | Sequence[int] | None = None,
+                default: Sequence[int] = (0,)) -> list[int]:
+    """The seeds of a procedure: ``listed`` ("0, 5, 7" or a list of numbers) when given, else
+    0..count-1 when ``count`` is given, else ``default``. Every procedure and form uses this one
+    rule: whole numbers, 0 or more, each once, 1 to ``MAX_SEEDS`` of them. Raises ConfigError
+    against the field ``seeds``."""
+    def refuse(message: str) -> ConfigError:
+        return ConfigError([FieldError("seeds", message)])
+
+    if listed is not None and not (isinstance(listed, str) and not listed.strip()):
+        parts = listed.split(",") if isinstance(listed, str) else list(listed)
+        texts = [str(p).strip() for p in parts]
+        try:
+            seeds = [int(t) for t in texts if t]
+        except ValueError:
+            raise refuse("seeds are whole numbers separated by commas, e.g. 0, 1, 2") from None
+    elif count is not None:
+        seeds = list(range(int(count)))
+    else:
+        seeds = [int(s) for s in default]
+    if not seeds:
+        raise refuse("give at least 1 seed (3+ recommended)")
+    if min(seeds) < 0:
+        raise refuse("seeds must be 0 or more")
+    if len(set(seeds)) != len(seeds):
+        raise refuse("each seed once: seeds must be different (a repeated seed repeats a run)")
+    if len(seeds) > MAX_SEEDS:
+        raise refuse(f"{len(seeds)} seeds is more than the limit of {MAX_SEEDS}")
+    return seeds
 
 
 def validate_all(configs: list[dict[str, Any]]) -> None:
@@ -235,19 +267,12 @@ def member_states(root: str | os.PathLike, exp: Experiment) -> dict[str, MemberS
 
 
 def metric_value(summary: dict[str, Any] | None, metric: str, split: str = "val") -> float | None:
-    """``summary[split][metric]`` as a float, or None (missing run, failed run, undefined AUC)."""
-    if not summary:
-        return None
-    value = (summary.get(split) or {}).get(metric)
-    return float(value) if isinstance(value, int | float) else None
+    """``summary[split][metric]`` as a finite float, or None (missing run, failed run, undefined
+    AUC): ``runlog.summary_metric`` with the validation split as default."""
+    return runlog.summary_metric(summary, metric, split)
 
 
-LOWER_IS_BETTER = frozenset({"loss", "log_loss", "ece"})
-
-
-def better(a: float, b: float, metric: str) -> bool:
-    """Whether ``a`` beats ``b`` on ``metric``."""
-    return a < b if metric in LOWER_IS_BETTER else a > b
+better = runlog.better  # whether ``a`` beats ``b`` on a metric (runlog's table of directions)
 
 
 def finish(exp: Experiment, result: dict[str, Any] | None = None, error: str | None = None) -> None:

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from trainer import runlog, safe_read
+from trainer import runlog
 from trainer.evaluate import classification_metrics
 from trainer.experiments import core
 
@@ -69,38 +69,21 @@ class MemberRun:
 
     @property
     def name(self) -> str:
-        name = self.config.get("name")
-        return name.strip() if isinstance(name, str) and name.strip() else self.run_id
+        return runlog.display_name(self.config, self.run_id)
 
 
-def _read_predictions(path: Path, run_id: str) -> tuple[np.ndarray, np.ndarray]:
+def _read_predictions(run_dir: Path, run_id: str) -> tuple[np.ndarray, np.ndarray]:
+    """runlog's checked reader; the probabilities as float64 rows renormalised to sum to 1
+    exactly (float32 rows sum to 1 only within ~1e-7)."""
     try:
-        # a regular file of bounded size only (trainer.safe_read); never unpickle files from disk
-        with safe_read.open_regular(path) as f:
-            if os.fstat(f.fileno()).st_size > safe_read.limit_for(path):
-                raise safe_read.Refused("predictions.npz is too large to read")
-            with np.load(f, allow_pickle=False) as npz:
-                y_true, y_prob = npz["y_true"], npz["y_prob"]
+        y_true, y_prob = runlog.read_predictions(run_dir)
     except FileNotFoundError:
         raise ValueError(f"run {run_id} has no predictions.npz: it cannot join an ensemble "
                          "(runs write their test predictions when they finish)") from None
-    except safe_read.Refused as exc:
+    except runlog.BadPredictions as exc:
         raise ValueError(f"run {run_id}: {exc}") from None
-    except Exception as exc:  # zipfile, KeyError, OSError...: all mean "damaged"
-        raise ValueError(f"run {run_id}: predictions.npz could not be read "
-                         f"({type(exc).__name__})") from None
-    ok = (y_true.ndim == 1 and np.issubdtype(y_true.dtype, np.integer) and y_prob.ndim == 2
-          and np.issubdtype(y_prob.dtype, np.floating) and len(y_true) == len(y_prob)
-          and len(y_true) > 0 and y_true.min() >= 0 and y_true.max() < y_prob.shape[1]
-          and np.isfinite(y_prob).all() and (y_prob >= 0).all())
-    if not ok:
-        raise ValueError(f"run {run_id}: predictions.npz is malformed (it needs 1-D integer "
-                         "labels y_true and a matching N x K probability matrix y_prob)")
     prob = y_prob.astype(np.float64)
-    sums = prob.sum(1, keepdims=True)
-    if (sums <= 0).any():
-        raise ValueError(f"run {run_id}: predictions.npz has rows of zero probability")
-    return y_true.astype(np.int64), prob / sums  # float32 rows sum to 1 only within ~1e-7
+    return y_true, prob / prob.sum(1, keepdims=True)
 
 
 def read_member(root: str | os.PathLike, run_id: str) -> MemberRun:
@@ -112,7 +95,7 @@ def read_member(root: str | os.PathLike, run_id: str) -> MemberRun:
     if state != "finished":
         raise ValueError(f"run {run_id} is {state}, not finished: only finished runs have test "
                          "predictions to ensemble")
-    y_true, y_prob = _read_predictions(path / runlog.PREDICTIONS, run_id)
+    y_true, y_prob = _read_predictions(path, run_id)
     return MemberRun(run_id, runlog.read_json(path / runlog.CONFIG) or {},
                      runlog.read_json(path / runlog.SUMMARY) or {}, y_true, y_prob)
 
@@ -424,9 +407,7 @@ def evaluate(y_true: np.ndarray, probs: Mapping[str, np.ndarray], weights: Weigh
 
 def member_labels(members: Sequence[MemberRun]) -> dict[str, str]:
     """Run id -> display name; a name two members share gets its run id appended."""
-    names = [m.name for m in members]
-    return {m.run_id: m.name if names.count(m.name) == 1 else f"{m.name} ({m.run_id})"
-            for m in members}
+    return runlog.unique_labels({m.run_id: m.name for m in members})
 
 
 # --- the spec -----------------------------------------------------------------------------------
@@ -475,13 +456,23 @@ def _sum(values: Sequence[Any]) -> float | None:
     return sum(values)
 
 
+def shared_fields(members: Sequence[MemberRun]) -> dict[str, Any]:
+    """The config fields on which every member agrees (dataset, split, model...): what can be
+    said of the ensemble as a whole. A field the members set differently (their seeds) is left
+    out, so Compare shows the ensemble's value as missing rather than one member's."""
+    fields = [runlog.run_fields(m.config) for m in members]
+    return {k: v for k, v in fields[0].items() if all(f.get(k, v) == v and k in f
+                                                      for f in fields[1:])}
+
+
 def save_ensemble_run(root: str | os.PathLike, exp: core.Experiment) -> str:
     """Write the weighted-average ensemble of ``exp`` as a finished run directory; its id.
 
-    The entry is run-like so that every page lists it and Compare ranks it: config.json is the
-    first member's config named "ensemble: ...", tagged ``ensemble`` and ``exp-<id>``, plus an
-    ``ensemble`` key ({members, weights, method, experiment}) that no RunConfig has (nothing
-    re-validates a finished run's config); summary.json has the test metrics with per-class
+    The entry is a run of kind ``ensemble`` (trainer/runlog/runs.py) so that every page lists
+    it and Compare ranks it: config.json is named "ensemble: ...", tagged ``ensemble`` and
+    ``exp-<id>``, and holds ``members``, ``weights``, ``method`` and ``experiment`` with the
+    config fields its members share (``shared_fields``); it is not a RunConfig, so
+    nothing relaunches or fine-tunes from it. summary.json has the test metrics with per-class
     values, confusion matrix and reliability bins, ``best_epoch`` null (nothing was trained),
     ``n_params`` and ``wall_time_s`` summed over the members (what the ensemble costs), no val
     metrics (members keep no val predictions); predictions.npz the averaged probabilities;
@@ -506,10 +497,7 @@ def save_ensemble_run(root: str | os.PathLike, exp: core.Experiment) -> str:
     ensemble = {"members": ids, "weights": weights.tolist(), "method": METHOD,
                 "experiment": exp.exp_id}
     first = members[0]
-    run_dir = runlog.new_run_dir(root, "ensemble")  # the name is long; the id need not be
-    run_id = run_dir.name
-    config = {**{k: v for k, v in first.config.items() if k != "run_id"}, "name": name,
-              "tags": ["ensemble", f"exp-{exp.exp_id}"], "ensemble": ensemble, "run_id": run_id}
+    fields = {**shared_fields(members), **ensemble}
     now = time.time()
     summaries = [m.summary for m in members]
     summary = {
@@ -534,23 +522,21 @@ def save_ensemble_run(root: str | os.PathLike, exp: core.Experiment) -> str:
         or [str(i) for i in range(avg.shape[1])],
         "ensemble": {**ensemble, "vote": vote},
     }
+    # A run that dies half-written shows as lost, never as a finished run without results.
+    run_dir = runlog.create_run(root, fields, name, kind=runlog.ENSEMBLE,
+                                tags=["ensemble", f"exp-{exp.exp_id}"], state="running",
+                                pid=os.getpid(), created=now, started=now, heartbeat=now)
     try:
-        runlog.write_json_atomic(run_dir / runlog.CONFIG, config)
-        # A run that dies half-written shows as lost, never as a finished run without results.
-        runlog.write_json_atomic(run_dir / runlog.STATUS, runlog.new_status(
-            run_id, "running", pid=os.getpid(), created=now, started=now, heartbeat=now))
-        tmp = run_dir / f".{runlog.PREDICTIONS}.tmp.npz"
-        np.savez(tmp, y_true=y_true.astype(np.int64), y_prob=avg.astype(np.float32))
-        os.replace(tmp, run_dir / runlog.PREDICTIONS)
+        runlog.write_predictions(run_dir, y_true, avg)
         with runlog.MetricsWriter(run_dir / runlog.METRICS) as writer:
             writer.write({"split": "test", "step": 0, "epoch": 0, "t": 0.0, **_scalars(test)})
-        runlog.write_json_atomic(run_dir / runlog.SUMMARY, summary)
+        runlog.write_summary(run_dir, summary)
         runlog.update_status(run_dir, state="finished", pid=None, ended=time.time(),
                              heartbeat=time.time(), epochs=0, total_steps=0)
     except BaseException:
         shutil.rmtree(run_dir, ignore_errors=True)  # no half entry left behind
         raise
-    return run_id
+    return run_dir.name
 
 
 def save_and_record(root: str | os.PathLike, exp: core.Experiment) -> str:
