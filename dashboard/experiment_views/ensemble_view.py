@@ -35,7 +35,7 @@ KEY = "ens"  # widget key prefix
 def _eligible(runs: list[RunInfo]) -> list[RunInfo]:
     """Finished runs that wrote test predictions (the only ones an ensemble can use). Saved
     ensembles are left out: with their own members they would count those twice."""
-    return [r for r in runs if r.state == "finished" and "ensemble" not in r.config
+    return [r for r in runs if r.state == "finished" and r.kind != runlog.ENSEMBLE
             and (r.path / runlog.PREDICTIONS).is_file()]
 
 
