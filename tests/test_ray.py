@@ -113,7 +113,7 @@ def test_a_killed_ray_worker_fails_its_run_with_a_reason_naming_the_node(cluster
 
 
 def test_a_worker_that_cannot_reach_the_cluster_says_so_and_touches_nothing(tmp_path):
-    run_dir = queue.create_run(tmp_path, make_config(TINY))
+    run_dir = runlog.create_run(tmp_path, make_config(TINY))
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
         address = f"127.0.0.1:{s.getsockname()[1]}"

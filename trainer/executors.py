@@ -19,40 +19,16 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import NamedTuple, Protocol
 
 from trainer import procs, runlog
+from trainer.executor_base import (  # the pieces every executor shares (Ray's too)
+    EXECUTOR_ENV,
+    REPO,
+    Ended,
+    how_ended,
+)
 
 KINDS = ("local", "subprocess", "ray")
-EXECUTOR_ENV = "DANLU_RUN_EXECUTOR"  # tells the run which executor started it (trainer.runner)
-REPO = Path(__file__).resolve().parent.parent
-
-
-class ExecutorLost(RuntimeError):
-    """The executor lost its cluster: nothing can be known about the runs it holds any more."""
-
-
-class Ended(NamedTuple):
-    run_dir: Path
-    how: str | None  # None: the process exited 0; else e.g. "killed by signal 9"
-
-
-class Executor(Protocol):
-    name: str
-
-    def start(self, run_dir: Path) -> None:
-        """Start the queued run in ``run_dir`` and record where it runs in its status."""
-
-    def running(self) -> list[Path]:
-        """The runs this executor started that have not been reported ended."""
-
-    def wait(self, timeout_s: float) -> list[Ended]:
-        """Runs that ended, waiting up to ``timeout_s`` for the first one."""
-
-    def stop(self, run_dir: Path) -> None:
-        """The fallback when a run leaves its cancel request unanswered: stop its process."""
-
-    def close(self) -> None: ...
 
 
 def thread_env(max_parallel: int) -> dict[str, str]:
@@ -62,14 +38,6 @@ def thread_env(max_parallel: int) -> dict[str, str]:
         return {}
     threads = str(max(1, (os.cpu_count() or 1) // max_parallel))
     return {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
-
-
-def _how(code: int | None) -> str | None:
-    if code == 0:
-        return None
-    if code is None:
-        return "ended without an exit status"
-    return f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
 
 
 def _record_start(run_dir: Path, pid: int, executor: str) -> None:
@@ -109,7 +77,7 @@ class SubprocessExecutor:
     def wait(self, timeout_s: float) -> list[Ended]:
         deadline = time.monotonic() + timeout_s
         while True:
-            ended = [Ended(d, _how(p.returncode)) for d, p in self._children.items()
+            ended = [Ended(d, how_ended(p.returncode)) for d, p in self._children.items()
                      if p.poll() is not None]
             if ended or time.monotonic() >= deadline:
                 for e in ended:
@@ -200,7 +168,7 @@ class ForkExecutor:
         ended = []
         for run_dir, proc in list(self._children.items()):
             if proc.exitcode is not None:
-                ended.append(Ended(run_dir, _how(proc.exitcode)))
+                ended.append(Ended(run_dir, how_ended(proc.exitcode)))
                 proc.close()
                 del self._children[run_dir]
         return ended
@@ -216,21 +184,3 @@ class ForkExecutor:
 def default_kind() -> str:
     """The executor a worker uses unless told: $DANLU_EXECUTOR (the app's worker too), or local."""
     return os.environ.get("DANLU_EXECUTOR", "").strip() or "local"
-
-
-def make_executor(kind: str, max_parallel: int = 1, root: Path | None = None,
-                  **options: object) -> Executor:
-    """The executor called ``kind`` (one of KINDS); ``options`` go to the Ray executor."""
-    if kind == "local":
-        return ForkExecutor(max_parallel)
-    if kind == "subprocess":
-        return SubprocessExecutor(max_parallel)
-    if kind == "ray":
-        try:
-            from trainer.ray_executor import RayExecutor  # Ray is an optional install
-        except ImportError as exc:
-            raise ValueError(f"the Ray executor needs Ray ({exc}): "
-                             "pip install -r requirements-ray.txt") from None
-
-        return RayExecutor(max_parallel, root=root, **options)  # type: ignore[arg-type]
-    raise ValueError(f"unknown executor {kind!r}: choose one of {', '.join(KINDS)}")

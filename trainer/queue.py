@@ -20,12 +20,31 @@ from pathlib import Path
 from typing import IO, Any
 
 from trainer import procs, runlog
-from trainer.executors import Executor, ExecutorLost, make_executor
+from trainer.executor_base import Executor, ExecutorLost
+from trainer.executors import KINDS, ForkExecutor, SubprocessExecutor
 
 CANCEL_GRACE_S = 1.5  # how long a cancel waits for the run to honour its request before a signal
 SIGNAL_AFTER_S = 5.0  # the worker signals a child that has not honoured a request for this long
 PollHook = Callable[[Path], int]
 _POLL_HOOKS: list[PollHook] = []
+
+
+def make_executor(kind: str, max_parallel: int = 1, root: Path | None = None,
+                  **options: object) -> Executor:
+    """The executor called ``kind`` (one of KINDS); ``options`` go to the Ray executor."""
+    if kind == "local":
+        return ForkExecutor(max_parallel)
+    if kind == "subprocess":
+        return SubprocessExecutor(max_parallel)
+    if kind == "ray":
+        try:
+            from trainer.ray_executor import RayExecutor  # Ray is an optional install
+        except ImportError as exc:
+            raise ValueError(f"the Ray executor needs Ray ({exc}): "
+                             "pip install -r requirements-ray.txt") from None
+
+        return RayExecutor(max_parallel, root=root, **options)  # type: ignore[arg-type]
+    raise ValueError(f"unknown executor {kind!r}: choose one of {', '.join(KINDS)}")
 
 
 def register_poll_hook(hook: PollHook) -> None:

@@ -24,7 +24,8 @@ import ray
 from ray.exceptions import GetTimeoutError, RayError, RayTaskError, TaskCancelledError
 
 from trainer import runlog
-from trainer.executors import REPO, Ended, ExecutorLost, _forked_run, _how, fork_context
+from trainer.executor_base import REPO, Ended, ExecutorLost, how_ended
+from trainer.executors import _forked_run, fork_context
 
 PR_SET_PDEATHSIG = 1
 
@@ -149,7 +150,7 @@ class RayExecutor:
         except RayError as exc:  # WorkerCrashedError, NodeDiedError, ...
             return Ended(run_dir, f"its Ray worker on {self._node(run_dir)} died "
                                   f"({type(exc).__name__})")
-        how = _how(out.get("code"))
+        how = how_ended(out.get("code"))
         return Ended(run_dir, how and f"{how} on {out.get('host')}")
 
     @staticmethod
