@@ -214,3 +214,13 @@ def test_create_run_writes_the_kind_and_refuses_reserved_keys(tmp_path: Path) ->
     assert runlog.run_fields(config) == {"layers": 3}
     with pytest.raises(ValueError, match="'run_id' are Danlu's own"):
         runlog.create_run(tmp_path, {"run_id": "x"}, "n", kind=runlog.EXTERNAL)
+
+
+def test_a_run_that_is_not_a_run_config_is_not_requeued(tmp_path: Path) -> None:
+    from trainer import queue
+
+    ensemble = runlog.create_run(tmp_path, {"members": ["a", "b"]}, "ens",
+                                 kind=runlog.ENSEMBLE, state="cancelled")
+    with pytest.raises(ValueError, match=r"ensemble run's config\.json, not a RunConfig"):
+        queue.requeue(tmp_path, ensemble.name)
+    assert RunStore(tmp_path).get(ensemble.name).kind == "ensemble"  # the Runs page hides it
