@@ -27,19 +27,12 @@ import numpy as np
 from sklearn.datasets import load_digits, make_classification
 from sklearn.model_selection import train_test_split
 
+from trainer.data_error import DataError  # re-exported: trainer.data.DataError
+
 DATASETS = ("digits", "mnist1d", "synthetic", "csv", "npz", "images")
 _KINDS = {"digits": "image", "mnist1d": "sequence", "synthetic": "tabular", "csv": "tabular",
           "npz": "tabular", "images": "image"}  # npz: "image" when its x is (see load_dataset)
 _CACHE_VERSION = 1  # bump when the cached array layout changes
-
-
-class DataError(ValueError):
-    """Bad dataset name, option or user file; the message is meant for the user, ``field`` is
-    the config field to change (None when it is not one field)."""
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.field = field
 
 
 @dataclass

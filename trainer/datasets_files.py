@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from trainer.data import DataError
+from trainer.data_error import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 CHANNELS = (1, 3)
