@@ -221,6 +221,6 @@ def test_a_run_that_is_not_a_run_config_is_not_requeued(tmp_path: Path) -> None:
 
     ensemble = runlog.create_run(tmp_path, {"members": ["a", "b"]}, "ens",
                                  kind=runlog.ENSEMBLE, state="cancelled")
-    with pytest.raises(ValueError, match=r"ensemble run's config\.json, not a RunConfig"):
+    with pytest.raises(ValueError, match=r"not trained by Danlu \(an ensemble"):
         queue.requeue(tmp_path, ensemble.name)
     assert RunStore(tmp_path).get(ensemble.name).kind == "ensemble"  # the Runs page hides it
