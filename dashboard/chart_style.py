@@ -25,6 +25,9 @@ OTHER_COLOUR = "#9aa5b1"
 REFERENCE_COLOUR = "#888888"
 SELECTION = "run_pick"
 ZOOM = "zoom"
+HOVER = "hover_x"
+# Legend labels longer than this go one per row, so two columns never run off a narrow chart.
+LONG_LABEL = 40
 # Streamlit sizes a chart without its own autosize with "fit": the legend, axes and title are
 # taken out of the given height, so a legend of 20 runs (10 rows below the plot) left the plot no
 # height at all and the curves vanished. "fit-x" still fits the container's width, and the height
@@ -38,13 +41,34 @@ def colour_scale(labels: Sequence[str]) -> alt.Scale:
     return alt.Scale(domain=domain, scheme="tableau10" if len(domain) <= 10 else "tableau20")
 
 
-def run_legend(title: str = "run") -> alt.Legend:
-    """The runs' legend: below the plot, solid strokes, names kept whole."""
+def legend_columns(labels: Sequence[str]) -> int:
+    """Two columns of short labels, one of long ones (see `LONG_LABEL`)."""
+    return 1 if max((len(str(label)) for label in labels), default=0) > LONG_LABEL else 2
+
+
+def wrap_label_expr(labels: Sequence[str], width: int = LONG_LABEL) -> str | None:
+    """A Vega ``labelExpr`` that breaks labels longer than ``width`` characters into lines of
+    ``width`` (a text mark draws an array as lines), or None when every label fits: a legend
+    cannot wrap by itself, and past the chart's width a label is cut off by the page."""
+    longest = max((len(str(label)) for label in labels), default=0)
+    expr = "datum.label"
+    for lines in range(2, -(-longest // width) + 1):
+        parts = ", ".join(f"substring(datum.label, {i * width}, {(i + 1) * width})"
+                          for i in range(lines))
+        expr = f"length(datum.label) > {(lines - 1) * width} ? [{parts}] : ({expr})"
+    return None if expr == "datum.label" else expr
+
+
+def run_legend(title: str = "run", labels: Sequence[str] = ()) -> alt.Legend:
+    """The runs' legend: below the plot, solid strokes, every name whole (``labelLimit=0``:
+    names that differ only at the end, a run id or a seed, must stay distinguishable), long
+    names on several lines (`wrap_label_expr`)."""
     # Legend symbols would inherit the faded raw layer's opacity; draw them as solid strokes.
-    # Below the plot so one run's legend does not take a third of a narrow chart, and wide
-    # enough that names which differ only at the end (a run id suffix) stay distinguishable.
+    # Below the plot so one run's legend does not take a third of a narrow chart.
+    wrap = wrap_label_expr(labels)
     return alt.Legend(title=title, symbolType="stroke", symbolOpacity=1.0, symbolStrokeWidth=3,
-                      orient="bottom", columns=2, labelLimit=420)
+                      orient="bottom", columns=legend_columns(labels), labelLimit=0,
+                      **({"labelExpr": wrap} if wrap else {}))
 
 
 def class_labels(class_names: Sequence[str] | None, k: int) -> list[str]:

@@ -16,6 +16,7 @@ import pandas as pd
 
 from dashboard.chart_style import (
     DIMMED,
+    HOVER,
     PLOT_HEIGHT_AUTOSIZE,
     RAW_OPACITY,
     RAW_WIDTH,
@@ -36,6 +37,83 @@ __all__ = ["TIP_POINTS", "band_chart", "curve_chart"]
 # whenever the chart is drawn or zoomed, the costliest item of the chart. The lines keep every
 # point; a tooltip every few pixels of each run is enough to read values off (one run keeps all).
 TIP_POINTS = 2000
+# x positions the hover rule snaps to: each holds every run's values there in its tooltip.
+HOVER_POSITIONS = 400
+HOVER_COLOUR = "#666666"
+MARK_DASHES = {"best epoch": [5, 4], "early stop": [2, 3]}  # stop marks, by kind
+
+
+def _x_axis(x: str) -> alt.Axis:
+    # Epochs tick whole epochs: an axis reading 0.5, 1.5 suggests half epochs were evaluated.
+    return alt.Axis(format=",.4~g", tickMinStep=1) if x == "epoch" else alt.Axis(format=",.4~g")
+
+
+def _hover_frame(frame: pd.DataFrame, x: str) -> tuple[pd.DataFrame, list[alt.Tooltip]]:
+    """One row per hover position (at most `HOVER_POSITIONS` of the runs' x values), holding
+    each run's smoothed and raw value at the run's point nearest that x ("–" outside the run's
+    range), and the tooltip that lists them: what TensorBoard and W&B show on hover."""
+    xs = np.unique(frame["x"].to_numpy(dtype=np.float64))
+    xs = xs[np.isfinite(xs)]
+    if xs.size > HOVER_POSITIONS:
+        xs = np.unique(xs[np.linspace(0, xs.size - 1, HOVER_POSITIONS).round().astype(int)])
+    hover: dict[str, object] = {"x": xs}
+    tooltip = [alt.Tooltip("x:Q", title=X_LABELS[x], format=",.4~g")]
+    for i, (run, part) in enumerate(frame.groupby("run", observed=True, sort=True)):
+        px = part["x"].to_numpy(dtype=np.float64)
+        order = np.argsort(px, kind="stable")
+        px = px[order]
+        raw = part["raw"].to_numpy(dtype=np.float64)[order]
+        sm = part["smooth"].to_numpy(dtype=np.float64)[order]
+        right = np.clip(np.searchsorted(px, xs), 1, max(px.size - 1, 1))
+        left = right - 1
+        nearest = np.where(np.abs(xs - px[left]) <= np.abs(px[right] - xs), left, right)
+        nearest = np.minimum(nearest, px.size - 1)
+        inside = (xs >= px[0]) & (xs <= px[-1])
+        hover[f"v{i}"] = [f"{sm[j]:.5g} (raw {raw[j]:.5g})" if ok else "–"
+                          for j, ok in zip(nearest, inside, strict=True)]
+        tooltip.append(alt.Tooltip(f"v{i}:N", title=str(run)))
+    return pd.DataFrame(hover), tooltip
+
+
+def _hover_rule(frame: pd.DataFrame, x: str) -> alt.Chart:
+    """A vertical rule that follows the pointer anywhere on the plot (the nearest hover
+    position), with every run's values at that x as its tooltip."""
+    data, tooltip = _hover_frame(frame, x)
+    # nearest=True gives the rules a Voronoi overlay; projected on x only, its cells are
+    # vertical strips, so the tooltip shows wherever the pointer is, not only on a line.
+    at_x = alt.selection_point(name=HOVER, fields=["x"], nearest=True, on="pointerover",
+                               clear="pointerout", empty=False)
+    return (
+        alt.Chart(data)
+        .mark_rule(description="hover rule", color=HOVER_COLOUR, strokeWidth=1)
+        .encode(x="x:Q", opacity=alt.condition(at_x, alt.value(0.7), alt.value(0.0)),
+                tooltip=tooltip)
+        .add_params(at_x)
+    )
+
+
+def _stop_rules(stop_marks: pd.DataFrame, domain: Sequence[str], x: str) -> alt.Chart | None:
+    """Dashed rules at each run's best and early-stopping epoch, their kind named in a legend
+    of its own (dash pattern) beside the runs' colours."""
+    marks = stop_marks.loc[stop_marks["run"].isin(domain)].copy()
+    if marks.empty:
+        return None
+    if "kind" not in marks.columns:
+        marks["kind"] = "best epoch"
+    kinds = [k for k in MARK_DASHES if k in set(marks["kind"])] or sorted(set(marks["kind"]))
+    return (
+        alt.Chart(marks[["run", "x", "label", "kind"]])
+        .mark_rule(description="stop marks", strokeWidth=1.5)
+        .encode(
+            x="x:Q",
+            color=alt.Color("run:N", scale=colour_scale(domain), legend=None),
+            strokeDash=alt.StrokeDash(
+                "kind:N", title="dashed lines",
+                scale=alt.Scale(domain=kinds, range=[MARK_DASHES.get(k, [4, 4]) for k in kinds]),
+                legend=alt.Legend(orient="bottom", symbolType="stroke", labelLimit=0)),
+            tooltip=["run:N", "label:N", alt.Tooltip("x:Q", title=X_LABELS[x])],
+        )
+    )
 
 
 def _sparse(frame: pd.DataFrame, max_points: int = 50) -> bool:
@@ -92,9 +170,12 @@ def curve_chart(
     Layers, found in the spec by their mark ``description``: ``"raw"`` (opacity 0.25, width 1),
     ``"smoothed"`` (width 2), ``"hover points"`` (invisible points on the smoothed line that
     carry the tooltip: run, x, raw, smoothed; on the rows whose ``tip`` column is true: every
-    row, or beyond `TIP_POINTS` rows evenly spread rows of each run) and, with ``stop_marks``
-    (columns ``run``, ``x``, ``label``), ``"stop marks"``: dashed vertical rules such as the
-    early-stopping epoch. The lines carry no tooltip of their own. One colour per run (see
+    row, or beyond `TIP_POINTS` rows evenly spread rows of each run), ``"hover rule"`` (a
+    vertical rule that follows the pointer anywhere on the plot, its tooltip every run's
+    smoothed and raw value at that x, see `_hover_frame`) and, with ``stop_marks`` (columns
+    ``run``, ``x``, ``label`` and optionally ``kind``: "best epoch" or "early stop"),
+    ``"stop marks"``: dashed vertical rules whose dash says the kind, named in a legend. The
+    lines carry no tooltip of their own. Epoch axes tick whole epochs. One colour per run (see
     `colour_scale`; domain ``colour_domain``, else ``frame.attrs["runs"]``, else the frame's
     runs); clicking a legend entry highlights that run; wheel/drag zooms and pans both axes.
     ``log_y`` uses a log scale and leaves out the non-positive values it cannot show. The plot
@@ -110,9 +191,9 @@ def curve_chart(
         frame = _log_safe(frame, ["raw", "smooth"])
         if frame.empty:
             return no_data_layer(f"no positive values of {metric} for a log scale", height)
-    colour = alt.Color("run:N", scale=colour_scale(domain), legend=run_legend())
+    colour = alt.Color("run:N", scale=colour_scale(domain), legend=run_legend(labels=domain))
     pick = legend_pick()
-    x_enc = alt.X("x:Q", title=X_LABELS[x], axis=alt.Axis(format=",.4~g"))
+    x_enc = alt.X("x:Q", title=X_LABELS[x], axis=_x_axis(x))
     y_raw = alt.Y("raw:Q", title=metric, scale=y_scale(log_y), axis=alt.Axis(format=",.4~g"))
     base = alt.Chart().encode(x=x_enc, color=colour, detail="run:N")
 
@@ -146,19 +227,12 @@ def curve_chart(
         )
         .add_params(zoom())
     )
-    layers: list[alt.Chart] = [raw, smoothed, points]
+    # The hover rule goes under the hover points: on a point, the point's own tooltip shows.
+    layers: list[alt.Chart] = [raw, smoothed, _hover_rule(frame, x), points]
     if stop_marks is not None and not stop_marks.empty:
-        marks = stop_marks.loc[stop_marks["run"].isin(domain), ["run", "x", "label"]]
-        if not marks.empty:
-            layers.append(
-                alt.Chart(marks)
-                .mark_rule(description="stop marks", strokeDash=[5, 4], strokeWidth=1.5)
-                .encode(
-                    x="x:Q",
-                    color=alt.Color("run:N", scale=colour_scale(domain), legend=run_legend()),
-                    tooltip=["run:N", "label:N", alt.Tooltip("x:Q", title=X_LABELS[x])],
-                )
-            )
+        rules = _stop_rules(stop_marks, domain, x)
+        if rules is not None:
+            layers.append(rules)
     data = _compact(frame)
     data["tip"] = _tip_rows(data)
     return alt.layer(*layers, data=data).properties(
@@ -194,10 +268,11 @@ def band_chart(
         floor = float(frame["mean"].min())
         frame[low_col] = frame[low_col].clip(lower=floor)
     colour = alt.Color(
-        "run:N", scale=colour_scale(frame["run"].unique()), legend=run_legend("group")
+        "run:N", scale=colour_scale(frame["run"].unique()),
+        legend=run_legend("group", frame["run"].unique())
     )
     pick = legend_pick()
-    x_enc = alt.X("x:Q", title=X_LABELS[x])
+    x_enc = alt.X("x:Q", title=X_LABELS[x], axis=_x_axis(x))
     area = (
         alt.Chart()
         .mark_area(description="band", opacity=0.2)

@@ -254,23 +254,25 @@ def stop_marks(
     labels: Mapping[str, str],
     x: str,
 ) -> pd.DataFrame:
-    """Dashed-rule rows (``run``, ``x``, ``label``) for the best epoch and the early-stopping
-    epoch of each run, from its summary's ``best_epoch`` / ``stopped_epoch``."""
+    """Dashed-rule rows (``run``, ``x``, ``label``, ``kind``) for the best epoch and the
+    early-stopping epoch of each run, from its summary's ``best_epoch`` / ``stopped_epoch``;
+    ``kind`` is "best epoch" or "early stop" (the legend names the dashes by it)."""
     rows = []
     for run_id, summary in summaries.items():
         if not isinstance(summary, Mapping):
             continue
         monitor = summary.get("monitor")
         best_text = f"best val {monitor}" if isinstance(monitor, str) else "best epoch"
-        for key, text in (("best_epoch", best_text), ("stopped_epoch", "early stop")):
+        for key, text, kind in (("best_epoch", best_text, "best epoch"),
+                                ("stopped_epoch", "early stop", "early stop")):
             epoch = _epoch_number(summary.get(key))
             if epoch is None:
                 continue
             at = epoch_x(frames.get(run_id), epoch, x)
             if at is not None:
                 rows.append({"run": labels.get(run_id, run_id), "x": at,
-                             "label": f"{text} (epoch {epoch})"})
-    return pd.DataFrame(rows, columns=["run", "x", "label"])
+                             "label": f"{text} (epoch {epoch})", "kind": kind})
+    return pd.DataFrame(rows, columns=["run", "x", "label", "kind"])
 
 
 def seed_groups(runs: Sequence[RunInfo]) -> dict[str, list[str]]:

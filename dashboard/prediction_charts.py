@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from dashboard.chart_style import (
+    PLOT_HEIGHT_AUTOSIZE,
     REFERENCE_COLOUR,
     SMOOTH_WIDTH,
     class_labels,
@@ -24,6 +25,7 @@ from dashboard.chart_style import (
     no_data_chart,
     no_data_layer,
     pick_opacity,
+    run_legend,
 )
 from dashboard.downsample import downsample_indices
 from trainer.evaluate import (
@@ -79,6 +81,8 @@ def _curve_chart(
                     domain=order["label"].tolist(),
                     scheme="tableau10" if len(order) <= 10 else "tableau20",
                 ),
+                # Below the plot, every label whole: the AUC/AP number is at the label's end.
+                legend=run_legend(labels=order["label"].tolist()),
             ),
             # sklearn's point order, not sorted by x: ROC has vertical steps, PR runs backwards.
             order="i:Q",
@@ -94,7 +98,7 @@ def _curve_chart(
     )
 
 
-def roc_chart(preds: Preds, height: int = 320) -> alt.LayerChart:
+def roc_chart(preds: Preds, height: int = 360) -> alt.LayerChart:
     """ROC curves of several runs overlaid, with the chance diagonal.
 
     Binary (K = 2): the ROC of class 1. Multiclass: the micro-averaged one-vs-rest curve (see
@@ -129,10 +133,12 @@ def roc_chart(preds: Preds, height: int = 320) -> alt.LayerChart:
         .mark_rule(description="chance", strokeDash=[4, 4], color=REFERENCE_COLOUR)
         .encode(x="fpr:Q", y="tpr:Q", x2="fpr2:Q", y2="tpr2:Q")
     )
-    return alt.layer(lines, diagonal).properties(height=height, title="ROC")
+    # The plot keeps its height however many runs the legend below it lists.
+    return alt.layer(lines, diagonal).properties(height=height, title="ROC",
+                                                 autosize=PLOT_HEIGHT_AUTOSIZE)
 
 
-def pr_chart(preds: Preds, height: int = 320) -> alt.Chart:
+def pr_chart(preds: Preds, height: int = 360) -> alt.Chart:
     """Precision-recall curves of several runs overlaid.
 
     Same conventions as `roc_chart`; points from `trainer.evaluate.pr_points`, at most 1000
@@ -160,7 +166,8 @@ def pr_chart(preds: Preds, height: int = 320) -> alt.Chart:
     if not curves:
         return no_data_chart("no predictions with both classes for a PR curve", height)
     chart = _curve_chart(curves, "recall", "precision", "recall", "precision", "pr")
-    return chart.properties(height=height, title="precision-recall")
+    return chart.properties(height=height, title="precision-recall",
+                            autosize=PLOT_HEIGHT_AUTOSIZE)
 
 
 def confusion_chart(

@@ -321,8 +321,48 @@ def test_curve_chart_stop_marks():
     unit = by_description(d, "stop marks")
     assert mark(unit)["type"] == "rule"
     assert data_of(d, unit).to_dict("records") == [
-        {"run": "run-a", "x": 600, "label": "early stop"}
+        {"run": "run-a", "x": 600, "label": "early stop", "kind": "best epoch"}
     ]
+
+
+def test_curve_chart_names_its_dashed_marks_in_a_legend():
+    marks = pd.DataFrame({"run": ["run-a", "run-a"], "x": [300, 600],
+                          "label": ["best val loss (epoch 3)", "early stop (epoch 6)"],
+                          "kind": ["best epoch", "early stop"]})
+    _, d = curve_spec(stop_marks=marks)
+    dash = by_description(d, "stop marks")["encoding"]["strokeDash"]
+    assert dash["field"] == "kind" and dash["title"] == "dashed lines"
+    assert dash["scale"]["domain"] == ["best epoch", "early stop"]
+    assert dash["scale"]["range"][0] != dash["scale"]["range"][1]
+
+
+def test_curve_chart_hover_rule_lists_every_run_at_an_x():
+    frame, d = curve_spec()
+    unit = by_description(d, "hover rule")
+    hover = data_of(d, unit)
+    tips = unit["encoding"]["tooltip"]
+    assert [t.get("title") for t in tips[1:]] == sorted(frame["run"].unique())
+    assert len(hover) <= curve_charts.HOVER_POSITIONS
+    # Each run's column holds its smoothed and raw value at its point nearest that x.
+    row = hover.iloc[len(hover) // 2]
+    for t in tips[1:]:
+        part = frame[frame["run"] == t["title"]]
+        near = part.iloc[(part["x"] - row["x"]).abs().argmin()]
+        assert row[t["field"]] == f"{near['smooth']:.5g} (raw {near['raw']:.5g})"
+    sel = next(p for p in params(d) if p["name"] == chart_style.HOVER)
+    assert sel["select"]["nearest"] is True and sel["select"]["fields"] == ["x"]
+
+
+def test_curve_chart_legend_keeps_long_names_whole_and_epochs_tick_whole():
+    long = "ablation-lr-0.3-label_smoothing-0.1-seed-0021-20260103-000000-abcdef"
+    runs = {long: run_frame(seed=1), "b": run_frame(seed=2)}
+    frame = curve_frames.curve_frame(runs, "loss", "val", "epoch", "ema", 0.6)
+    d = spec(curve_charts.curve_chart(frame, "loss", "epoch"))
+    legend = by_description(d, "raw")["encoding"]["color"]["legend"]
+    assert legend["labelLimit"] == 0 and legend["columns"] == 1
+    # Long names break into lines of 40 characters (Vega draws an array of strings as lines).
+    assert legend["labelExpr"].startswith("length(datum.label) > 40 ? [substring(datum.label, 0")
+    assert by_description(d, "raw")["encoding"]["x"]["axis"]["tickMinStep"] == 1
 
 
 def test_curve_chart_empty_frame_says_no_data():
@@ -440,6 +480,9 @@ def test_roc_chart_binary_and_multiclass():
     label = rows.loc[rows["run"] == "bin", "label"].iloc[0]
     assert legend_number(label, "AUC") == pytest.approx(roc_auc_score(y, p[:, 1]), abs=5e-4)
     assert unit["encoding"]["color"]["field"] == "label"
+    # The AUC sits at the end of the label: the legend must never cut it off.
+    assert unit["encoding"]["color"]["legend"]["labelLimit"] == 0
+    assert d["height"] >= 360 and d["autosize"]["type"] == "fit-x"
     chance = by_description(d, "chance")
     assert mark(chance)["type"] == "rule"
 

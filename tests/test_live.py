@@ -160,8 +160,9 @@ RUN = frame(
 def test_stop_marks_on_each_x_axis(x, best, stop):
     summary = {"best_epoch": 2, "stopped_epoch": 3, "monitor": "loss"}
     marks = live.stop_marks({"a": summary}, {"a": RUN}, {"a": "run A"}, x)
-    assert list(marks.columns) == ["run", "x", "label"]
+    assert list(marks.columns) == ["run", "x", "label", "kind"]
     assert marks["run"].tolist() == ["run A", "run A"]
+    assert marks["kind"].tolist() == ["best epoch", "early stop"]
     assert marks["x"].tolist() == [best, stop]
     assert marks["label"].tolist() == ["best val loss (epoch 2)", "early stop (epoch 3)"]
 
