@@ -174,32 +174,40 @@ def _open_offline(path: Path) -> dict:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
-            context = browser.new_context(offline=True)
-            requested: list[str] = []
-
-            def only_the_file(route):
-                requested.append(route.request.url)
-                if route.request.url == path.as_uri():
-                    route.continue_()
-                else:
-                    route.abort()
-
-            context.route("**/*", only_the_file)
-            page = context.new_page()
-            errors: list[str] = []
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.goto(path.as_uri())
-            n = page.locator("div.chart").count()
-            page.wait_for_function(
-                "n => document.querySelectorAll('div.chart svg.marks, .chart-error').length >= n",
-                arg=n, timeout=120_000)
-            return {"charts": n, "drawn": page.locator("div.chart svg.marks").count(),
-                    "failed": page.locator(".chart-error").count(), "errors": errors,
-                    "requested": requested,
-                    "text": page.locator("body").inner_text()}
+            return _look_offline(browser, path)
         finally:
             browser.close()
+
+
+def _look_offline(browser, path: Path) -> dict:
+    """Open ``path`` in a fresh offline context of ``browser`` where every request but the file
+    itself is aborted; what it drew, said and asked for."""
+    context = browser.new_context(offline=True)
+    try:
+        requested: list[str] = []
+
+        def only_the_file(route):
+            requested.append(route.request.url)
+            if route.request.url == path.as_uri():
+                route.continue_()
+            else:
+                route.abort()
+
+        context.route("**/*", only_the_file)
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(path.as_uri())
+        n = page.locator("div.chart").count()
+        page.wait_for_function(
+            "n => document.querySelectorAll('div.chart svg.marks, .chart-error').length >= n",
+            arg=n, timeout=120_000)
+        return {"charts": n, "drawn": page.locator("div.chart svg.marks").count(),
+                "failed": page.locator(".chart-error").count(), "errors": errors,
+                "requested": requested, "text": page.locator("body").inner_text()}
+    finally:
+        context.close()
 
 
 @pytest.mark.browser
@@ -253,3 +261,25 @@ def test_page_escapes_what_runs_name_themselves():
     page.table(["h"], [["</script><script>alert(1)</script>"]])
     html = page.html()
     assert "<script>alert(1)" not in html and "&lt;/script&gt;" in html
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary")
+def test_export_button_downloads_a_report_that_opens_offline(server, page, tmp_path):
+    """As a person does it: Compare, Export report, then open the file with the network off."""
+    ids = _runs(server.runs_dir)
+    page.goto(f"{server.url}/?runs={','.join(ids)}")
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Compare").click()
+    page.get_by_role("heading", name="Compare", exact=True).wait_for()
+    button = page.get_by_role("button", name="Export report")
+    button.wait_for()
+    with page.expect_download(timeout=180_000) as download:
+        button.click()
+    saved = tmp_path / download.value.suggested_filename
+    download.value.save_as(saved)
+    assert saved.name == "danlu-report.html"
+    seen = _look_offline(page.context.browser, saved)
+    assert seen["charts"] >= 10 and seen["drawn"] == seen["charts"] and not seen["errors"]
+    assert seen["requested"] == [saved.as_uri()]
+    assert all(rid in seen["text"] for rid in ids)
