@@ -206,3 +206,33 @@ def test_a_bad_field_does_not_hide_a_clash_elsewhere():
     with pytest.raises(ConfigError) as exc:
         make_config(name="x" * 101, tags=["t" * 51], dataset="synthetic", model="cnn")
     assert [e.field for e in exc.value.errors] == ["name", "model", "tags"]
+
+
+def test_fuzzed_set_values_are_refused_cleanly_or_give_a_config_the_run_accepts(capsys, tmp_path):
+    """Seeded fuzz of ``--set``: every outcome is exit 2 with one ``error:`` line per problem
+    and nothing created, or one queued run whose config.json validates again (focal_alpha=NaN,1
+    used to be queued, then rejected by its own run)."""
+    import random
+
+    from trainer.tricks import CATALOGUE
+
+    rng = random.Random(20261202)
+    pool = ["NaN", "inf", "-inf", "-1", "0", "1", "2.5", "true", "false", "1e308", "[]", "[1,2]",
+            "0,99", "NaN,1", "none", "null", "", "{}", '"a"', "x" * 120, "5,6,7", "0.1,0.2",
+            "balanced", "csv", "cnn", "focal", "a\tb"]
+    names = [t.name for t in CATALOGUE if t.name not in ("csv_path", "init_from")]
+    root = tmp_path / "runs"
+    for _trial in range(150):
+        items = [f"{rng.choice(names)}={rng.choice(pool)}" for _ in range(rng.randint(1, 4))]
+        before = set(root.iterdir()) if root.exists() else set()
+        code = main(["run", "--queue", "--runs-dir", str(root), "--set", *items])
+        _out, err = capsys.readouterr()
+        after = set(root.iterdir()) if root.exists() else set()
+        if code == 2:
+            assert after == before, items
+            assert err and all(line.startswith("error: ") and len(line) < 400
+                               for line in err.splitlines()), (items, err)
+        else:
+            assert code == 0 and not err, (items, err)
+            (new,) = after - before
+            make_config(runlog.read_json(new / runlog.CONFIG))  # the run accepts it back

@@ -27,8 +27,6 @@ def _runs_dir(args: argparse.Namespace) -> Path:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from trainer.runner import execute  # torch loads only for commands that train
-
     try:
         config = _checked_config(args)
     except ConfigError as exc:
@@ -40,6 +38,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"queued; start it with: python -m trainer worker --runs-dir {_runs_dir(args)}")
         print(run_dir)
         return 0
+    from trainer.runner import execute  # torch loads only for commands that train, once checked
+
     run_dir = runlog.create_run(_runs_dir(args), config, state="running")
     print(f"run {run_dir.name}", flush=True)
     state = execute(run_dir, foreground=True)

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from trainer import data, runlog
+from trainer import runlog
 from trainer.config import ConfigError, FieldError, make_config
 
 # Datasets whose number of classes is known without loading them.
@@ -81,6 +81,8 @@ def check(config: Any, runs_root: str | os.PathLike,
         n = config.n_classes if config.dataset == "synthetic" else _FIXED_CLASSES.get(
             config.dataset)
         if n is not None:  # other kinds are checked when their data loads
+            from trainer import data  # scikit-learn: loaded only when a check needs it
+
             try:
                 data.check_class_subset(config.class_subset, n)
             except data.DataError as exc:
@@ -176,6 +178,8 @@ def _csv_errors(key: tuple[str, int, int], label: str, subset: tuple[int, ...] |
                 ) -> tuple[FieldError, ...]:
     """Load the CSV as the run will (cached by path, mtime and size: the app's form asks on
     every rerun)."""
+    from trainer import data
+
     try:
         data.load_dataset("csv", csv_path=key[0], csv_label=label, split_seed=split_seed,
                           val_fraction=val_fraction, test_fraction=test_fraction,
@@ -190,6 +194,8 @@ def _file_errors(key: tuple[str, int, int], dataset: str, image_size: int,
                  subset: tuple[int, ...] | None, split_seed: int, val_fraction: float,
                  test_fraction: float) -> tuple[FieldError, ...]:
     """Load an npz file or image folder as the run will (cached like ``_csv_errors``)."""
+    from trainer import data
+
     try:
         data.load_dataset(dataset, data_path=key[0], image_size=image_size,
                           split_seed=split_seed, val_fraction=val_fraction,
