@@ -11,7 +11,8 @@ cluster on 127.0.0.1 with one node (trainer.ray_local), the same with two nodes,
 local executor with --max-parallel 1. Cluster start-up is not timed. Figures:
 
 - `one_node_s`, `two_nodes_s`: the sweep's wall time; `speedup` = one / two (target >= 1.7x).
-- `local_s`: the same sweep with the warm local executor, one run at a time.
+- `local_s`: the same sweep with the warm local executor, one run at a time on one torch thread
+  (as each Ray run has one CPU).
 - `overhead_per_run_s` = (one_node_s - local_s) / runs: what a Ray task adds to each run (its
   trainer process starts cold on the node, plus Ray's scheduling) on one CPU.
 """
@@ -22,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks._common import emit, parser, print_machine, ratio
+from benchmarks._common import emit, parser, print_machine, ratio, use_threads
 from trainer import queue, runlog
 from trainer.config import make_config
 from trainer.ray_local import local_cluster
@@ -57,6 +58,7 @@ def main() -> None:
             walls[nodes] = sweep(runs, args.epochs, "ray", runs, address=address)
         emit(f"ray_scaling.{'one_node' if nodes == 1 else 'two_nodes'}_s", walls[nodes])
     emit("ray_scaling.speedup", ratio(walls[1], walls[2]), "one node / two nodes")
+    use_threads(1)  # as each Ray run (one CPU each): a fair per-run overhead
     local = sweep(runs, args.epochs, "local", 1)
     emit("ray_scaling.local_s", local)
     emit("ray_scaling.overhead_per_run_s", (walls[1] - local) / runs)
