@@ -36,7 +36,8 @@ read in the page with ``performance.now()``):
   page received in a cold visit (charts, sidebar, status rows), a cross-check.
 - ``server_build_s``: in this process, the server's part of the charts: the store's load of the
   selected runs (``server_load_s``) and building and serialising the three charts
-  (``server_charts_s``).
+  (``server_charts_s``); ``control_change_s.<control>``: the same when one control moves on
+  that finished selection, the page's chart cache warm (``same``: a rerun with nothing moved).
 - ``spikes_kept``: injected spikes (a raw loss more than 1.0 above both neighbours) whose very
   point is in the train/loss chart's data, of all there are; ``spikes_shown``: those the raw
   line reaches the height of within the spike's pixel column of a 500 px plot (two spikes a
@@ -192,6 +193,30 @@ def _chart_rows(chart: Any) -> int:
     return len(data) if hasattr(data, "__len__") else 0
 
 
+def control_changes(cache: Any, runs: list, versions: dict, frames: dict, view: Any
+                    ) -> dict[str, float]:
+    """Seconds the server spends on the charts when one control moves on this finished
+    selection (build and serialise every chart, with the page's chart cache warm from ``view``):
+    ``same`` is a rerun where nothing changed."""
+    from dataclasses import replace
+
+    def rerun(v: Any) -> float:
+        t0 = time.perf_counter()
+        for metric in METRICS:
+            chart_message_bytes(live.metric_chart(cache, runs, versions, frames.__getitem__,
+                                                  metric, v))
+        return time.perf_counter() - t0
+
+    moved = {"same": view, "strength": replace(view, strength=0.7),
+             "smoothing": replace(view, smoothing="gaussian", strength=2.0),
+             "log_y": replace(view, log_y=True), "x": replace(view, x="epoch")}
+    out = {}
+    for name, changed in moved.items():
+        rerun(view)  # back to the page as it was
+        out[name] = rerun(changed)
+    return out
+
+
 def server_side(root: Path, ids: list[str]) -> dict[str, Any]:
     """The page's chart work for ``ids``, timed, plus bytes per chart and the spike check."""
     import numpy as np
@@ -213,6 +238,7 @@ def server_side(root: Path, ids: list[str]) -> dict[str, Any]:
         sizes.append(chart_message_bytes(chart))
         rows.append(_chart_rows(chart))
     charts = time.perf_counter() - t0
+    controls = control_changes(cache, runs, versions, frames, view)
 
     # Spikes: what the chart of train/loss holds against every raw value of every run.
     frame = live.curve_metric_frame(cache, runs, versions, frames.__getitem__,
@@ -239,7 +265,7 @@ def server_side(root: Path, ids: list[str]) -> dict[str, Any]:
             near = np.abs(xs - steps[i]) <= half
             shown += bool(near.any() and ys[near].max() >= raw[i] - 1e-6)
         max_kept += int(np.isclose(ys.max(), raw.max()))
-    return {"load_s": load, "charts_s": charts, "bytes": sizes, "rows": rows,
+    return {"load_s": load, "charts_s": charts, "controls": controls, "bytes": sizes, "rows": rows,
             "spikes": spikes, "spikes_kept": kept, "spikes_shown": shown, "runs": len(runs),
             "max_kept": max_kept}
 
@@ -426,6 +452,9 @@ def report(prefix: str, found: dict[str, list[Any]], side: dict[str, Any], full:
     emit(f"{prefix}.server_build_s", side["load_s"] + side["charts_s"])
     emit(f"{prefix}.server_load_s", side["load_s"])
     emit(f"{prefix}.server_charts_s", side["charts_s"])
+    for name, seconds in side["controls"].items():
+        emit(f"{prefix}.control_change_s.{name}", seconds,
+             "server: build + serialise the charts after this control moves (target <= 0.5)")
     emit(f"{prefix}.spikes_kept", f"{side['spikes_kept']}/{side['spikes']}",
          "the very point of each raw spike is in the chart's data")
     emit(f"{prefix}.spikes_shown", f"{side['spikes_shown']}/{side['spikes']}",

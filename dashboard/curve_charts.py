@@ -21,6 +21,7 @@ from dashboard.chart_style import (
     RAW_OPACITY,
     RAW_WIDTH,
     SMOOTH_WIDTH,
+    built_unvalidated,
     colour_scale,
     legend_pick,
     no_data_layer,
@@ -156,6 +157,7 @@ def _log_safe(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
     return frame.dropna(subset=list(columns), how="all")
 
 
+@built_unvalidated
 def curve_chart(
     frame: pd.DataFrame,
     metric: str,
@@ -239,6 +241,7 @@ def curve_chart(
         height=height, title=metric, autosize=PLOT_HEIGHT_AUTOSIZE)
 
 
+@built_unvalidated
 def band_chart(
     frame: pd.DataFrame,
     metric: str,
