@@ -113,6 +113,26 @@ def test_runs_chosen_while_queued_stay_chosen_when_they_finish(server, page):
     snap(page, "live-2-finished-after-slider")
     assert_clean(page, "Runs after the slider moved")
 
+    # --- The runs table: both rows finished; selecting one row charts only that run ---------
+    grid = page.locator(".stDataFrame").first
+    table = grid.evaluate(TABLE_PROBE)
+    state = table["header"].index("state")
+    assert [row[state] for row in table["rows"]] == ["finished", "finished"], table
+    box = grid.bounding_box()
+    row_height = box["height"] / (len(table["rows"]) + 1)  # the header is one row high
+    page.mouse.click(box["x"] + 12, box["y"] + row_height * 1.5)  # the first row's marker
+    page.get_by_text("Charting the 1 selected run of 2").wait_for()
+    first, second = (row[table["header"].index("run")] for row in table["rows"])
+
+    def charted() -> str:
+        return " ".join(page.get_by_test_id("stVegaLiteChart").all_inner_texts())
+
+    # Charts redraw one after the other: wait until none shows the unselected run.
+    wait_until(page, lambda: second not in charted(), "charts of the selected row only", 60)
+    assert first in charted()
+    assert len(chips(page)) == 2  # still both chosen: the table only narrows the charts
+    snap(page, "live-3-one-row-selected")
+
 
 def compared_runs(page) -> list[str]:
     grid = page.get_by_test_id("stDataFrame").first
