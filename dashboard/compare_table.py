@@ -61,6 +61,20 @@ COLUMNS: tuple[Column, ...] = (
     *(Column(m, m, top_level=True) for m in ("best_epoch", "wall_time_s", "n_params")),
 )
 BY_KEY: dict[str, Column] = {c.key: c for c in COLUMNS}
+TOP_K = "top_k"  # the config field that sets the k of top_k_accuracy
+
+
+def column_label(key: str, runs: Sequence[RunInfo]) -> str:
+    """The heading of column ``key`` for ``runs``: "Top-k acc." names its k ("Top-3 acc."), or
+    lists the ks when the runs differ in it (runs without the setting do not count)."""
+    label = BY_KEY[key].label
+    if key != "top_k_accuracy":
+        return label
+    ks = sorted({k for r in runs if isinstance(k := r.config.get(TOP_K), int)
+                 and not isinstance(k, bool)})
+    if len(ks) == 1:
+        return f"Top-{ks[0]} acc."
+    return f"{label} (k = {', '.join(map(str, ks))})" if ks else label
 METRICS: tuple[str, ...] = tuple(c.key for c in COLUMNS)
 BAR_METRICS: tuple[str, ...] = tuple(c.key for c in COLUMNS if c.best)  # ranked ones only
 SEED = runlog.SEED

@@ -154,3 +154,17 @@ def test_duplicate_names_get_their_ids(tmp_path: Path) -> None:
     make_run(tmp_path, "20260101-000001-b", config={"name": "same", "lr": 0.1})
     labels = cmp.unique_labels(_runs(tmp_path))
     assert sorted(labels.values()) == ["same (20260101-000000-a)", "same (20260101-000001-b)"]
+
+
+def test_top_k_column_names_its_k(tmp_path):
+    from dashboard.store import RunStore
+    from tests.fakeruns import make_run
+
+    make_run(tmp_path, "a", config={"top_k": 3})
+    make_run(tmp_path, "b", config={"top_k": 3})
+    make_run(tmp_path, "c", config={"top_k": 5})
+    store = RunStore(tmp_path)
+    a, b, c = (store.get(i) for i in "abc")
+    assert cmp.column_label("top_k_accuracy", [a, b]) == "Top-3 acc."
+    assert cmp.column_label("top_k_accuracy", [a, c]) == "Top-k acc. (k = 3, 5)"
+    assert cmp.column_label("f1", [a, c]) == "F1"

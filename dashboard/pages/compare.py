@@ -77,7 +77,8 @@ grouped = st.toggle(
 with page_guard("the comparison table"):
     table = cmp.group_table(finished) if grouped else cmp.comparison_table(finished)
     column_config = {
-        c.key: st.column_config.Column(c.label, help=c.help) for c in cmp.COLUMNS
+        c.key: st.column_config.Column(cmp.column_label(c.key, finished), help=c.help)
+        for c in cmp.COLUMNS
     } | {
         "run": st.column_config.Column("Run" if not grouped else "Group", pinned=True),
         "run_id": st.column_config.Column("Run id"),
@@ -116,11 +117,12 @@ with page_guard("the bar chart"):
     )
     selection.set_query(metric=metric)
     column = cmp.BY_KEY[metric]
-    bars = table[["run", metric]].rename(columns={metric: column.label})
+    label = cmp.column_label(metric, finished)
+    bars = table[["run", metric]].rename(columns={metric: label})
     if grouped:
-        bars[f"{column.label}_std"] = table[f"{metric}_std"]
-    chart_files.show(bar_charts.bar_chart(bars, column.label, best=column.best),
-                     f"{column.label} by run", "compare_bars")
+        bars[f"{label}_std"] = table[f"{metric}_std"]
+    chart_files.show(bar_charts.bar_chart(bars, label, best=column.best),
+                     f"{label} by run", "compare_bars")
 
 # --- predictions: ROC, PR, confusion, reliability -------------------------------------------
 preds = {}
