@@ -20,6 +20,7 @@ from dashboard.chart_style import (
     PLOT_HEIGHT_AUTOSIZE,
     RAW_OPACITY,
     RAW_WIDTH,
+    SELECTION,
     SMOOTH_WIDTH,
     built_unvalidated,
     colour_scale,
@@ -87,7 +88,9 @@ def _hover_rule(frame: pd.DataFrame, x: str) -> alt.Chart:
     return (
         alt.Chart(data)
         .mark_rule(description="hover rule", color=HOVER_COLOUR, strokeWidth=1)
-        .encode(x="x:Q", opacity=alt.condition(at_x, alt.value(0.7), alt.value(0.0)),
+        .encode(x=alt.X("x:Q"),
+                opacity=alt.OpacityValue(0.0, condition={"param": HOVER, "empty": False,
+                                                         "value": 0.7}),
                 tooltip=tooltip)
         .add_params(at_x)
     )
@@ -106,15 +109,22 @@ def _stop_rules(stop_marks: pd.DataFrame, domain: Sequence[str], x: str) -> alt.
         alt.Chart(marks[["run", "x", "label", "kind"]])
         .mark_rule(description="stop marks", strokeWidth=1.5)
         .encode(
-            x="x:Q",
+            x=alt.X("x:Q"),
             color=alt.Color("run:N", scale=colour_scale(domain), legend=None),
             strokeDash=alt.StrokeDash(
                 "kind:N", title="dashed lines",
                 scale=alt.Scale(domain=kinds, range=[MARK_DASHES.get(k, [4, 4]) for k in kinds]),
                 legend=alt.Legend(orient="bottom", symbolType="stroke", labelLimit=0)),
-            tooltip=["run:N", "label:N", alt.Tooltip("x:Q", title=X_LABELS[x])],
+            tooltip=[alt.Tooltip("run:N"), alt.Tooltip("label:N"),
+                     alt.Tooltip("x:Q", title=X_LABELS[x])],
         )
     )
+
+
+def _picked() -> alt.StrokeOpacityValue:
+    # `pick_opacity` as a channel object: Altair resolves a plain dict against the whole schema
+    # (most of a chart's build time); an object of the channel's own class it takes as it is.
+    return alt.StrokeOpacityValue(DIMMED, condition={"param": SELECTION, "value": 1.0})
 
 
 def _sparse(frame: pd.DataFrame, max_points: int = 50) -> bool:
@@ -197,20 +207,20 @@ def curve_chart(
     pick = legend_pick()
     x_enc = alt.X("x:Q", title=X_LABELS[x], axis=_x_axis(x))
     y_raw = alt.Y("raw:Q", title=metric, scale=y_scale(log_y), axis=alt.Axis(format=",.4~g"))
-    base = alt.Chart().encode(x=x_enc, color=colour, detail="run:N")
+    base = alt.Chart().encode(x=x_enc, color=colour, detail=alt.Detail("run:N"))
 
     # tooltip=False: Streamlit's theme gives every mark a tooltip of its encoding, which Vega
     # formats for every point of every line whenever the chart is drawn or zoomed (and shows
     # the first point's values for a whole line); the hover points carry the tooltip instead.
     raw = base.mark_line(
         description="raw", opacity=RAW_OPACITY, strokeWidth=RAW_WIDTH, clip=True, tooltip=False
-    ).encode(y=y_raw, strokeOpacity=pick_opacity(pick))
+    ).encode(y=y_raw, strokeOpacity=_picked())
     smoothed = (
         # point=True: a series of one value (a single val epoch so far) still shows up.
         base.mark_line(description="smoothed", opacity=1.0, strokeWidth=SMOOTH_WIDTH, clip=True,
                        tooltip=False,
                        point=alt.OverlayMarkDef(size=18) if _sparse(frame) else False)
-        .encode(y=alt.Y("smooth:Q", title=metric), strokeOpacity=pick_opacity(pick))
+        .encode(y=alt.Y("smooth:Q", title=metric), strokeOpacity=_picked())
         .add_params(pick)
     )
     # The tooltip rides on transparent points (Vega still picks a filled symbol at opacity 0).
