@@ -39,8 +39,9 @@ __all__ = ["TIP_POINTS", "band_chart", "curve_chart"]
 # whenever the chart is drawn or zoomed, the costliest item of the chart. The lines keep every
 # point; a tooltip every few pixels of each run is enough to read values off (one run keeps all).
 TIP_POINTS = 2000
-# x positions the hover rule snaps to: each holds every run's values there in its tooltip.
-HOVER_POSITIONS = 400
+# x positions the hover rule snaps to (a few pixels apart on a page-wide plot): each holds every
+# run's values there in its tooltip, as text, so each costs bytes per run in every chart sent.
+HOVER_POSITIONS = 200
 HOVER_COLOUR = "#666666"
 MARK_DASHES = {"best epoch": [5, 4], "early stop": [2, 3]}  # stop marks, by kind
 
