@@ -202,15 +202,37 @@ def best_value(values: pd.Series, best: str | None) -> float | None:
     return float(finite.max() if best == "max" else finite.min())
 
 
+def clear_of_runner_up(values: pd.Series, stds: pd.Series, best: str) -> bool:
+    """Whether the best mean beats the runner-up by more than their spread (the larger of the
+    two standard deviations; a single run's 0 says nothing, so the other's is used). Seed noise
+    alone must not earn a star."""
+    column = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
+    spread = pd.to_numeric(stds, errors="coerce").to_numpy(dtype=np.float64)
+    order = np.argsort(-column if best == "max" else column, kind="stable")
+    order = order[np.isfinite(column[order])]
+    if order.size < 2:
+        return False
+    first, second = order[0], order[1]
+    noise = np.nanmax([spread[first], spread[second], 0.0])
+    return bool(abs(column[first] - column[second]) > noise)
+
+
 def best_mask(table: pd.DataFrame) -> pd.DataFrame:
-    """True where a cell holds its column's best value (ties all marked); metric columns only."""
+    """True where a cell holds its column's best value (ties all marked); metric columns only.
+    With seed groups (``<metric>_std`` columns) only where the best is clear of the runner-up
+    by more than the spread (`clear_of_runner_up`)."""
     mask = pd.DataFrame(False, index=table.index, columns=table.columns)
     for key in METRICS:
         if key not in table:
             continue
-        target = best_value(table[key], BY_KEY[key].best)
-        if target is not None:
-            mask[key] = pd.to_numeric(table[key], errors="coerce") == target
+        direction = BY_KEY[key].best
+        target = best_value(table[key], direction)
+        if target is None:
+            continue
+        std = f"{key}_std"
+        if std in table and not clear_of_runner_up(table[key], table[std], direction):
+            continue
+        mask[key] = pd.to_numeric(table[key], errors="coerce") == target
     return mask
 
 
@@ -252,6 +274,8 @@ def styled_table(table: pd.DataFrame, highlight: str = "background-color: #fde2c
     mask = best_mask(visible)
     fields = [c for c in table.attrs.get("fields", []) if c in visible.columns]
     styler = visible.style.format(_plain, subset=fields)
+    if grouped:
+        mask = best_mask(table)[visible.columns]  # the spreads decide where a star goes
     for key in METRICS:
         target = best_value(visible[key], BY_KEY[key].best)
         styler = styler.format(
@@ -259,10 +283,10 @@ def styled_table(table: pd.DataFrame, highlight: str = "background-color: #fde2c
             subset=[key])
         if not grouped:
             continue
-        # A '± std' depends on the row, not just the value: those cells are set one by one.
-        for i in table.index[table["n"] > 1]:
-            text = cell_text(key, float(table.at[i, key]), float(table.at[i, f"{key}_std"]),
-                             bool(mask.at[i, key]))
+        # A '± std' and the star depend on the row, not just the value: set one by one.
+        for i in table.index:
+            std = float(table.at[i, f"{key}_std"]) if table.at[i, "n"] > 1 else None
+            text = cell_text(key, float(table.at[i, key]), std, bool(mask.at[i, key]))
             styler = styler.format(lambda _v, t=text: t, subset=(i, key))
     return styler.apply(lambda _: np.where(mask, highlight, ""), axis=None)
 

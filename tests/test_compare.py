@@ -168,3 +168,24 @@ def test_top_k_column_names_its_k(tmp_path):
     assert cmp.column_label("top_k_accuracy", [a, b]) == "Top-3 acc."
     assert cmp.column_label("top_k_accuracy", [a, c]) == "Top-k acc. (k = 3, 5)"
     assert cmp.column_label("f1", [a, c]) == "F1"
+
+
+def test_a_group_gets_a_star_only_when_clear_of_the_runner_up_by_the_spread():
+    def grouped(f1, f1_std):
+        table = pd.DataFrame({"run": ["a", "b", "c"], "n": [3, 3, 1], "f1": f1,
+                              "f1_std": f1_std})
+        return cmp.best_mask(table)["f1"].tolist()
+
+    # 0.90 vs 0.88 with a spread of 0.05: seed noise, no star.
+    assert grouped([0.90, 0.88, 0.50], [0.05, 0.04, 0.0]) == [False, False, False]
+    # 0.95 vs 0.88 with spreads of 0.01 and 0.02: clear.
+    assert grouped([0.95, 0.88, 0.50], [0.01, 0.02, 0.0]) == [True, False, False]
+    # A single run's std of 0 says nothing: the group's spread decides.
+    assert grouped([0.80, 0.88, 0.90], [0.01, 0.05, 0.0]) == [False, False, False]
+    assert cmp.clear_of_runner_up(pd.Series([0.9]), pd.Series([0.0]), "max") is False
+
+
+def test_grouped_table_stars_follow_the_spread_rule(seed_runs: list[RunInfo]) -> None:
+    table = cmp.group_table(seed_runs)
+    html = cmp.styled_table(table).to_html()
+    assert html.count("★") == int(cmp.best_mask(table).to_numpy().sum())
