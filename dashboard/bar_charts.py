@@ -19,9 +19,11 @@ from dashboard.chart_style import (
     no_data_chart,
     no_data_layer,
 )
+from dashboard.compare_table import clear_of_runner_up
 from dashboard.curve_frames import numeric
 
 __all__ = ["bar_chart", "per_class_chart"]
+HIGH_SCORES = 0.9  # above this everywhere, the value axis does not start at 0
 
 
 def bar_chart(
@@ -36,7 +38,9 @@ def bar_chart(
     the best gets the highlight colour and a "★" before its value, the others are grey; the
     data gets a boolean ``best`` column. ``error`` names a column of error half-widths (e.g.
     the std over seeds) drawn as a rule from value − error to value + error; when None,
-    ``<metric>_std`` is used if the frame has it. Runs with a missing value get no bar.
+    ``<metric>_std`` is used if the frame has it; with error bars the best is marked only where
+    it beats the runner-up by more than their spread. Runs with a missing value get no bar; when
+    every value is above `HIGH_SCORES` the axis starts near them instead of at 0.
     """
     if best not in ("max", "min"):
         raise ValueError(f"best must be 'max' or 'min', got {best!r}")
@@ -53,6 +57,9 @@ def bar_chart(
         else np.nan
     )
     data["best"] = finite & (values == target)
+    if error is not None and error in frame.columns and not clear_of_runner_up(
+            data["value"], np.abs(numeric(frame[error])), best):
+        data["best"] = False  # within the seeds' spread of the runner-up: no winner to mark
     data["text"] = [
         ("★ " if b else "") + (f"{v:.4g}" if math.isfinite(v) else "–")
         for v, b in zip(values, data["best"], strict=True)
@@ -67,11 +74,14 @@ def bar_chart(
         data["label_x"] = np.fmax(values, values + err)
         tooltip.append(alt.Tooltip("error:Q", title="±", format=".3g"))
     y = alt.Y("run:N", sort=None, title=None)
+    # Scores all above 0.9 drawn from 0 are bars of one length: the axis starts near them.
+    zero = not (finite.any() and values[finite].min() > HIGH_SCORES)
     colour = alt.condition("datum.best", alt.value(BEST_COLOUR), alt.value(OTHER_COLOUR))
     layers: list[alt.Chart] = [
         alt.Chart()
         .mark_bar(description="bars")
-        .encode(x=alt.X("value:Q", title=metric), y=y, color=colour, tooltip=tooltip)
+        .encode(x=alt.X("value:Q", title=metric, scale=alt.Scale(zero=zero)), y=y,
+                color=colour, tooltip=tooltip)
     ]
     if has_error:
         layers.append(

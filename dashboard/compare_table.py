@@ -202,12 +202,13 @@ def best_value(values: pd.Series, best: str | None) -> float | None:
     return float(finite.max() if best == "max" else finite.min())
 
 
-def clear_of_runner_up(values: pd.Series, stds: pd.Series, best: str) -> bool:
+def clear_of_runner_up(values: Sequence[float] | pd.Series, stds: Sequence[float] | pd.Series,
+                       best: str) -> bool:
     """Whether the best mean beats the runner-up by more than their spread (the larger of the
     two standard deviations; a single run's 0 says nothing, so the other's is used). Seed noise
     alone must not earn a star."""
-    column = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
-    spread = pd.to_numeric(stds, errors="coerce").to_numpy(dtype=np.float64)
+    column = np.asarray(pd.to_numeric(values, errors="coerce"), dtype=np.float64)
+    spread = np.asarray(pd.to_numeric(stds, errors="coerce"), dtype=np.float64)
     order = np.argsort(-column if best == "max" else column, kind="stable")
     order = order[np.isfinite(column[order])]
     if order.size < 2:

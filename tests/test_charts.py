@@ -737,3 +737,16 @@ def test_curve_and_band_charts_keep_the_plot_height_under_a_long_legend():
         d = spec(chart)
         assert d["autosize"] == {"type": "fit-x", "contains": "padding"}
         assert d["height"] == 240
+
+
+def test_bar_chart_marks_no_winner_within_the_spread_and_zooms_on_high_scores():
+    close = pd.DataFrame({"run": ["a", "b"], "acc": [0.95, 0.96], "acc_std": [0.02, 0.02]})
+    d = spec(bar_charts.bar_chart(close, "acc"))
+    rows = data_of(d).set_index("run")
+    assert not rows["best"].any() and not any(t.startswith("★") for t in rows["text"])
+    assert by_description(d, "bars")["encoding"]["x"]["scale"]["zero"] is False
+    clear = close.assign(acc_std=[0.001, 0.002])
+    assert data_of(spec(bar_charts.bar_chart(clear, "acc"))).set_index("run")["best"]["b"]
+    low = pd.DataFrame({"run": ["a", "b"], "f1": [0.5, 0.96]})
+    assert by_description(spec(bar_charts.bar_chart(low, "f1")), "bars")["encoding"]["x"][
+        "scale"]["zero"] is True
