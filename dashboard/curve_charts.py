@@ -67,10 +67,10 @@ def _hover_frame(frame: pd.DataFrame, x: str) -> tuple[pd.DataFrame, list[alt.To
         px = px[order]
         raw = part["raw"].to_numpy(dtype=np.float64)[order]
         sm = part["smooth"].to_numpy(dtype=np.float64)[order]
-        right = np.clip(np.searchsorted(px, xs), 1, max(px.size - 1, 1))
-        left = right - 1
+        # A run of one point (a 1-epoch val curve) has no neighbour to its right.
+        right = np.clip(np.searchsorted(px, xs), min(1, px.size - 1), px.size - 1)
+        left = np.maximum(right - 1, 0)
         nearest = np.where(np.abs(xs - px[left]) <= np.abs(px[right] - xs), left, right)
-        nearest = np.minimum(nearest, px.size - 1)
         inside = (xs >= px[0]) & (xs <= px[-1])
         hover[f"v{i}"] = [f"{sm[j]:.5g} (raw {raw[j]:.5g})" if ok else "–"
                           for j, ok in zip(nearest, inside, strict=True)]

@@ -353,6 +353,15 @@ def test_curve_chart_hover_rule_lists_every_run_at_an_x():
     assert sel["select"]["nearest"] is True and sel["select"]["fields"] == ["x"]
 
 
+def test_curve_chart_hover_rule_takes_a_run_of_one_point():
+    # A 1-epoch run has one val point (Try it with 1 epoch): Compare's val curves failed.
+    frame = pd.DataFrame({"run": ["a", "b", "b"], "x": [1.0, 1.0, 2.0], "raw": [0.5, 0.4, 0.3],
+                          "smooth": [0.5, 0.4, 0.3]})
+    hover, _ = curve_charts._hover_frame(frame, "epoch")
+    assert list(hover["v0"]) == ["0.5 (raw 0.5)", "–"]
+    assert list(hover["v1"]) == ["0.4 (raw 0.4)", "0.3 (raw 0.3)"]
+
+
 def test_curve_chart_legend_keeps_long_names_whole_and_epochs_tick_whole():
     long = "ablation-lr-0.3-label_smoothing-0.1-seed-0021-20260103-000000-abcdef"
     runs = {long: run_frame(seed=1), "b": run_frame(seed=2)}
