@@ -157,17 +157,45 @@ def run_count(spec: Mapping[str, Any]) -> int:
 
 def check(spec: Mapping[str, Any]) -> None:
     """Raise ConfigError (naming the variant) for any run that could not train; nothing else."""
+    check_roles(plan(spec), "in {}")
+
+
+def check_roles(planned: Iterable[tuple[str, int, dict[str, Any]]], where: str) -> None:
+    """Raise ConfigError for any planned run that could not train, every role's problems at once;
+    ``where`` formats the role into each message (``"in {}"``, ``"in step {}"``)."""
     by_role: dict[str, list[dict[str, Any]]] = {}
-    for role, _, config in plan(spec):
+    for role, _, config in planned:
         by_role.setdefault(role, []).append(config)
     errors: list[FieldError] = []
-    for role, configs in by_role.items():  # every variant's problems, not only the first's
+    for role, configs in by_role.items():
         try:
             core.validate_all(configs)
         except ConfigError as exc:
-            errors += [FieldError(e.field, f"{e.message} (in {role})") for e in exc.errors]
+            errors += [FieldError(e.field, f"{e.message} ({where.format(role)})")
+                       for e in exc.errors]
     if errors:
         raise ConfigError(errors)
+
+
+def check_tricks(tricks: Mapping[str, Mapping[str, Any]], verb: str) -> None:
+    """Refuse no tricks, a trick that changes nothing, and one that sets a reserved field."""
+    if not tricks:
+        raise ConfigError([FieldError("tricks", f"choose at least one trick to {verb}")])
+    for label, overrides in tricks.items():
+        if not overrides:
+            raise ConfigError([FieldError("tricks", f"trick {label!r} changes no setting")])
+        if bad := [f for f in overrides if f in RESERVED]:
+            raise ConfigError([FieldError("tricks", f"trick {label!r} sets {bad[0]}: seeds "
+                                          "are chosen with --seeds, names by the experiment")])
+
+
+def checked_metrics(metrics: Sequence[str] | None, base: Mapping[str, Any]) -> list[str]:
+    """The metrics asked for (the base's defaults when none), refusing unknown ones."""
+    metrics = list(metrics) if metrics else default_metrics(base)
+    if unknown := [m for m in metrics if m not in KNOWN_METRICS]:
+        raise ConfigError([FieldError("metrics", f"unknown metric {unknown[0]!r}; choose from "
+                                      f"{', '.join(KNOWN_METRICS)}")])
+    return metrics
 
 
 def make_spec(base: Mapping[str, Any], tricks: Mapping[str, Mapping[str, Any]],
@@ -177,14 +205,7 @@ def make_spec(base: Mapping[str, Any], tricks: Mapping[str, Mapping[str, Any]],
     ``metrics``, ``all``, ``all_but_one`` or the config field at fault."""
     base = dict(base)
     core.validate_all([base])  # the base's problems once, not once per variant
-    if not tricks:
-        raise ConfigError([FieldError("tricks", "choose at least one trick to ablate")])
-    for label, overrides in tricks.items():
-        if not overrides:
-            raise ConfigError([FieldError("tricks", f"trick {label!r} changes no setting")])
-        if bad := [f for f in overrides if f in RESERVED]:
-            raise ConfigError([FieldError("tricks", f"trick {label!r} sets {bad[0]}: seeds "
-                                          "are chosen with --seeds, names by the experiment")])
+    check_tricks(tricks, "ablate")
     if all_tricks and len(tricks) < 2:
         raise ConfigError([FieldError("all", "all tricks together needs at least 2 tricks")])
     if all_but_one and len(tricks) < 3:
@@ -192,10 +213,7 @@ def make_spec(base: Mapping[str, Any], tricks: Mapping[str, Mapping[str, Any]],
                                       "2, leaving one out is the other trick alone)")])
     if all_tricks or all_but_one:
         _check_combinable(tricks)
-    metrics = list(metrics) if metrics else default_metrics(base)
-    if unknown := [m for m in metrics if m not in KNOWN_METRICS]:
-        raise ConfigError([FieldError("metrics", f"unknown metric {unknown[0]!r}; choose from "
-                                      f"{', '.join(KNOWN_METRICS)}")])
+    metrics = checked_metrics(metrics, base)
     spec = {"base": base, "tricks": {k: dict(v) for k, v in tricks.items()},
             "seeds": [int(s) for s in seeds], "all": bool(all_tricks or all_but_one),
             "all_but_one": bool(all_but_one), "metrics": metrics, "split": SPLIT}

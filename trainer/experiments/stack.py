@@ -66,17 +66,7 @@ def comparisons(spec: Mapping[str, Any]) -> list[tuple[str, str, str]]:
 
 def check(spec: Mapping[str, Any]) -> None:
     """Raise ConfigError (naming the step) for any run that could not train."""
-    by_role: dict[str, list[dict[str, Any]]] = {}
-    for role, _, config in plan(spec):
-        by_role.setdefault(role, []).append(config)
-    errors: list[FieldError] = []
-    for role, configs in by_role.items():  # every step's problems, not only the first's
-        try:
-            core.validate_all(configs)
-        except ConfigError as exc:
-            errors += [FieldError(e.field, f"{e.message} (in step {role})") for e in exc.errors]
-    if errors:
-        raise ConfigError(errors)
+    ablation.check_roles(plan(spec), "in step {}")
 
 
 def make_spec(base: Mapping[str, Any], tricks: Mapping[str, Mapping[str, Any]],
@@ -86,19 +76,9 @@ def make_spec(base: Mapping[str, Any], tricks: Mapping[str, Mapping[str, Any]],
     differently are refused (the later would silently undo the earlier)."""
     base = dict(base)
     core.validate_all([base])  # the base's problems once, not once per step
-    if not tricks:
-        raise ConfigError([FieldError("tricks", "choose at least one trick to stack")])
-    for label, overrides in tricks.items():
-        if not overrides:
-            raise ConfigError([FieldError("tricks", f"trick {label!r} changes no setting")])
-        if bad := [f for f in overrides if f in ablation.RESERVED]:
-            raise ConfigError([FieldError("tricks", f"trick {label!r} sets {bad[0]}: seeds "
-                                          "are chosen with --seeds, names by the experiment")])
+    ablation.check_tricks(tricks, "stack")
     ablation._check_combinable(tricks)
-    metrics = list(metrics) if metrics else ablation.default_metrics(base)
-    if unknown := [m for m in metrics if m not in ablation.KNOWN_METRICS]:
-        raise ConfigError([FieldError("metrics", f"unknown metric {unknown[0]!r}; choose from "
-                                      f"{', '.join(ablation.KNOWN_METRICS)}")])
+    metrics = ablation.checked_metrics(metrics, base)
     spec = {"base": base, "tricks": {k: dict(v) for k, v in tricks.items()},
             "seeds": [int(s) for s in seeds], "metrics": metrics, "split": ablation.SPLIT}
     if (n := len(steps(spec)) * len(spec["seeds"])) > MAX_RUNS:
