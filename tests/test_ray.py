@@ -16,7 +16,7 @@ from tests.conftest import ROOT, wait_for
 from tests.fakeruns import metric_rows
 from trainer import queue, runlog
 from trainer.config import make_config
-from trainer.ray_local import _processes, local_cluster
+from trainer.ray_local import _processes, local_cluster, loopback_node_ip
 
 ray = pytest.importorskip("ray", reason="Ray is installed from requirements-ray.txt")
 
@@ -66,9 +66,12 @@ def test_runs_land_on_the_node_whose_resource_they_ask_for(cluster, tmp_path):
     runs = [runlog.create_run(tmp_path, make_config({**TINY, "epochs": 1, "seed": s}))
             for s in (0, 1)]
     _drain(tmp_path, cluster, "--resources", json.dumps({"node2": 1}))
-    ray.init(address=cluster, log_to_driver=False)
+    ray.init(address=cluster, log_to_driver=False, _node_ip_address=loopback_node_ip(cluster))
     try:
-        node2 = [n["NodeID"] for n in ray.nodes() if n["Alive"] and "node2" in n["Resources"]]
+        alive = [n for n in ray.nodes() if n["Alive"]]
+        node2 = [n["NodeID"] for n in alive if "node2" in n["Resources"]]
+        # the cluster stays on loopback: no node advertises the machine's network address
+        assert all(n["NodeManagerAddress"].startswith("127.") for n in alive), alive
     finally:
         ray.shutdown()
     for run_dir in runs:

@@ -26,6 +26,7 @@ from ray.exceptions import GetTimeoutError, RayError, RayTaskError, TaskCancelle
 from trainer import runlog
 from trainer.executor_base import REPO, Ended, ExecutorLost, how_ended
 from trainer.executors import _forked_run, fork_context
+from trainer.ray_local import loopback_node_ip
 
 PR_SET_PDEATHSIG = 1
 
@@ -73,6 +74,7 @@ class RayExecutor:
         _check_reachable(address)
         try:
             ray.init(address=address, namespace="danlu", log_to_driver=False,
+                     _node_ip_address=loopback_node_ip(address),
                      logging_level="ERROR", include_dashboard=False,
                      runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}})
         except (ConnectionError, RuntimeError, ValueError) as exc:

@@ -22,6 +22,20 @@ from pathlib import Path
 RAY = Path(sys.executable).with_name("ray")
 
 
+def node_ip(i: int) -> str:
+    """Node ``i``'s address: loopback, but not 127.0.0.1, which Ray replaces by the machine's
+    network address (services.resolve_ip_for_localhost) so that other hosts can reach it."""
+    return f"127.0.0.{2 + i}"
+
+
+def loopback_node_ip(address: str) -> str | None:
+    """The node address a driver must take to join a cluster on loopback at ``address``
+    (``ray.init(_node_ip_address=...)``); None for any other cluster, where Ray's own choice
+    is right."""
+    host = address.removeprefix("ray://").rpartition(":")[0]
+    return host if host.startswith("127.") and host != "127.0.0.1" else None
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -74,14 +88,14 @@ def local_cluster(nodes: int = 1, cpus: int = 1,
     custom resources ``extra[i - 1]``. Yields the address; everything is stopped on exit."""
     temp = tempfile.mkdtemp(prefix="dr", dir="/tmp")  # Ray's socket paths must stay short
     port = _free_port()
-    address = f"127.0.0.1:{port}"
+    address = f"{node_ip(0)}:{port}"
     try:
-        _ray("start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1",
+        _ray("start", "--head", f"--port={port}", f"--node-ip-address={node_ip(0)}",
              "--include-dashboard=false", f"--temp-dir={temp}", f"--num-cpus={cpus}",
              "--disable-usage-stats")
         for i in range(1, nodes):
             resources = (extra or [])[i - 1] if extra and i - 1 < len(extra) else {}
-            _ray("start", f"--address={address}", "--node-ip-address=127.0.0.1",
+            _ray("start", f"--address={address}", f"--node-ip-address={node_ip(i)}",
                  f"--num-cpus={cpus}", f"--resources={json.dumps(resources)}",
                  "--disable-usage-stats")
         yield address
