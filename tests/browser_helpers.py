@@ -61,7 +61,8 @@ CHART_PROBE = """
 # accessible table of the cells on screen: header names and each row's cell texts.
 TABLE_PROBE = """
 (el) => {
-  const table = el.querySelector('table[role="grid"]');
+  // null until the grid is drawn: a waiting caller polls again instead of throwing
+  const table = el && el.querySelector('table[role="grid"]');
   if (!table) return null;
   const text = (cells) => [...cells].map(c => (c.textContent || '').trim());
   return {
