@@ -43,7 +43,7 @@ def drain(kind: str, runs: int, overrides: dict) -> tuple[list[float], list[floa
     """(gaps, training times) of ``runs`` queued runs drained by executor ``kind``."""
     with tempfile.TemporaryDirectory(prefix=f"gap-{kind}-") as tmp:
         root = Path(tmp)
-        dirs = [queue.create_run(root, make_config({"dataset": "digits", "epochs": 1,
+        dirs = [runlog.create_run(root, make_config({"dataset": "digits", "epochs": 1,
                                                     "seed": i, **overrides}))
                 for i in range(runs)]
         first_row: dict[str, float] = {}

@@ -32,7 +32,7 @@ from trainer.ray_local import local_cluster
 def sweep(runs: int, epochs: int, executor: str, max_parallel: int, **options: object) -> float:
     with tempfile.TemporaryDirectory(prefix=f"scale-{executor}-") as tmp:
         root = Path(tmp)
-        dirs = [queue.create_run(root, make_config({"dataset": "digits", "model": "mlp",
+        dirs = [runlog.create_run(root, make_config({"dataset": "digits", "model": "mlp",
                                                     "epochs": epochs, "seed": s}))
                 for s in range(runs)]
         t0 = time.perf_counter()
