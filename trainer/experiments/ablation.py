@@ -155,6 +155,21 @@ def run_count(spec: Mapping[str, Any]) -> int:
     return len(variants(spec)) * len(spec["seeds"])
 
 
+def finish_paired(exp: core.Experiment, members: Mapping[str, core.MemberState],
+                  table: pd.DataFrame, nothing_paired: str) -> None:
+    """End a paired-by-seed experiment (ablation, stack) with its table; an error that starts
+    with ``nothing_paired`` when no row has a pair."""
+    excluded = excluded_runs(exp, members)
+    result = {"table": _records(table), "excluded": excluded,
+              "seeds": exp.spec["seeds"], "confidence": CONFIDENCE,
+              "split": exp.spec.get("split", SPLIT)}
+    if table.empty or not (table["n"] > 0).any():
+        core.finish(exp, result, error=f"{nothing_paired} ({len(excluded)} of "
+                    f"{len(exp.members)} runs did not finish)")
+    else:
+        core.finish(exp, result)
+
+
 def check(spec: Mapping[str, Any]) -> None:
     """Raise ConfigError (naming the variant) for any run that could not train; nothing else."""
     check_roles(plan(spec), "in {}")
@@ -463,17 +478,9 @@ class Ablation:
                 members: dict[str, core.MemberState]) -> None:
         if not all(m.done for m in members.values()):
             return
-        table = ablation_table(root, exp, members=members)
-        excluded = excluded_runs(exp, members)
-        result = {"table": _records(table), "excluded": excluded,
-                  "seeds": exp.spec["seeds"], "confidence": CONFIDENCE,
-                  "split": exp.spec.get("split", SPLIT)}
-        if table.empty or not (table["n"] > 0).any():
-            core.finish(exp, result, error="no variant has a finished run to pair with a "
-                        f"finished baseline run of the same seed ({len(excluded)} of "
-                        f"{len(exp.members)} runs did not finish)")
-        else:
-            core.finish(exp, result)
+        finish_paired(exp, members, ablation_table(root, exp, members=members),
+                      "no variant has a finished run to pair with a finished baseline run of "
+                      "the same seed")
 
     def report(self, root: Path, exp: core.Experiment) -> str:
         table = stored_table(exp)

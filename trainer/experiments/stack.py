@@ -164,17 +164,9 @@ class Stack:
                 members: dict[str, core.MemberState]) -> None:
         if not all(m.done for m in members.values()):
             return
-        table = stack_table(root, exp, members=members)
-        excluded = ablation.excluded_runs(exp, members)
-        result = {"table": ablation._records(table), "excluded": excluded,
-                  "seeds": exp.spec["seeds"], "confidence": ablation.CONFIDENCE,
-                  "split": exp.spec.get("split", ablation.SPLIT)}
-        if table.empty or not (table["n"] > 0).any():
-            core.finish(exp, result, error="no step has a finished run to pair with a finished "
-                        f"run of the step before it ({len(excluded)} of {len(exp.members)} runs "
-                        "did not finish)")
-        else:
-            core.finish(exp, result)
+        ablation.finish_paired(exp, members, stack_table(root, exp, members=members),
+                               "no step has a finished run to pair with a finished run of the "
+                               "step before it")
 
     def report(self, root: Path, exp: core.Experiment) -> str:
         table = ablation.stored_table(exp)
