@@ -13,6 +13,7 @@ Ray is an optional install (requirements-ray.txt); nothing else in Danlu imports
 
 from __future__ import annotations
 
+import multiprocessing.forkserver
 import os
 import secrets
 import socket
@@ -61,6 +62,11 @@ def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
 
 
 def _probe(root: str, token: str) -> dict[str, Any]:
+    """Whether this node sees the runs root; also starts this Ray worker's fork server, whose
+    warm-up (torch, the trainer) then overlaps the rest of the worker's start instead of
+    delaying the node's first run (the node's runs reuse this Ray worker process)."""
+    fork_context()
+    multiprocessing.forkserver.ensure_running()
     return {"host": socket.gethostname(), "sees": (Path(root) / token).is_file()}
 
 
