@@ -25,6 +25,10 @@ from trainer import runlog
 from trainer.config import ConfigError, make_config
 from trainer.experiments import core
 from trainer.experiments import ensemble as ens
+from trainer.experiments import ensemble_diversity as ens_diversity
+from trainer.experiments import ensemble_members as ens_members
+from trainer.experiments import ensemble_methods as ens_methods
+from trainer.experiments import ensemble_spec as ens_spec
 from trainer.pretrained import FineTuneError, load_pretrained
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -55,27 +59,27 @@ def assert_scores(row: dict, expected: dict[str, float]) -> None:
 
 
 def test_average_is_the_normalised_weighted_mean() -> None:
-    avg = ens.average(PROBS, (5, 3, 2))  # normalised: the same as (0.5, 0.3, 0.2)
+    avg = ens_methods.average(PROBS, (5, 3, 2))  # normalised: the same as (0.5, 0.3, 0.2)
     np.testing.assert_allclose(avg, 0.5 * A + 0.3 * B + 0.2 * C)
     np.testing.assert_allclose(avg.sum(1), 1.0)
-    np.testing.assert_allclose(ens.average(PROBS), (A + B + C) / 3)  # default: equal
-    np.testing.assert_allclose(ens.average(PROBS, {"c": 0, "a": 1, "b": 0}), A)  # by run id
+    np.testing.assert_allclose(ens_methods.average(PROBS), (A + B + C) / 3)  # default: equal
+    np.testing.assert_allclose(ens_methods.average(PROBS, {"c": 0, "a": 1, "b": 0}), A)  # by run id
     for bad, why in (((1, 1), "one weight per member"), ((1, -1, 1), "not negative"),
                      ((0, 0, 0), "above 0"), ((1, float("nan"), 1), "finite")):
         with pytest.raises(ValueError, match=why):
-            ens.average(PROBS, bad)
+            ens_methods.average(PROBS, bad)
 
 
 def test_majority_vote_breaks_ties_by_the_averaged_probability() -> None:
     # Row 3 is a three-way tie (0, 1, 2): the weighted average [4.9, 5.8, 5.3]/16 picks class 1,
     # where argmax of the vote counts would have said 0.
-    assert ens.majority_vote(PROBS, WEIGHTS).tolist() == [0, 1, 2, 1, 1, 2]
-    np.testing.assert_allclose(ens.vote_shares(PROBS)[3], [1 / 3] * 3)
+    assert ens_methods.majority_vote(PROBS, WEIGHTS).tolist() == [0, 1, 2, 1, 1, 2]
+    np.testing.assert_allclose(ens_methods.vote_shares(PROBS)[3], [1 / 3] * 3)
     # Weights only break ties, and a tie left after that goes to the lowest class.
     p, q = np.array([[.6, .4]]), np.array([[.4, .6]])
-    assert ens.majority_vote([p, q]).tolist() == [0]  # average [.5, .5]: lowest class
-    assert ens.majority_vote([p, q], (0.2, 0.8)).tolist() == [1]
-    assert ens.majority_vote([p, p, q], (0.1, 0.1, 0.8)).tolist() == [0]  # 2 votes beat 1
+    assert ens_methods.majority_vote([p, q]).tolist() == [0]  # average [.5, .5]: lowest class
+    assert ens_methods.majority_vote([p, q], (0.2, 0.8)).tolist() == [1]
+    assert ens_methods.majority_vote([p, p, q], (0.1, 0.1, 0.8)).tolist() == [0]  # 2 votes beat 1
 
 
 def test_ensemble_metrics_equal_scikit_learn_on_hand_made_probabilities() -> None:
@@ -98,20 +102,21 @@ def test_ensemble_metrics_equal_scikit_learn_on_hand_made_probabilities() -> Non
     assert rows["average"]["accuracy"] == rows["vote"]["accuracy"] == pytest.approx(5 / 6)
     assert result["beats_mean_member"]["average"]["accuracy"] is True
     # Detail for a saved entry: per-class values and the confusion matrix of the vote's labels.
-    detail = ens.vote_metrics(Y, PROBS, WEIGHTS, detail=True)
+    detail = ens_methods.vote_metrics(Y, PROBS, WEIGHTS, detail=True)
     assert detail["confusion_matrix"][0] == [1, 1, 0]  # row 3 (true 0) voted 1 by the tie rule
 
 
 def test_correlation_is_pearson_of_the_flattened_probabilities() -> None:
     rng = np.random.default_rng(0)
     probs = {f"r{i}": rng.dirichlet(np.ones(4), size=50) for i in range(4)}
-    corr = ens.correlation_matrix(probs)
+    corr = ens_diversity.correlation_matrix(probs)
     assert list(corr.index) == list(corr.columns) == list(probs)
     flat = np.stack([p.ravel() for p in probs.values()])
     np.testing.assert_allclose(corr.to_numpy(), np.corrcoef(flat))
     assert corr.loc["r0", "r2"] == pytest.approx(pearsonr(flat[0], flat[2]).statistic)
     uniform = {"x": probs["r0"], "u": np.full((50, 4), 0.25)}
-    assert np.isnan(ens.correlation_matrix(uniform).loc["x", "u"])  # undefined, not an error
+    # undefined, not an error
+    assert np.isnan(ens_diversity.correlation_matrix(uniform).loc["x", "u"])
 
 
 def test_least_correlated_subset_searches_every_combination() -> None:
@@ -125,17 +130,17 @@ def test_least_correlated_subset_searches_every_combination() -> None:
             m[i, j] = 0.1
     np.fill_diagonal(m, 1.0)
     corr = pd.DataFrame(m, index=names, columns=names)
-    assert ens.least_correlated_subset(corr, 2) == ["a", "b"]
-    assert ens.least_correlated_subset(corr, 3) == ["c", "d", "e"]
-    assert ens.mean_pairwise(corr, ["c", "d", "e"]) == pytest.approx(0.1)
-    assert ens.least_correlated_subset(corr, 5) == names
+    assert ens_diversity.least_correlated_subset(corr, 2) == ["a", "b"]
+    assert ens_diversity.least_correlated_subset(corr, 3) == ["c", "d", "e"]
+    assert ens_diversity.mean_pairwise(corr, ["c", "d", "e"]) == pytest.approx(0.1)
+    assert ens_diversity.least_correlated_subset(corr, 5) == names
     for bad in (1, 6):
         with pytest.raises(ValueError, match="between 2 and"):
-            ens.least_correlated_subset(corr, bad)
+            ens_diversity.least_correlated_subset(corr, bad)
     nan = corr.copy()
     nan.loc["a", "b"] = nan.loc["b", "a"] = np.nan  # undefined counts as 1, not as 0
-    assert ens.least_correlated_subset(nan, 2) == ["c", "d"]
-    assert ens.mean_pairwise(nan, ["a", "b", "c"]) == pytest.approx((1 + 0.9 + 0.9) / 3)
+    assert ens_diversity.least_correlated_subset(nan, 2) == ["c", "d"]
+    assert ens_diversity.mean_pairwise(nan, ["a", "b", "c"]) == pytest.approx((1 + 0.9 + 0.9) / 3)
 
 
 def test_beyond_the_exhaustive_limit_the_search_is_greedy(monkeypatch: pytest.MonkeyPatch
@@ -145,8 +150,8 @@ def test_beyond_the_exhaustive_limit_the_search_is_greedy(monkeypatch: pytest.Mo
     m[0, 1] = m[1, 0] = 0.0
     m[2:, 2:] = 0.1
     np.fill_diagonal(m, 1.0)
-    monkeypatch.setattr(ens, "EXHAUSTIVE_MAX", 4)
-    picked = ens.least_correlated_subset(pd.DataFrame(m, index=names, columns=names), 3)
+    monkeypatch.setattr(ens_diversity, "EXHAUSTIVE_MAX", 4)
+    picked = ens_diversity.least_correlated_subset(pd.DataFrame(m, index=names, columns=names), 3)
     assert picked == ["a", "b", "c"]  # the least correlated pair, then the best addition
 
 
@@ -155,11 +160,11 @@ def test_beyond_the_exhaustive_limit_the_search_is_greedy(monkeypatch: pytest.Mo
 
 def test_runs_on_different_test_sets_are_refused(tmp_path: Path) -> None:
     good = [make_run(tmp_path, f"20260301-00000{i}-m{i}", seed=i).name for i in range(2)]
-    members = ens.read_members(tmp_path, good)
+    members = ens_members.read_members(tmp_path, good)
     assert [m.run_id for m in members] == good and members[0].y_true.shape == (120,)
     three = make_run(tmp_path, "20260301-000010-three", seed=5, n_classes=3).name
     with pytest.raises(ValueError, match=r"do not share a test set.*n_classes \(4 vs 3\)") as e:
-        ens.read_members(tmp_path, [*good, three])
+        ens_members.read_members(tmp_path, [*good, three])
     assert good[0] in str(e.value) and three in str(e.value)
     # Same shape, other split: the labels differ.
     split = make_run(tmp_path, "20260301-000011-split", seed=6, config={"split_seed": 1})
@@ -167,20 +172,20 @@ def test_runs_on_different_test_sets_are_refused(tmp_path: Path) -> None:
         y, p = npz["y_true"], npz["y_prob"]
     np.savez(split / runlog.PREDICTIONS, y_true=np.roll(y, 1), y_prob=p)
     with pytest.raises(ValueError, match=r"labels differ.*split_seed \(0 vs 1\)"):
-        ens.read_members(tmp_path, [good[0], split.name])
+        ens_members.read_members(tmp_path, [good[0], split.name])
     digits = make_run(tmp_path, "20260301-000012-digits", seed=7, config={"dataset": "digits"})
     with pytest.raises(ValueError, match=r"'synthetic', .* on 'digits'"):
-        ens.read_members(tmp_path, [good[0], digits.name])
+        ens_members.read_members(tmp_path, [good[0], digits.name])
     running = make_run(tmp_path, "20260301-000013-running", "running").name
     with pytest.raises(ValueError, match="is running, not finished"):
-        ens.read_members(tmp_path, [good[0], running])
+        ens_members.read_members(tmp_path, [good[0], running])
     (tmp_path / good[1] / runlog.PREDICTIONS).unlink()
     with pytest.raises(ValueError, match=r"has no predictions\.npz"):
-        ens.read_members(tmp_path, good)
+        ens_members.read_members(tmp_path, good)
     with pytest.raises(ValueError, match="chosen twice"):
-        ens.read_members(tmp_path, [good[0], good[0]])
+        ens_members.read_members(tmp_path, [good[0], good[0]])
     with pytest.raises(ValueError, match="at least 2"):
-        ens.read_members(tmp_path, [good[0]])
+        ens_members.read_members(tmp_path, [good[0]])
     # Through the experiment layer: refused, and nothing is left behind.
     with pytest.raises(ValueError, match="do not share a test set"):
         core.create(tmp_path, "ensemble", ens.make_spec([good[0], three]))
@@ -198,7 +203,7 @@ def test_a_saved_ensemble_is_a_run_that_runs_and_compare_read(tmp_path: Path) ->
                       name="three seeds")
     assert exp.state == "finished" and exp.run_ids("member") == ids
     saved = exp.result["saved_run"]
-    assert exp.run_ids(ens.SAVED) == [saved]
+    assert exp.run_ids(ens_spec.SAVED) == [saved]
     assert core.load(tmp_path, exp.exp_id).result["saved_run"] == saved  # core saved it
     # No run was queued: the members had run already.
     assert all(runlog.read_json(tmp_path / i / runlog.STATUS)["state"] == "finished"
@@ -223,10 +228,10 @@ def test_a_saved_ensemble_is_a_run_that_runs_and_compare_read(tmp_path: Path) ->
         assert key in test
     with np.load(run_dir / runlog.PREDICTIONS) as npz:
         y_true, y_prob = npz["y_true"], npz["y_prob"]
-    members = ens.read_members(tmp_path, ids)
+    members = ens_members.read_members(tmp_path, ids)
     probs = {m.run_id: m.y_prob for m in members}
     np.testing.assert_array_equal(y_true, members[0].y_true)
-    np.testing.assert_allclose(y_prob, ens.average(probs, [2, 1, 1]), atol=1e-6)
+    np.testing.assert_allclose(y_prob, ens_methods.average(probs, [2, 1, 1]), atol=1e-6)
     assert test["f1"] == pytest.approx(exp.result["rows"]["average"]["f1"])
     rows = metric_rows(run_dir)
     assert [r["split"] for r in rows] == ["test"] and rows[0]["f1"] == test["f1"]
@@ -289,7 +294,7 @@ def test_cli_ensembles_three_digits_seeds_and_saves_it(digits_seeds: tuple[Path,
     info = RunStore(root).get(saved)
     assert info.state == "finished" and not info.problems
     assert info.summary["test"]["n"] == 270 and "ensemble" in info.tags
-    assert [m.role for m in exp.members] == ["member"] * 3 + [ens.SAVED]
+    assert [m.role for m in exp.members] == ["member"] * 3 + [ens_spec.SAVED]
 
 
 # --- the Experiments page -----------------------------------------------------------------------

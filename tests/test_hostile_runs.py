@@ -100,13 +100,13 @@ def test_queue_listing_ignores_a_run_directory_that_is_a_symlink(tmp_path: Path)
 
 
 def test_an_ensemble_member_with_a_fifo_for_predictions_is_refused(tmp_path: Path) -> None:
-    from trainer.experiments import ensemble
+    from trainer.experiments import ensemble_members
 
     (run_id,) = make_hostile_root(tmp_path, cases=["fifo-predictions"])
 
     def read() -> None:
         with pytest.raises(ValueError, match=r"predictions\.npz is a FIFO"):
-            ensemble.read_member(tmp_path, run_id)
+            ensemble_members.read_member(tmp_path, run_id)
 
     _within(20, read)
 

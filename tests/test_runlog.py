@@ -19,7 +19,7 @@ from tests.fakeruns import make_run
 from trainer import loop, runlog
 from trainer.experiments import ablation, core
 from trainer.experiments import batch_search as bs
-from trainer.experiments import ensemble as ens
+from trainer.experiments import ensemble_members as ens_members
 
 # --- predictions.npz: one reader, the same verdict everywhere ----------------------------------
 
@@ -41,7 +41,7 @@ def test_non_finite_predictions_are_refused_by_the_store_and_the_ensemble(tmp_pa
     (problem,) = store.get(ids[1]).problems
     assert problem == "predictions.npz has values of y_prob that are not finite (NaN or infinity)"
     with pytest.raises(ValueError, match=re.escape(f"run {ids[1]}: {problem}")):
-        ens.read_members(tmp_path, ids)
+        ens_members.read_members(tmp_path, ids)
 
 
 def test_rows_must_be_probabilities(tmp_path: Path) -> None:
@@ -171,7 +171,7 @@ def test_one_label_rule_for_legends_tables_and_pickers(tmp_path: Path) -> None:
                 "20260101-000001-b": "same (20260101-000001-b)"}
     assert cmp.unique_labels(runs) == expected
     assert live.run_labels(runs) == expected
-    assert ens.member_labels(ens.read_members(tmp_path, list(expected))) == expected
+    assert ens_members.member_labels(ens_members.read_members(tmp_path, list(expected))) == expected
     assert runlog.display_name({"name": "  "}, "rid") == "rid"
 
 

@@ -236,7 +236,7 @@ def test_a_script_that_ends_without_finish_is_finished(tmp_path: Path) -> None:
 
 
 def test_script_runs_group_by_seed_and_join_an_ensemble(tmp_path: Path) -> None:
-    from trainer.experiments import ensemble as ens
+    from trainer.experiments import ensemble_members as ens_members
 
     rng = np.random.default_rng(3)
     y_true = rng.integers(0, 3, 90)
@@ -250,7 +250,7 @@ def test_script_runs_group_by_seed_and_join_an_ensemble(tmp_path: Path) -> None:
     runs = RunStore(tmp_path).list_runs()
     assert cmp.has_seed_groups(runs)
     assert [sorted(r.run_id for r in g) for g in cmp.seed_groups(runs)] == [sorted(ids)]
-    members = ens.read_members(tmp_path, ids)
+    members = ens_members.read_members(tmp_path, ids)
     assert [m.run_id for m in members] == ids
     np.testing.assert_array_equal(members[0].y_true, y_true)
 

@@ -8,9 +8,9 @@ and ``kind``:
 - ``"trained"``: the rest is the resolved RunConfig (``trainer.config``), so the run can be
   launched again or fine-tuned from. Runs written before ``kind`` existed have none and are
   trained runs too.
-- ``"ensemble"``: a saved average of finished runs (trainer/experiments/ensemble.py); the rest is
-  free-form: ``method``, ``members``, ``weights``, ``experiment`` and the data fields its members
-  share (``dataset``, ``split_seed``...).
+- ``"ensemble"``: a saved average of finished runs (trainer/experiments/ensemble_saved_run.py);
+  the rest is free-form: ``method``, ``members``, ``weights``, ``experiment`` and the data fields
+  its members share (``dataset``, ``split_seed``...).
 - ``"external"``: logged from a script (trainer.track) or imported (TensorBoard, CSV); the rest
   is the user's free-form config plus ``source``.
 
