@@ -1,4 +1,5 @@
-"""trainer.columnar: fast parsing gives what json gives, views never change, the cache is safe."""
+"""trainer.columnar and its parts (metrics_parse, metrics_table, metrics_cache_file): fast
+parsing gives what json gives, views never change, the cache is safe."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from trainer import columnar
-from trainer.columnar import Covered, Table, parse, read_cache, write_cache
+from trainer import columnar, metrics_parse
+from trainer.metrics_cache_file import Covered, read_cache, write_cache
+from trainer.metrics_parse import parse
+from trainer.metrics_table import Table
 
 ROWS = [
     {"split": "train", "step": 1, "epoch": 0.5, "t": 0.1, "loss": 2.5, "lr": 0.1},
@@ -31,7 +34,7 @@ ODD_ROWS = [
 @pytest.fixture(autouse=True)
 def arrow_always(monkeypatch: pytest.MonkeyPatch) -> None:
     """Small test chunks go through Arrow too (the store sends only big ones there)."""
-    monkeypatch.setattr(columnar, "ARROW_FROM", 0)
+    monkeypatch.setattr(metrics_parse, "ARROW_FROM", 0)
 
 
 def jsonl(rows: list[dict]) -> bytes:
@@ -48,7 +51,7 @@ def table_of(data: bytes) -> Table:
 def slow_table(data: bytes) -> Table:
     """The same bytes read line by line with json (the reference behaviour)."""
     table = Table()
-    table.append(columnar._from_rows(data))
+    table.append(metrics_parse._from_rows(data))
     return table
 
 
@@ -88,7 +91,7 @@ def test_object_and_odd_columns() -> None:
 
 
 def test_damaged_lines_are_counted_and_the_rest_kept(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(columnar, "SLOW_CHUNK", 256)  # split down to small pieces
+    monkeypatch.setattr(metrics_parse, "SLOW_CHUNK", 256)  # split down to small pieces
     good = [{"split": "train", "step": s, "epoch": s / 10, "t": s * 0.1, "loss": 1 / (s + 1)}
             for s in range(200)]
     data = jsonl(good[:120]) + b"{garbage\n[1, 2]\n\n" + jsonl(good[120:]) + b'{"a":1,"a":2}\n'

@@ -12,7 +12,7 @@ a file name themselves::
                                    name, tags. Written once, before anything else
         status.json     STATUS     state, pid, host, times, heartbeat, progress, error (``status``)
         metrics.jsonl   METRICS    append-only rows (``MetricsWriter`` / ``JsonlTail``)
-        metrics.cache.arrow  METRICS_CACHE  derived columnar copy (trainer/columnar.py)
+        metrics.cache.arrow  METRICS_CACHE  derived columnar copy (trainer/metrics_cache_file.py)
         summary.json    SUMMARY    final metrics per split (``write_summary`` / ``read_summary``)
         predictions.npz PREDICTIONS  y_true (int64, N), y_prob (float32, N x K), checked and
                                    size-bounded (``write_predictions`` / ``read_predictions``)
