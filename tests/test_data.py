@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trainer import data
+from trainer import datasets_mnist1d
 from trainer.data import DATASETS, DataError, Dataset, dataset_kind, load_dataset
 
 
@@ -229,7 +229,7 @@ def test_mnist1d_keeps_the_benchmark_test_set(mnist1d_cache, no_download):
     ds = load_dataset("mnist1d", cache_dir=mnist1d_cache, val_fraction=0.2, test_fraction=0.3)
     assert ds.sizes == {"train": 3200, "val": 800, "test": 1000}  # test_fraction ignored
     package_args = no_download.get_dataset_args(as_dict=True)
-    assert {k: v for k, v in package_args.items() if k != "url"} == data._MNIST1D_ARGS
+    assert {k: v for k, v in package_args.items() if k != "url"} == datasets_mnist1d.MNIST1D_ARGS
     before = rng_states()
     ref = no_download.make_dataset(no_download.get_dataset_args())
     random.setstate(before[0])
@@ -265,8 +265,9 @@ def test_mnist1d_cache_dir_defaults_to_env(monkeypatch, mnist1d_cache, tmp_path)
     target = tmp_path / "from-env"
     shutil.copytree(mnist1d_cache, target)
     monkeypatch.setenv("DANLU_CACHE_DIR", str(target))
-    assert data.default_cache_dir() == target
-    monkeypatch.setattr(data, "_generate_mnist1d", pytest.fail)  # must hit the copied cache
+    assert datasets_mnist1d.default_cache_dir() == target
+    # must hit the copied cache
+    monkeypatch.setattr(datasets_mnist1d, "_generate_mnist1d", pytest.fail)
     assert load_dataset("mnist1d").sizes["test"] == 1000
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_cli
-from trainer import data, runlog
+from trainer import data, datasets_csv, runlog
 from trainer.__main__ import main
 from trainer.config import ConfigError, make_config, parse_set
 
@@ -163,14 +163,14 @@ def test_csv_sizes_are_bounded(capsys, tmp_path, monkeypatch):
     assert "100,001 columns; the limit is 1,001" in lines[0], lines
     tall = tmp_path / "tall.csv"
     tall.write_text("a,b,label\n" + "1,2,0\n1,2,1\n" * 50)
-    monkeypatch.setattr(data, "MAX_CSV_ROWS", 60)
+    monkeypatch.setattr(datasets_csv, "MAX_CSV_ROWS", 60)
     with pytest.raises(data.DataError, match="more than 60 data rows"):
         data.load_dataset("csv", csv_path=tall)
-    monkeypatch.setattr(data, "MAX_CSV_ROWS", 10**6)
-    monkeypatch.setattr(data, "MAX_CSV_CELLS", 150)
+    monkeypatch.setattr(datasets_csv, "MAX_CSV_ROWS", 10**6)
+    monkeypatch.setattr(datasets_csv, "MAX_CSV_CELLS", 150)
     with pytest.raises(data.DataError, match=r"more than 150 values \(rows × columns\)"):
         data.load_dataset("csv", csv_path=tall)
-    monkeypatch.setattr(data, "MAX_CSV_BYTES", 100)
+    monkeypatch.setattr(datasets_csv, "MAX_CSV_BYTES", 100)
     with pytest.raises(data.DataError, match="MiB; the limit is"):
         data.load_dataset("csv", csv_path=tall)
 
