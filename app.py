@@ -1,10 +1,12 @@
-"""Danlu, a training-tricks lab: page config and navigation, nothing else."""
+"""Danlu, a training-tricks lab: page config (with the style of chart tooltips) and navigation."""
 
 import streamlit as st
 
+from dashboard.chart_style import TOOLTIP_CSS
 from dashboard.context import read_only, token_box
 
 st.set_page_config(page_title="Danlu", page_icon="⚗️", layout="wide")
+st.html(f"<style>{TOOLTIP_CSS}</style>")  # whole run names in chart tooltips (chart_style)
 
 pages = [
     # The default page is served at "/" (Streamlit ignores its url_path), so links to a view of

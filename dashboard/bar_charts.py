@@ -1,5 +1,6 @@
-"""Altair bar charts of runs' summary numbers: one bar per run with the best highlighted
-(`bar_chart`) and a per-class metric grouped by class (`per_class_chart`)."""
+"""Altair bar charts of runs' summary numbers: one bar per run, the best highlighted where
+`compare_table.best_mask` marks one (`bar_chart`), and a per-class metric grouped by class
+(`per_class_chart`)."""
 
 from __future__ import annotations
 
@@ -15,15 +16,18 @@ from dashboard.chart_style import (
     OTHER_COLOUR,
     class_labels,
     colour_scale,
+    label_lines,
     legend_pick,
     no_data_chart,
     no_data_layer,
+    wrap_label_expr,
 )
-from dashboard.compare_table import clear_of_runner_up
 from dashboard.curve_frames import numeric
 
 __all__ = ["bar_chart", "per_class_chart"]
 HIGH_SCORES = 0.9  # above this everywhere, the value axis does not start at 0
+BAR_STEP = 22  # pixels per bar of one-line labels
+LABEL_LINE = 13  # pixels more per extra line of a wrapped run name
 
 
 def bar_chart(
@@ -31,16 +35,20 @@ def bar_chart(
     metric: str,
     error: str | None = None,
     best: str = "max",
+    marked: Sequence[bool] | pd.Series | None = None,
 ) -> alt.LayerChart:
-    """One horizontal bar per run (``frame`` columns ``run`` and ``metric``), best highlighted.
+    """One horizontal bar per run (``frame`` columns ``run`` and ``metric``).
 
-    ``best`` is ``"max"`` (accuracy, F1, AUC) or ``"min"`` (loss, ECE); every run that ties for
-    the best gets the highlight colour and a "★" before its value, the others are grey; the
-    data gets a boolean ``best`` column. ``error`` names a column of error half-widths (e.g.
-    the std over seeds) drawn as a rule from value − error to value + error; when None,
-    ``<metric>_std`` is used if the frame has it; with error bars the best is marked only where
-    it beats the runner-up by more than their spread. Runs with a missing value get no bar; when
-    every value is above `HIGH_SCORES` the axis starts near them instead of at 0.
+    ``marked`` says which rows hold a best worth marking: `compare_table.best_mask`'s column for
+    these rows, the one rule of every star (a single seed's best is not marked, a seed group's
+    only when clear of the runner-up by the spread). Those bars get the highlight colour and a
+    "★" before their value, the others are grey; None marks none. The data gets a boolean
+    ``best`` column. ``best`` (``"max"`` or ``"min"``) names the direction in the title.
+    ``error`` names a column of error half-widths (e.g. the std over seeds) drawn as a rule from
+    value − error to value + error; when None, ``<metric>_std`` is used if the frame has it.
+    Runs with a missing value get no bar; when every value is above `HIGH_SCORES` the axis
+    starts near them instead of at 0. Run names are whole on the axis: no label limit, long
+    ones on several lines (`wrap_label_expr`), each bar as tall as its label needs.
     """
     if best not in ("max", "min"):
         raise ValueError(f"best must be 'max' or 'min', got {best!r}")
@@ -51,15 +59,8 @@ def bar_chart(
     data = pd.DataFrame({"run": frame["run"].astype(str), "value": numeric(frame[metric])})
     values = data["value"].to_numpy()
     finite = np.isfinite(values)
-    target = (
-        (values[finite].max() if best == "max" else values[finite].min())
-        if finite.any()
-        else np.nan
-    )
-    data["best"] = finite & (values == target)
-    if error is not None and error in frame.columns and not clear_of_runner_up(
-            data["value"], np.abs(numeric(frame[error])), best):
-        data["best"] = False  # within the seeds' spread of the runner-up: no winner to mark
+    data["best"] = (np.zeros(len(data), dtype=bool) if marked is None
+                    else np.asarray(marked, dtype=bool) & finite)
     data["text"] = [
         ("★ " if b else "") + (f"{v:.4g}" if math.isfinite(v) else "–")
         for v, b in zip(values, data["best"], strict=True)
@@ -73,7 +74,12 @@ def bar_chart(
         # The value text goes past the error bar, not on top of it.
         data["label_x"] = np.fmax(values, values + err)
         tooltip.append(alt.Tooltip("error:Q", title="±", format=".3g"))
-    y = alt.Y("run:N", sort=None, title=None)
+    names = list(data["run"])
+    wrap = wrap_label_expr(names)
+    # The axis cut names at 180 px by default: runs that differ only at the end (a seed, a run
+    # id) all read alike. No limit; long names broken onto lines instead.
+    y = alt.Y("run:N", sort=None, title=None,
+              axis=alt.Axis(labelLimit=0, **({"labelExpr": wrap} if wrap else {})))
     # Scores all above 0.9 drawn from 0 are bars of one length: the axis starts near them.
     zero = not (finite.any() and values[finite].min() > HIGH_SCORES)
     colour = alt.condition("datum.best", alt.value(BEST_COLOUR), alt.value(OTHER_COLOUR))
@@ -98,9 +104,10 @@ def bar_chart(
             text="text:N",
         )
     )
+    lines = label_lines(names)
     return alt.layer(*layers, data=data).properties(
-        height=alt.Step(22), title=f"{metric} ({'higher' if best == 'max' else 'lower'} is better)"
-    )
+        height=alt.Step(BAR_STEP + LABEL_LINE * (lines - 1)),
+        title=f"{metric} ({'higher' if best == 'max' else 'lower'} is better)")
 
 
 def per_class_chart(

@@ -37,6 +37,18 @@ LONG_LABEL = 40
 # is the plot's: the legend adds to it instead.
 PLOT_HEIGHT_AUTOSIZE = alt.AutoSizeParams(type="fit-x", contains="padding")
 
+# Streamlit styles Vega's tooltip itself (vega-tooltip's own options and style are switched off,
+# and a chart's embed options cannot change them): a key cell, where a tooltip field's title
+# goes, is cut at 40 % of a 30rem tooltip with an ellipsis and never wraps. The hover rule's
+# titles are run names, and runs that differ only at the end (a seed, a run id) then read
+# alike. This lets keys take most of a wider tooltip and wrap past that, so every name shows
+# whole. ``body`` outranks Streamlit's own selector.
+TOOLTIP_CSS = """
+body #vg-tooltip-element { max-width: min(60rem, 95vw); }
+body #vg-tooltip-element table tr td.key {
+  max-width: 40rem; white-space: normal; overflow-wrap: anywhere; text-overflow: clip;
+}
+"""
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -81,6 +93,11 @@ def wrap_label_expr(labels: Sequence[str], width: int = LONG_LABEL) -> str | Non
                           for i in range(lines))
         expr = f"length(datum.label) > {(lines - 1) * width} ? [{parts}] : ({expr})"
     return None if expr == "datum.label" else expr
+
+
+def label_lines(labels: Sequence[str], width: int = LONG_LABEL) -> int:
+    """Lines the longest of ``labels`` takes once `wrap_label_expr` has broken it."""
+    return max(1, -(-max((len(str(label)) for label in labels), default=0) // width))
 
 
 def run_legend(title: str = "run", labels: Sequence[str] = ()) -> alt.Legend:

@@ -4,7 +4,8 @@
 - `comparison_table`: one row per finished run, test metrics from ``summary.json`` plus those
   fields;
 - `seed_groups` / `group_table`: runs that differ only by seed collapsed into mean ± std rows;
-- `best_mask` / `styled_table`: the best value per column, by each column's direction.
+- `best_mask` / `styled_table`: the best value per column, by each column's direction, marked
+  only where something shows it is more than seed noise (`marked_best`); `star_note` says so.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class Column:
     key: str  # the table's column name (also the CSV header and the ?metric= value)
     metric: str  # its name in runlog's metric table (and summary.json)
     top_level: bool = False  # a number of the whole run, not of the test split
+    exact: bool = False  # fixed by the config (no seed noise): a single run's value is the value
 
     @property
     def label(self) -> str:
@@ -58,10 +60,14 @@ COLUMNS: tuple[Column, ...] = (
     *(Column(m, m) for m in ("precision", "recall", "f1", "auc", "accuracy", "top_k_accuracy",
                              "average_precision", "ece")),
     Column("test_loss", "loss"),
-    *(Column(m, m, top_level=True) for m in ("best_epoch", "wall_time_s", "n_params")),
+    *(Column(m, m, top_level=True) for m in ("best_epoch", "wall_time_s")),
+    Column("n_params", "n_params", top_level=True, exact=True),
 )
 BY_KEY: dict[str, Column] = {c.key: c for c in COLUMNS}
 TOP_K = "top_k"  # the config field that sets the k of top_k_accuracy
+# A table attribute: each row is one run (one seed), so a difference between rows has no spread
+# to be weighed against (`comparison_table` sets it; `best_mask` reads it).
+SINGLE_RUNS = "single_runs"
 
 
 def column_label(key: str, runs: Sequence[RunInfo]) -> str:
@@ -138,6 +144,7 @@ def comparison_table(runs: Sequence[RunInfo]) -> pd.DataFrame:
         rows.append(row)
     table = pd.DataFrame(rows, columns=["run", "run_id", *METRICS, *fields])
     table.attrs["fields"] = fields
+    table.attrs[SINGLE_RUNS] = True
     return table
 
 
@@ -205,8 +212,8 @@ def best_value(values: pd.Series, best: str | None) -> float | None:
 def clear_of_runner_up(values: Sequence[float] | pd.Series, stds: Sequence[float] | pd.Series,
                        best: str) -> bool:
     """Whether the best mean beats the runner-up by more than their spread (the larger of the
-    two standard deviations; a single run's 0 says nothing, so the other's is used). Seed noise
-    alone must not earn a star."""
+    two standard deviations; a row without one, NaN, says nothing, so the other's is used).
+    Seed noise alone must not earn a star, and two rows without any spread show none."""
     column = np.asarray(pd.to_numeric(values, errors="coerce"), dtype=np.float64)
     spread = np.asarray(pd.to_numeric(stds, errors="coerce"), dtype=np.float64)
     order = np.argsort(-column if best == "max" else column, kind="stable")
@@ -214,27 +221,80 @@ def clear_of_runner_up(values: Sequence[float] | pd.Series, stds: Sequence[float
     if order.size < 2:
         return False
     first, second = order[0], order[1]
-    noise = np.nanmax([spread[first], spread[second], 0.0])
-    return bool(abs(column[first] - column[second]) > noise)
+    known = spread[[first, second]]
+    known = known[np.isfinite(known)]
+    if not known.size:
+        return False
+    return bool(abs(column[first] - column[second]) > max(known.max(), 0.0))
+
+
+def marked_best(values: pd.Series, best: str | None, spread: pd.Series | None = None,
+                needs_spread: bool = False) -> np.ndarray:
+    """The rows of ``values`` to mark as best (ties all marked): the best value by direction
+    ``best``; with a ``spread`` (per-row std, NaN where a row has none) only when it is clear of
+    the runner-up (`clear_of_runner_up`); with ``needs_spread`` and no spread, none at all (one
+    run per row: nothing shows a difference is more than seed noise)."""
+    column = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
+    none = np.zeros(column.shape, dtype=bool)
+    target = best_value(values, best)
+    if target is None:
+        return none
+    if spread is not None:
+        if not clear_of_runner_up(column, spread, best):
+            return none
+    elif needs_spread:
+        return none
+    return column == target
+
+
+def _spread(table: pd.DataFrame, key: str) -> pd.Series | None:
+    """Column ``key``'s per-row std of a seed-group table (NaN for a group of one run: its 0 is
+    no spread), or None when the table has none."""
+    std = f"{key}_std"
+    if std not in table:
+        return None
+    spread = pd.to_numeric(table[std], errors="coerce")
+    return spread.where(table["n"] > 1) if "n" in table else spread
 
 
 def best_mask(table: pd.DataFrame) -> pd.DataFrame:
-    """True where a cell holds its column's best value (ties all marked); metric columns only.
-    With seed groups (``<metric>_std`` columns) only where the best is clear of the runner-up
-    by more than the spread (`clear_of_runner_up`)."""
+    """True where a cell holds its column's best value worth marking; metric columns only.
+
+    The one rule of every ★ and highlight (table, Markdown, report, bars), by `marked_best`:
+    - seed groups (``<metric>_std`` columns): only where the best mean is clear of the
+      runner-up by more than the spread (`clear_of_runner_up`);
+    - one run per row (`comparison_table`, attribute `SINGLE_RUNS`): no spread, so none, except
+      in columns fixed by the config (`Column.exact`: the parameter count);
+    - other tables (an ensemble against its members): the best value.
+    """
     mask = pd.DataFrame(False, index=table.index, columns=table.columns)
+    single = bool(table.attrs.get(SINGLE_RUNS))
     for key in METRICS:
         if key not in table:
             continue
-        direction = BY_KEY[key].best
-        target = best_value(table[key], direction)
-        if target is None:
-            continue
-        std = f"{key}_std"
-        if std in table and not clear_of_runner_up(table[key], table[std], direction):
-            continue
-        mask[key] = pd.to_numeric(table[key], errors="coerce") == target
+        column = BY_KEY[key]
+        spread = None if column.exact else _spread(table, key)
+        mask[key] = marked_best(table[key], column.best, spread,
+                                needs_spread=single and not column.exact)
     return mask
+
+
+def star_note(table: pd.DataFrame) -> str:
+    """What the ★ of ``table`` means (or why there is none), for the caption under it."""
+    if bool(table.attrs.get(SINGLE_RUNS)):
+        return ("No ★ for a best value: each row is a single run, one seed, and a single seed "
+                "has no spread, so nothing shows that a difference between rows is more than "
+                "seed noise. To find out, launch each config with several seeds (Launch → "
+                "Sweep → Seeds, e.g. 0, 1, 2) and group runs that differ only by seed: a ★ "
+                "then marks a best mean that beats the runner-up by more than the seeds' "
+                "standard deviation. Parameter counts have no noise: the fewest keeps its ★.")
+    if "n" in table:
+        return ("★ marks a best mean (highest for the scores, lowest for ECE, test loss and "
+                "wall time) only where it beats the runner-up by more than their spread (the "
+                "larger standard deviation over the seeds); a group of one run has no spread of "
+                "its own. ★ on the parameter count marks the fewest.")
+    return ("★ marks the best value of a column: highest for the scores, lowest for ECE, test "
+            "loss, wall time and parameter count.")
 
 
 def format_value(key: str, value: float) -> str:
@@ -265,28 +325,24 @@ def cell_text(key: str, value: float, std: float | None = None, best: bool = Fal
 
 def styled_table(table: pd.DataFrame, highlight: str = "background-color: #fde2c8; "
                  "font-weight: 600") -> Styler:
-    """A Styler of the visible columns: best cells marked with ★ and ``highlight``, groups of
-    several seeds shown as 'mean ± std'. The numbers underneath stay numeric for sorting."""
+    """A Styler of the visible columns: the cells of `best_mask` marked with ★ and
+    ``highlight``, groups of several seeds shown as 'mean ± std'. The numbers underneath stay
+    numeric for sorting."""
     grouped = "n" in table.columns
     # The spread is shown inside the mean's cell; a group has several ids (they are in the CSV).
     hidden = [c for c in table.columns
               if c.endswith("_std") or c == "run_ids" or (grouped and c == "run_id")]
     visible = table.drop(columns=hidden)
-    mask = best_mask(visible)
+    mask = best_mask(table)[visible.columns]  # the spreads decide where a star goes
     fields = [c for c in table.attrs.get("fields", []) if c in visible.columns]
     styler = visible.style.format(_plain, subset=fields)
-    if grouped:
-        mask = best_mask(table)[visible.columns]  # the spreads decide where a star goes
     for key in METRICS:
-        target = best_value(visible[key], BY_KEY[key].best)
-        styler = styler.format(
-            lambda v, k=key, t=target: cell_text(k, float(v), best=t is not None and v == t),
-            subset=[key])
-        if not grouped:
-            continue
+        styler = styler.format(lambda v, k=key: cell_text(k, float(v)), subset=[key])
         # A '± std' and the star depend on the row, not just the value: set one by one.
         for i in table.index:
-            std = float(table.at[i, f"{key}_std"]) if table.at[i, "n"] > 1 else None
+            std = float(table.at[i, f"{key}_std"]) if grouped and table.at[i, "n"] > 1 else None
+            if std is None and not mask.at[i, key]:
+                continue
             text = cell_text(key, float(table.at[i, key]), std, bool(mask.at[i, key]))
             styler = styler.format(lambda _v, t=text: t, subset=(i, key))
     return styler.apply(lambda _: np.where(mask, highlight, ""), axis=None)

@@ -74,10 +74,9 @@ def metrics_table(page: Page, finished: Sequence[RunInfo]) -> bool:
     header, rows = cmp.display_rows(table)
     page.table(header, [[Cell(*c) if isinstance(c, tuple) else c for c in row] for row in rows],
                TABLE_ID)
-    page.text("★ marks the best value of a column: highest for the scores, lowest for ECE, test "
-              "loss, wall time and parameter count." + (
-                  " Runs that differ only by seed are one row: mean ± sample standard "
-                  "deviation over the seeds (n)." if grouped else ""), note=True)
+    page.text(cmp.star_note(table) + (
+        " Runs that differ only by seed are one row: mean ± sample standard deviation over the "
+        "seeds (n)." if grouped else ""), note=True)
     return grouped
 
 
@@ -158,7 +157,7 @@ def runs_section(page: Page, store: RunStore, runs: Sequence[RunInfo]) -> None:
     bars = table[["run", "f1"]].rename(columns={"f1": "F1"})
     if grouped:
         bars["F1_std"] = table["f1_std"]
-    page.chart(bar_charts.bar_chart(bars, "F1"))
+    page.chart(bar_charts.bar_chart(bars, "F1", marked=cmp.best_mask(table)["f1"]))
     curves(page, store, finished, labels, grouped)
     page.heading("Predictions", 3)
     preds = _predictions(store, finished, labels, page)

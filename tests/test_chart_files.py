@@ -49,7 +49,8 @@ def test_markdown_table_has_the_cells_people_see(tmp_path: Path):
     for run_id, line in zip(ids, lines[2:], strict=True):
         f1 = json.loads((tmp_path / run_id / runlog.SUMMARY).read_text())["test"]["f1"]
         assert f"{f1:.4f}" in line
-    assert lines[3].count("★") >= 3  # the better run has the best scores
+    # One seed each: no spread to tell a better run from seed noise, so no star (best_mask).
+    assert "★" not in text
 
 
 def test_compare_offers_svg_png_and_markdown(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):

@@ -102,12 +102,36 @@ def test_best_per_column_follows_each_columns_direction() -> None:
 
 
 def test_styled_table_marks_best_cells(seed_runs: list[RunInfo]) -> None:
-    table = cmp.comparison_table(seed_runs)
+    table = cmp.group_table(seed_runs).assign(f1_std=0.001)  # spreads small enough to star
     html = cmp.styled_table(table).to_html()
     best_f1 = table["f1"].max()
     assert f"★ {best_f1:.4f}" in html
     assert html.count("★") == int(cmp.best_mask(table).to_numpy().sum())
     assert "#fde2c8" in html
+
+
+def test_single_runs_get_no_star_but_the_parameter_count(tmp_path: Path) -> None:
+    # One seed per config: no spread, so no row's score is shown to beat the others by more
+    # than seed noise. The parameter count is fixed by the config: the fewest keeps its star.
+    make_run(tmp_path, "20260101-000000-a", quality=0.3, config={"lr": 0.01})
+    make_run(tmp_path, "20260101-000001-b", quality=0.95, config={"lr": 0.1})
+    runs = _runs(tmp_path)
+    table = cmp.comparison_table(runs)
+    assert table["f1"].nunique() == 2  # the scores do differ
+    mask = cmp.best_mask(table)
+    assert not mask[[k for k in cmp.METRICS if k != "n_params"]].to_numpy().any()
+    table.loc[0, "n_params"] = 1000.0
+    assert cmp.best_mask(table)["n_params"].tolist() == [True, False]
+    html = cmp.styled_table(table).to_html()
+    assert html.count("★") == 1 and "★ 1,000" in html
+    markdown = cmp.to_markdown(table)
+    assert markdown.count("★") == 1
+    _, rows = cmp.display_rows(table)
+    assert sum(cell[2] for row in rows for cell in row if isinstance(cell, tuple)) == 1
+    note = cmp.star_note(table)
+    assert note.startswith("No ★") and "seeds" in note and "group" in note
+    # Grouped, the same runs keep the spread rule.
+    assert "spread" in cmp.star_note(cmp.group_table(runs))
 
 
 def test_seed_groups_mean_and_std_match_numpy(seed_runs: list[RunInfo]) -> None:
@@ -182,6 +206,10 @@ def test_a_group_gets_a_star_only_when_clear_of_the_runner_up_by_the_spread():
     assert grouped([0.95, 0.88, 0.50], [0.01, 0.02, 0.0]) == [True, False, False]
     # A single run's std of 0 says nothing: the group's spread decides.
     assert grouped([0.80, 0.88, 0.90], [0.01, 0.05, 0.0]) == [False, False, False]
+    # Best and runner-up both single runs: no spread at all, no star.
+    table = pd.DataFrame({"run": ["a", "b", "c"], "n": [1, 1, 3], "f1": [0.90, 0.80, 0.50],
+                          "f1_std": [0.0, 0.0, 0.01]})
+    assert not cmp.best_mask(table)["f1"].any()
     assert cmp.clear_of_runner_up(pd.Series([0.9]), pd.Series([0.0]), "max") is False
 
 

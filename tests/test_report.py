@@ -117,6 +117,13 @@ def test_table_values_equal_summary_json(exported):
         assert summary["test"]["f1"] == cells["F1"]
 
 
+def test_single_seed_runs_get_no_star_and_the_note_says_why(exported):
+    # Three configs, one seed each: as on Compare (compare_table.best_mask), no best is marked.
+    text = exported[1].read_text()
+    assert 'class="num best"' not in text and "★ 0." not in text
+    assert "No ★ for a best value" in text and "Seeds" in text
+
+
 def test_seed_groups_show_mean_and_std_of_their_runs(tmp_path):
     ids = []
     for seed in range(3):

@@ -88,9 +88,8 @@ with page_guard("the comparison table"):
         column_config[field] = st.column_config.Column(
             field, help="A config field that differs between the chosen runs.")
     st.dataframe(cmp.styled_table(table), column_config=column_config, hide_index=True)
-    st.caption("★ marks the best value of a column: highest for the scores, lowest for ECE, test "
-               "loss, wall time and parameter count. Only config fields that differ between "
-               "the chosen runs are shown.")
+    st.caption(cmp.star_note(table) + " Only config fields that differ between the chosen runs "
+               "are shown.")
     with st.expander("Copy the table as Markdown", icon=":material/content_copy:"):
         st.code(cmp.to_markdown(table), language="markdown")
         st.caption("For a pull request or a chat message: the copy button is at the top right.")
@@ -121,7 +120,8 @@ with page_guard("the bar chart"):
     bars = table[["run", metric]].rename(columns={metric: label})
     if grouped:
         bars[f"{label}_std"] = table[f"{metric}_std"]
-    chart_files.show(bar_charts.bar_chart(bars, label, best=column.best),
+    chart_files.show(bar_charts.bar_chart(bars, label, best=column.best,
+                                          marked=cmp.best_mask(table)[metric]),
                      f"{label} by run", "compare_bars")
 
 # --- predictions: ROC, PR, confusion, reliability -------------------------------------------
