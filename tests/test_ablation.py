@@ -14,7 +14,7 @@ from tests.conftest import open_experiments, run_cli
 from tests.fakeruns import make_run
 from trainer import runlog
 from trainer.config import ConfigError
-from trainer.experiments import ablation, core
+from trainer.experiments import ablation, core, paired_seeds
 from trainer.experiments.stats import paired_difference
 
 ROOT = Path(__file__).absolute().parent.parent
@@ -145,7 +145,7 @@ def _row(table, variant: str, metric: str) -> dict[str, Any]:
 def test_table_pairs_by_seed_and_gives_verdicts(tmp_path: Path):
     exp = _experiment(tmp_path)
     table = ablation.ablation_table(tmp_path, exp)
-    assert list(table.columns) == list(ablation.TABLE_COLUMNS)
+    assert list(table.columns) == list(paired_seeds.TABLE_COLUMNS)
     assert len(table) == 2 * 3  # variants × metrics
     focal = _row(table, "+loss", "accuracy")
     expected = paired_difference(FOCAL_ACC, BASE_ACC)
@@ -192,7 +192,7 @@ def test_advance_waits_then_stores_the_table(tmp_path: Path):
     assert exp.state == "running" and not exp.result
     ablation.PROCEDURE.advance(tmp_path, exp, members)
     assert exp.state == "finished" and exp.error is None
-    stored = ablation.stored_table(exp)
+    stored = paired_seeds.stored_table(exp)
     assert stored.equals(ablation.ablation_table(tmp_path, exp))
     json.dumps(exp.to_json(), allow_nan=False)  # NaN-free, so experiment.json stays JSON
 

@@ -17,7 +17,7 @@ from dashboard import live
 from dashboard.store import RunStore
 from tests.fakeruns import make_run
 from trainer import loop, runlog
-from trainer.experiments import ablation, core
+from trainer.experiments import ablation, core, paired_seeds
 from trainer.experiments import batch_search as bs
 from trainer.experiments import ensemble_members as ens_members
 
@@ -89,7 +89,7 @@ def test_every_reader_takes_the_same_number_from_a_summary(value, expected) -> N
     summary = {"test": {"f1": value}, "val": {"f1": value}}
     compare = cmp.metric_values(summary)["f1"]
     found = [runlog.summary_metric(summary, "f1"), core.metric_value(summary, "f1", "test"),
-             ablation.value_of(summary, "f1"), None if math.isnan(compare) else compare]
+             paired_seeds.value_of(summary, "f1"), None if math.isnan(compare) else compare]
     # core.metric_value read True as 1.0 where Compare showed nothing.
     assert found == [expected] * 4
 
@@ -97,7 +97,7 @@ def test_every_reader_takes_the_same_number_from_a_summary(value, expected) -> N
 def test_minority_metrics_come_from_the_last_class() -> None:
     summary = {"test": {"per_class": {"f1": [0.9, 0.2]}}}
     assert runlog.summary_metric(summary, "minority_f1") == 0.2
-    assert ablation.value_of(summary, "minority_f1") == 0.2
+    assert paired_seeds.value_of(summary, "minority_f1") == 0.2
     assert runlog.summary_metric({"test": {"per_class": {"f1": []}}}, "minority_f1") is None
 
 
@@ -114,7 +114,7 @@ def test_one_direction_per_metric_for_early_stopping_compare_and_experiments() -
         assert column.best == (None if lower is None else "min" if lower else "max")
     # Early stopping knew only "loss": a lower ECE did not count as better.
     assert loop._is_better(0.05, 0.10, "ece") and not loop._is_better(0.9, 0.8, "log_loss")
-    assert ablation.verdict({"n": 3, "mean_diff": -0.1, "ci_low": -0.2, "ci_high": -0.05},
+    assert paired_seeds.verdict({"n": 3, "mean_diff": -0.1, "ci_low": -0.2, "ci_high": -0.05},
                             "ece") == "helps"
 
 

@@ -13,6 +13,9 @@ Spec (``exp.spec``)::
 Roles: ``baseline``, ``+<label>``, ``all``, ``all-but-<label>``. With all-but-one, the rows
 "<label> in all" compare ``all`` against ``all-but-<label>``: what that trick adds on top of the
 others.
+
+The paired comparison itself (rows, verdicts, the stored table) is ``paired_seeds.py``, shared
+with the stacked tricks (``stack.py``).
 """
 
 from __future__ import annotations
@@ -29,13 +32,23 @@ import pandas as pd
 from trainer import runlog
 from trainer.config import ConfigError, FieldError, config_to_json, make_config, parse_set
 from trainer.experiments import core
-from trainer.experiments.stats import TOO_FEW, excludes_zero, paired_difference, seeds_needed
+from trainer.experiments.paired_seeds import (
+    CONFIDENCE,
+    SPLIT,
+    TABLE_COLUMNS,
+    excluded_runs,
+    finish_paired,
+    format_table,
+    paired_rows,
+    role_summaries,
+    stored_table,
+)
+from trainer.experiments.stats import TOO_FEW
 from trainer.tricks import BY_NAME
 
 KIND = "ablation"
 BASELINE = "baseline"
 ALL = "all"
-SPLIT = "test"  # final numbers per seed: the test split of the model each run kept
 DEFAULT_METRICS = ("accuracy", "precision", "recall", "f1", "auc")
 # Per-class values of the last class: the minority of an imbalanced synthetic task.
 MINORITY_METRICS = ("minority_f1", "minority_recall", "minority_precision")
@@ -44,11 +57,6 @@ KNOWN_METRICS = (*DEFAULT_METRICS, "average_precision", "top_k_accuracy", "log_l
 DEFAULT_SEEDS = 3
 MAX_SEEDS = core.MAX_SEEDS
 MAX_RUNS = 200
-CONFIDENCE = 0.95
-TABLE_COLUMNS = ("variant", "compared_to", "metric", "baseline_mean", "variant_mean",
-                 "mean_diff", "ci_low", "ci_high", "p_value", "n", "verdict", "seeds_needed")
-NUMBER_COLUMNS = ("baseline_mean", "variant_mean", "mean_diff", "ci_low", "ci_high", "p_value",
-                  "seeds_needed")
 # Fields a trick may not override: the seed is what runs are paired by; names are set here.
 RESERVED = ("seed", "name")
 FEW_SEEDS = "with 2 seeds a confidence interval is very wide; 3+ recommended"
@@ -155,21 +163,6 @@ def run_count(spec: Mapping[str, Any]) -> int:
     return len(variants(spec)) * len(spec["seeds"])
 
 
-def finish_paired(exp: core.Experiment, members: Mapping[str, core.MemberState],
-                  table: pd.DataFrame, nothing_paired: str) -> None:
-    """End a paired-by-seed experiment (ablation, stack) with its table; an error that starts
-    with ``nothing_paired`` when no row has a pair."""
-    excluded = excluded_runs(exp, members)
-    result = {"table": _records(table), "excluded": excluded,
-              "seeds": exp.spec["seeds"], "confidence": CONFIDENCE,
-              "split": exp.spec.get("split", SPLIT)}
-    if table.empty or not (table["n"] > 0).any():
-        core.finish(exp, result, error=f"{nothing_paired} ({len(excluded)} of "
-                    f"{len(exp.members)} runs did not finish)")
-    else:
-        core.finish(exp, result)
-
-
 def check(spec: Mapping[str, Any]) -> None:
     """Raise ConfigError (naming the variant) for any run that could not train; nothing else."""
     check_roles(plan(spec), "in {}")
@@ -227,7 +220,7 @@ def make_spec(base: Mapping[str, Any], tricks: Mapping[str, Mapping[str, Any]],
         raise ConfigError([FieldError("all_but_one", "all-but-one needs at least 3 tricks (with "
                                       "2, leaving one out is the other trick alone)")])
     if all_tricks or all_but_one:
-        _check_combinable(tricks)
+        check_combinable(tricks)
     metrics = checked_metrics(metrics, base)
     spec = {"base": base, "tricks": {k: dict(v) for k, v in tricks.items()},
             "seeds": [int(s) for s in seeds], "all": bool(all_tricks or all_but_one),
@@ -236,11 +229,11 @@ def make_spec(base: Mapping[str, Any], tricks: Mapping[str, Mapping[str, Any]],
         raise ConfigError([FieldError("seeds", f"{n} runs is more than the limit of {MAX_RUNS}; "
                                       "use fewer tricks or seeds")])
     check(spec)
-    _check_changes(spec)
+    check_changes(spec)
     return spec
 
 
-def _check_combinable(tricks: Mapping[str, Mapping[str, Any]]) -> None:
+def check_combinable(tricks: Mapping[str, Mapping[str, Any]]) -> None:
     seen: dict[str, tuple[str, Any]] = {}
     for label, overrides in tricks.items():
         for field, value in overrides.items():
@@ -251,7 +244,7 @@ def _check_combinable(tricks: Mapping[str, Mapping[str, Any]]) -> None:
             seen.setdefault(field, (label, value))
 
 
-def _check_changes(spec: Mapping[str, Any]) -> None:
+def check_changes(spec: Mapping[str, Any]) -> None:
     """A trick that leaves the config as it is would measure noise: refuse it."""
     def resolved(overrides: Mapping[str, Any]) -> dict[str, Any]:
         data = config_to_json(make_config({**spec["base"], **overrides}))
@@ -267,11 +260,6 @@ def _check_changes(spec: Mapping[str, Any]) -> None:
 # --- results ------------------------------------------------------------------------------------
 
 
-def value_of(summary: Mapping[str, Any] | None, metric: str, split: str = SPLIT) -> float | None:
-    """A run's metric; ``minority_<m>`` is per-class ``<m>`` of the last class."""
-    return runlog.summary_metric(summary, metric, split)
-
-
 def comparisons(spec: Mapping[str, Any]) -> list[tuple[str, str, str]]:
     """(row label, variant role, reference role): every variant against the baseline, and with
     all-but-one, ``all`` against each ``all-but-<label>``."""
@@ -279,59 +267,6 @@ def comparisons(spec: Mapping[str, Any]) -> list[tuple[str, str, str]]:
     if spec.get("all_but_one"):
         rows += [(f"{label} in all", ALL, f"all-but-{label}") for label in spec["tricks"]]
     return rows
-
-
-def _values(exp: core.Experiment, members: Mapping[str, core.MemberState]
-            ) -> dict[str, dict[int, Mapping[str, Any]]]:
-    """role -> seed -> summary of the FINISHED runs (failed, cancelled and lost runs are out)."""
-    out: dict[str, dict[int, Mapping[str, Any]]] = {}
-    for m in exp.members:
-        state = members.get(m.run_id)
-        if state is not None and state.state == "finished" and state.summary:
-            out.setdefault(m.role, {})[m.seed] = state.summary
-    return out
-
-
-def verdict(result: Mapping[str, Any], metric: str) -> str:
-    if not result["n"]:
-        return "not measured"
-    if not excludes_zero(result):
-        return "no clear effect"
-    diff = result["mean_diff"]
-    improved = runlog.better(diff, 0.0, metric)
-    return "helps" if improved else "hurts"
-
-
-def paired_rows(exp: core.Experiment, members: Mapping[str, core.MemberState],
-                metrics: Sequence[str], rows: Sequence[tuple[str, str, str]]
-                ) -> list[dict[str, Any]]:
-    """One dict (``TABLE_COLUMNS``) per (label, role, reference role) of ``rows`` × metric, in
-    that order: the paired comparison over the seeds where both roles finished. Where the
-    verdict is "no clear effect", ``seeds_needed`` says how many paired seeds the observed
-    spread would need to detect the observed difference (`stats.seeds_needed`)."""
-    split = exp.spec.get("split", SPLIT)
-    values = _values(exp, members)
-    out = []
-    for label, role, reference in rows:
-        treated, ref = values.get(role, {}), values.get(reference, {})
-        seeds = sorted(set(treated) & set(ref))
-        for metric in metrics:
-            pairs = [(value_of(treated[s], metric, split), value_of(ref[s], metric, split))
-                     for s in seeds]
-            pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
-            result = paired_difference([a for a, _ in pairs], [b for _, b in pairs], CONFIDENCE)
-            n, said = result["n"], verdict(result, metric)
-            needed = seeds_needed(result["mean_diff"], result["sd"], CONFIDENCE) if (
-                said == "no clear effect") else None
-            out.append({
-                "variant": label, "compared_to": reference, "metric": metric,
-                "baseline_mean": sum(b for _, b in pairs) / n if n else math.nan,
-                "variant_mean": sum(a for a, _ in pairs) / n if n else math.nan,
-                "mean_diff": _nan(result["mean_diff"]), "ci_low": _nan(result["ci_low"]),
-                "ci_high": _nan(result["ci_high"]), "p_value": _nan(result["p_value"]),
-                "n": n, "verdict": said, "seeds_needed": _nan(needed),
-            })
-    return out
 
 
 def ablation_table(root: str | Path, exp: core.Experiment, *,
@@ -353,27 +288,13 @@ def ablation_table(root: str | Path, exp: core.Experiment, *,
     return table.drop(columns=["_order", "_effect"]).reset_index(drop=True)
 
 
-def _nan(v: float | None) -> float:
-    return math.nan if v is None else float(v)
-
-
-def excluded_runs(exp: core.Experiment, members: Mapping[str, core.MemberState]
-                  ) -> list[dict[str, Any]]:
-    """Runs left out of the pairing because they did not finish (done but not finished)."""
-    return [{"run_id": m.run_id, "role": m.role, "seed": m.seed,
-             "state": members[m.run_id].state}
-            for m in exp.members
-            if m.run_id in members and members[m.run_id].done
-            and members[m.run_id].state != "finished"]
-
-
 def per_class_means(root: str | Path, exp: core.Experiment, metric: str = "f1",
                     members: Mapping[str, core.MemberState] | None = None
                     ) -> dict[str, list[float]]:
     """role -> per-class ``metric`` averaged over the role's finished seeds (test split)."""
     members = core.member_states(root, exp) if members is None else members
     out = {}
-    for role, by_seed in _values(exp, members).items():
+    for role, by_seed in role_summaries(exp, members).items():
         rows = [((s.get(exp.spec.get("split", SPLIT)) or {}).get("per_class") or {}).get(metric)
                 for s in by_seed.values()]
         rows = [r for r in rows if r]
@@ -389,53 +310,6 @@ def seed_warning(n_seeds: int) -> str | None:
     if n_seeds < 3:
         return FEW_SEEDS
     return None
-
-
-def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
-    # JSON has no NaN: missing numbers are stored as null.
-    return [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
-            for r in table.to_dict("records")]
-
-
-def stored_table(exp: core.Experiment) -> pd.DataFrame | None:
-    """The table a finished experiment saved in its result, or None."""
-    rows = exp.result.get("table")
-    if rows is None:
-        return None
-    return pd.DataFrame(rows, columns=list(TABLE_COLUMNS)).astype(
-        {c: float for c in NUMBER_COLUMNS})
-
-
-def _needed_note(needed: float, n: int) -> str:
-    if needed is None or not math.isfinite(needed) or needed <= n:
-        return ""
-    return f" (~{int(needed)} seeds would tell)"
-
-
-def format_table(table: pd.DataFrame) -> str:
-    """The table as fixed-width text."""
-    if table.empty:
-        return "(no comparisons yet)"
-
-    def num(v: float, signed: bool = False) -> str:
-        return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else (
-            f"{v:+.4f}" if signed else f"{v:.4f}")
-
-    def p(v: float) -> str:
-        if v is None or math.isnan(v):
-            return "—"
-        return "<0.001" if v < 0.001 else f"{v:.3f}"
-
-    lines = [["metric", "variant", "compared to", "ref mean", "variant mean", "diff", "95% CI",
-              "p", "n", "verdict"]]
-    for r in table.itertuples(index=False):
-        ci = "—" if math.isnan(r.ci_low) else f"[{num(r.ci_low, True)}, {num(r.ci_high, True)}]"
-        lines.append([r.metric, r.variant, r.compared_to, num(r.baseline_mean),
-                      num(r.variant_mean), num(r.mean_diff, True), ci, p(r.p_value), str(r.n),
-                      r.verdict + _needed_note(r.seeds_needed, r.n)])
-    widths = [max(len(row[i]) for row in lines) for i in range(len(lines[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-                     for row in lines)
 
 
 # --- the procedure ------------------------------------------------------------------------------

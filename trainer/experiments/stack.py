@@ -3,7 +3,7 @@
 This is the table of "Bag of Tricks for Image Classification" (He et al. 2019, Table 1): each
 step is the previous step plus one trick, every step over the same seeds, so each trick's gain
 is measured on top of the ones before it, paired by seed against the previous step, with its
-95% confidence interval and the ablation's verdict (``ablation.paired_rows``); a last row gives
+95% confidence interval and the ablation's verdict (``paired_seeds.py``); a last row gives
 the total, the final step against the baseline.
 
 Spec (``exp.spec``)::
@@ -28,6 +28,15 @@ import pandas as pd
 
 from trainer.config import ConfigError, FieldError
 from trainer.experiments import ablation, core
+from trainer.experiments.paired_seeds import (
+    CONFIDENCE,
+    SPLIT,
+    TABLE_COLUMNS,
+    finish_paired,
+    format_table,
+    paired_rows,
+    stored_table,
+)
 
 KIND = "stack"
 TITLE = "Stacked tricks"
@@ -77,27 +86,27 @@ def make_spec(base: Mapping[str, Any], tricks: Mapping[str, Mapping[str, Any]],
     base = dict(base)
     core.validate_all([base])  # the base's problems once, not once per step
     ablation.check_tricks(tricks, "stack")
-    ablation._check_combinable(tricks)
+    ablation.check_combinable(tricks)
     metrics = ablation.checked_metrics(metrics, base)
     spec = {"base": base, "tricks": {k: dict(v) for k, v in tricks.items()},
-            "seeds": [int(s) for s in seeds], "metrics": metrics, "split": ablation.SPLIT}
+            "seeds": [int(s) for s in seeds], "metrics": metrics, "split": SPLIT}
     if (n := len(steps(spec)) * len(spec["seeds"])) > MAX_RUNS:
         raise ConfigError([FieldError("seeds", f"{n} runs is more than the limit of {MAX_RUNS}; "
                                       "use fewer tricks or seeds")])
     check(spec)
-    ablation._check_changes(spec)
+    ablation.check_changes(spec)
     return spec
 
 
 def stack_table(root: str | Path, exp: core.Experiment, *,
                 members: Mapping[str, core.MemberState] | None = None) -> pd.DataFrame:
-    """One row per step × metric in stacking order (``ablation.TABLE_COLUMNS``): the step's
+    """One row per step × metric in stacking order (``TABLE_COLUMNS``): the step's
     paired gain over the step before it, then the ``total`` row. Rows stay in step order (a
     waterfall reads top to bottom), metric by metric."""
     members = core.member_states(root, exp) if members is None else members
     metrics = list(exp.spec.get("metrics") or ablation.DEFAULT_METRICS)
-    rows = ablation.paired_rows(exp, members, metrics, comparisons(exp.spec))
-    table = pd.DataFrame(rows, columns=list(ablation.TABLE_COLUMNS))
+    rows = paired_rows(exp, members, metrics, comparisons(exp.spec))
+    table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
     if table.empty:
         return table
     table["_order"] = table["metric"].map({m: i for i, m in enumerate(metrics)})
@@ -164,23 +173,23 @@ class Stack:
                 members: dict[str, core.MemberState]) -> None:
         if not all(m.done for m in members.values()):
             return
-        ablation.finish_paired(exp, members, stack_table(root, exp, members=members),
-                               "no step has a finished run to pair with a finished run of the "
-                               "step before it")
+        finish_paired(exp, members, stack_table(root, exp, members=members),
+                      "no step has a finished run to pair with a finished run of the step "
+                      "before it")
 
     def report(self, root: Path, exp: core.Experiment) -> str:
-        table = ablation.stored_table(exp)
+        table = stored_table(exp)
         if table is None:
             table = stack_table(root, exp)
         seeds = exp.spec.get("seeds", [])
-        lines = [f"Stacked tricks on the {exp.spec.get('split', ablation.SPLIT)} split over "
+        lines = [f"Stacked tricks on the {exp.spec.get('split', SPLIT)} split over "
                  f"{len(seeds)} seed(s) ({', '.join(map(str, seeds))}): each step adds one "
                  "trick to the step before it; its gain is paired by seed against that step, "
-                 f"with its {ablation.CONFIDENCE:.0%} confidence interval. The total row is the "
+                 f"with its {CONFIDENCE:.0%} confidence interval. The total row is the "
                  "last step against the baseline."]
         if warning := ablation.seed_warning(len(seeds)):
             lines.append(f"note: {warning}.")
-        lines += ["", ablation.format_table(table)]
+        lines += ["", format_table(table)]
         return "\n".join(lines)
 
 
