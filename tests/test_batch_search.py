@@ -16,20 +16,21 @@ from tests.fakeruns import make_run
 from trainer import runlog
 from trainer.config import ConfigError
 from trainer.experiments import batch_search as bs
-from trainer.experiments import core
+from trainer.experiments import batch_stopping_rule as rule
+from trainer.experiments import core, staged_selection
 
 TINY = {"dataset": "synthetic", "n_samples": 300, "n_features": 8, "n_classes": 3, "epochs": 1}
 
 
 def search(script: Mapping[int, float | None], start: int = 128, lo: int = 8, hi: int = 1024,
-           **kw: Any) -> tuple[bs.Decision, list[int]]:
+           **kw: Any) -> tuple[rule.Decision, list[int]]:
     """Drive the rule to the end with the scripted metric; returns the decision and the batch
     sizes in the order they were asked for."""
     results: dict[int, float | None] = {}
     tried: list[int] = []
     for _ in range(50):
-        step = bs.next_batch_sizes(results, start, lo, hi, **kw)
-        if isinstance(step, bs.Decision):
+        step = rule.next_batch_sizes(results, start, lo, hi, **kw)
+        if isinstance(step, rule.Decision):
             return step, tried
         assert step and not set(step) & set(results), "asks only for new batch sizes"
         tried += step
@@ -41,9 +42,9 @@ def search(script: Mapping[int, float | None], start: int = 128, lo: int = 8, hi
 
 
 def test_first_round_is_the_start_and_both_neighbours() -> None:
-    assert bs.next_batch_sizes({}, 128, 8, 1024) == [128, 64, 256]
+    assert rule.next_batch_sizes({}, 128, 8, 1024) == [128, 64, 256]
     # Only what is missing is asked for again.
-    assert bs.next_batch_sizes({128: 0.8}, 128, 8, 1024) == [64, 256]
+    assert rule.next_batch_sizes({128: 0.8}, 128, 8, 1024) == [64, 256]
 
 
 def test_improves_twice_then_worsens_stops_and_chooses_the_best() -> None:
@@ -80,7 +81,7 @@ def test_bound_hit_stops_at_the_bound_with_the_reason() -> None:
 
 def test_the_training_split_bounds_the_search_and_is_named() -> None:
     # 256 > 210 training samples: never tried, and the reason says why.
-    assert bs.next_batch_sizes({}, 128, 8, 1024, train_size=210) == [128, 64]
+    assert rule.next_batch_sizes({}, 128, 8, 1024, train_size=210) == [128, 64]
     decision, tried = search({128: 0.9, 64: 0.8}, train_size=210)
     assert tried == [128, 64] and decision.chosen == 128
     assert "larger than the training split (210 samples)" in decision.reason
@@ -131,8 +132,8 @@ def test_loss_is_lower_is_better() -> None:
 
 
 def test_odd_start_and_a_start_of_one() -> None:
-    assert bs.next_batch_sizes({}, 100, 1, 1024) == [100, 50, 200]
-    assert bs.next_batch_sizes({}, 1, 1, 1024) == [1, 2]
+    assert rule.next_batch_sizes({}, 100, 1, 1024) == [100, 50, 200]
+    assert rule.next_batch_sizes({}, 1, 1, 1024) == [1, 2]
     decision, _ = search({1: 0.9, 2: 0.8}, start=1, lo=1)
     assert decision.chosen == 1 and "smaller than 1" in decision.reason
 
@@ -168,8 +169,8 @@ def test_spec_defaults_and_base_fields() -> None:
 def test_seed_mean_ignores_failed_runs() -> None:
     ok = {"val": {"accuracy": 0.8}, "test": {"accuracy": 0.7}}
     ok2 = {"val": {"accuracy": 0.6}, "test": {"accuracy": 0.5}}
-    assert bs.seed_mean([ok, ok2, None], "accuracy", "val") == (pytest.approx(0.7), 1)
-    assert bs.seed_mean([None, {"val": {"auc": None}}], "auc", "val") == (None, 2)
+    assert staged_selection.seed_mean([ok, ok2, None], "accuracy", "val") == (pytest.approx(0.7), 1)
+    assert staged_selection.seed_mean([None, {"val": {"auc": None}}], "auc", "val") == (None, 2)
 
 
 # --- the procedure ------------------------------------------------------------------------------

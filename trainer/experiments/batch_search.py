@@ -6,51 +6,40 @@ until the metric stops improving. Bounded by ``min_batch``/``max_batch``, the tr
 batch larger than the train split is the whole split: the trainer clips it) and ``max_steps``.
 
 Selection uses the val split by default: choosing on the test set would leak it into the choice,
-so the test metric is only shown next to it. The stopping rule is the pure ``next_batch_sizes``.
+so the test metric is only shown next to it. The stopping rule is the pure ``next_batch_sizes``
+(batch_stopping_rule.py); the winner is picked as in the tuning ladder (staged_selection.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import math
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from trainer import runlog
 from trainer.config import ConfigError, FieldError, make_config
 from trainer.experiments import core
+from trainer.experiments.batch_stopping_rule import first_batch_sizes, next_batch_sizes
+from trainer.experiments.staged_selection import (
+    METRICS,
+    SPLITS,
+    check_selection,
+    cli_names,
+    fmt,
+    metric_label,
+    seed_mean,
+)
 
 KIND = "batch_search"
 TITLE = "Batch-size search"
-METRICS = ("accuracy", "f1", "auc", "loss")
-SPLITS = ("val", "test")
 MAX_BATCH_LIMIT = 8192  # the catalogue's upper bound for batch_size
 DEFAULTS: dict[str, Any] = {"start": 128, "min_batch": 8, "max_batch": 1024, "max_steps": 8,
                             "metric": "accuracy", "split": "val"}
 # Datasets whose split sizes are cheap to learn before launching (others: from the first runs).
 CHEAP_DATASETS = ("digits", "synthetic")
-
-
-# --- shared with the tuning ladder --------------------------------------------------------------
-
-
-def seed_mean(summaries: Sequence[dict[str, Any] | None], metric: str,
-              split: str) -> tuple[float | None, int]:
-    """Mean of ``metric`` on ``split`` over the runs that produced it, and how many did not."""
-    values = [core.metric_value(s, metric, split) for s in summaries]
-    good = [v for v in values if v is not None and math.isfinite(v)]
-    return (sum(good) / len(good) if good else None), len(values) - len(good)
-
-
-def metric_label(metric: str, split: str) -> str:
-    return f"{split} {metric}" + (" (lower is better)" if runlog.lower_is_better(metric) else "")
-
-
-def fmt(value: float | None) -> str:
-    return "failed" if value is None else f"{value:.4f}"
+OPTION_NAMES = {"start": "--start", "min_batch": "--min-batch", "max_batch": "--max-batch",
+                "max_steps": "--max-steps", "metric": "--metric", "split": "--split",
+                "seeds": "--seeds"}
 
 
 def train_size_from(members: Mapping[str, core.MemberState]) -> int | None:
@@ -81,142 +70,6 @@ def train_size_before_launch(base: Mapping[str, Any]) -> int | None:
     except (DataError, ValueError):
         return None  # the runs will fail with the data's own message
     return data.sizes["train"]
-
-
-def check_selection(metric: str, split: str, seeds: Any, errors: list[FieldError]) -> list[int]:
-    """Check how a staged procedure picks its winner (metric, split, seeds); errors are appended
-    to ``errors``. Returns the seeds ([0] when they could not be read)."""
-    if metric not in METRICS:
-        errors.append(FieldError("metric", f"choose one of {', '.join(METRICS)}"))
-    if split not in SPLITS:
-        errors.append(FieldError("split", f"choose one of {', '.join(SPLITS)}"))
-    try:
-        return core.parse_seeds(listed=seeds, default=(0,))
-    except ConfigError as exc:
-        errors.extend(exc.errors)
-        return [0]
-
-
-@contextlib.contextmanager
-def cli_names(names: Mapping[str, str]) -> Iterator[None]:
-    """Re-raise a ConfigError with option fields named as on the command line."""
-    try:
-        yield
-    except ConfigError as exc:
-        raise ConfigError([FieldError(names.get(e.field, e.field), e.message)
-                           for e in exc.errors]) from None
-
-
-OPTION_NAMES = {"start": "--start", "min_batch": "--min-batch", "max_batch": "--max-batch",
-                "max_steps": "--max-steps", "metric": "--metric", "split": "--split",
-                "seeds": "--seeds"}
-
-
-# --- the stopping rule (pure) -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Decision:
-    """The search is over: ``chosen`` (None when every run failed) and why, in words."""
-
-    chosen: int | None
-    reason: str
-    notes: tuple[str, ...] = field(default_factory=tuple)
-
-
-def _halve(b: int) -> int | None:
-    return b // 2 if b >= 2 else None
-
-
-def _double(b: int) -> int:
-    return b * 2
-
-
-def out_of_bounds(b: int | None, lo: int, hi: int, train_size: int | None = None) -> str | None:
-    """Why batch size ``b`` may not be tried, or None if it may."""
-    if b is None or b < 1:
-        return "a batch cannot be smaller than 1"
-    if b < lo:
-        return f"{b} is below min_batch={lo}"
-    if b > hi:
-        return f"{b} is above max_batch={hi}"
-    if train_size is not None and b > train_size:
-        return (f"{b} is larger than the training split ({train_size} samples): the trainer "
-                f"would use the whole split, so it is pointless")
-    return None
-
-
-def _beats(a: float | None, b: float | None, metric: str) -> bool:
-    """A failed run (None) never improves; anything beats a failed run."""
-    if a is None:
-        return False
-    return b is None or core.better(a, b, metric)
-
-
-def first_batch_sizes(start: int, lo: int, hi: int, train_size: int | None = None) -> list[int]:
-    """The first round: the start, x0.5 and x2 (those within bounds)."""
-    return [start] + [b for b in (_halve(start), _double(start))
-                      if b is not None and out_of_bounds(b, lo, hi, train_size) is None]
-
-
-def next_batch_sizes(results: Mapping[int, float | None], start: int, lo: int, hi: int, *,
-                     metric: str = "accuracy", max_steps: int = 8,
-                     train_size: int | None = None) -> list[int] | Decision:
-    """The batch sizes to try next, or the Decision when the search is over.
-
-    ``results`` maps every batch size tried so far to its metric (mean over seeds), None for a
-    failed one. A failed run counts as "not improving". A tie is not an improvement, so the
-    smaller step wins ties with the start; when both neighbours beat the start by the same
-    amount the search goes down (the notes' first direction).
-    """
-    first = first_batch_sizes(start, lo, hi, train_size)
-    missing = [b for b in first if b not in results]
-    if missing:
-        return missing
-    notes = tuple(f"batch size {b} failed (no {metric}); counted as not improving"
-                  for b in sorted(results) if results[b] is None)
-    if all(v is None for v in results.values()):
-        return Decision(None, "every run failed, so no batch size can be chosen", notes)
-    steps = {"down": (_halve, "x0.5", "halving"), "up": (_double, "x2", "doubling")}
-    base = results[start]
-    winners = {d: step(start) for d, (step, _, _) in steps.items()
-               if step(start) in results and _beats(results[step(start)], base, metric)}
-    if not winners:
-        parts = []
-        for step, name, _ in steps.values():
-            b = step(start)
-            why = out_of_bounds(b, lo, hi, train_size)
-            parts.append(f"{name} not tried: {why}" if b not in results
-                         else f"{name} ({b}): {fmt(results[b])}")
-        tie = base is not None and any(results.get(step(start)) == base
-                                       for step, _, _ in steps.values())
-        return Decision(start, f"kept the start {start} ({metric} {fmt(base)}): neither neighbour "
-                        f"beat it ({'; '.join(parts)})"
-                        + ("; a tie does not count as an improvement" if tie else ""), notes)
-    if len(winners) == 2:
-        down, up = results[winners["down"]], results[winners["up"]]
-        direction = "up" if _beats(up, down, metric) else "down"
-    else:
-        direction = next(iter(winners))
-    step, _, verb = steps[direction]
-    best = start
-    b = step(start)
-    while b is not None and b in results:
-        if not _beats(results[b], results[best], metric):
-            tie = results[b] is not None and results[b] == results[best]
-            return Decision(best, f"{verb} from {start} improved {metric} up to {best} "
-                            f"({fmt(results[best])}); {b} did not improve on it "
-                            f"({fmt(results[b])}{', a tie' if tie else ''})", notes)
-        best, b = b, step(b)
-    why = out_of_bounds(b, lo, hi, train_size)
-    if why:
-        return Decision(best, f"{verb} from {start} improved {metric} all the way to {best} "
-                        f"({fmt(results[best])}); stopped there because {why}", notes)
-    if len(results) >= max_steps:
-        return Decision(best, f"{verb} from {start} was still improving {metric} at {best} "
-                        f"({fmt(results[best])}) when the cap of max_steps={max_steps} batch "
-                        f"sizes was reached", notes)
-    return [b]
 
 
 # --- spec ---------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from typing import Any
 
 from trainer.config import ConfigError, FieldError, config_to_json, make_config
 from trainer.experiments import core
-from trainer.experiments.batch_search import (
+from trainer.experiments.staged_selection import (
     METRICS,
     SPLITS,
     check_selection,
