@@ -21,15 +21,7 @@ from typing import Any
 
 from trainer.config import ConfigError, FieldError, config_to_json, make_config
 from trainer.experiments import core
-from trainer.experiments.staged_selection import (
-    METRICS,
-    SPLITS,
-    check_selection,
-    cli_names,
-    fmt,
-    metric_label,
-    seed_mean,
-)
+from trainer.experiments import staged_selection as selection
 
 KIND = "ladder"
 TITLE = "Tuning ladder"
@@ -167,7 +159,7 @@ def make_spec(base: Mapping[str, Any], *, stages: Mapping[str, Sequence[Any] | s
         chosen.append({"name": name, "values": list(values)})
     if not chosen and not any(e.field.startswith("stage") for e in errors):
         errors.append(FieldError("stages", "every stage is skipped: keep at least one"))
-    seed_list = check_selection(metric, split, seeds, errors)
+    seed_list = selection.check_selection(metric, split, seeds, errors)
     try:
         make_config(base)
     except ConfigError as exc:
@@ -270,8 +262,8 @@ def score_stages(exp: core.Experiment, members: Mapping[str, core.MemberState]
         for e in record["entries"]:
             states = [members.get(r) for r in e["run_ids"]]
             summaries = [s.summary if s else None for s in states]
-            value, failed = seed_mean(summaries, metric, split)
-            test, _ = seed_mean(summaries, metric, "test")
+            value, failed = selection.seed_mean(summaries, metric, split)
+            test, _ = selection.seed_mean(summaries, metric, "test")
             done = all(s is not None and s.done for s in states)
             entries.append({**e, "metric": value, "test": test, "done": done,
                             "failed": failed if done else 0})
@@ -304,9 +296,9 @@ class Ladder:
             + "; ".join(f"{s}: {format_values(s, v)}" for s, v in DEFAULT_VALUES.items()) + ")")
         parser.add_argument("--skip", action="append", default=[], choices=STAGES,
                             help="leave a stage out (repeatable)")
-        parser.add_argument("--metric", choices=METRICS, default="accuracy",
+        parser.add_argument("--metric", choices=selection.METRICS, default="accuracy",
                             help="what chooses each stage's best value (loss: lower is better)")
-        parser.add_argument("--split", choices=SPLITS, default="val",
+        parser.add_argument("--split", choices=selection.SPLITS, default="val",
                             help="split to choose on (default val; test would leak)")
         parser.add_argument("--seeds", default="",
                             help="seeds, e.g. 0,1,2: each value's metric is their mean")
@@ -320,7 +312,7 @@ class Ladder:
             stages[name.strip()] = text
         names = {"stages": "--stage", "metric": "--metric", "split": "--split",
                  "seeds": "--seeds", **{f"stage_{s}": f"--stage {s}" for s in STAGES}}
-        with cli_names(names):
+        with selection.cli_names(names):
             return make_spec(base, stages=stages, skip=args.skip, metric=args.metric,
                              split=args.split, seeds=args.seeds or str(base.get("seed", 0)))
 
@@ -360,26 +352,26 @@ class Ladder:
         spec = exp.spec
         metric, split = spec["metric"], spec["split"]
         stages = score_stages(exp, core.member_states(root, exp))
-        lines = [f"Tuning ladder on {metric_label(metric, split)}, mean over seeds "
+        lines = [f"Tuning ladder on {selection.metric_label(metric, split)}, mean over seeds "
                  f"{spec['seeds']}: " + " -> ".join(STAGE_TITLES[s["name"]]
                                                     for s in spec["stages"]) + ".",
                  f"Each stage's best value is chosen on {split}; test is shown for reference."]
         for s in stages:
             lines += ["", f"{s['title']} (fixed: {_fields(s['fixed']) or 'base config'})"]
             for i, e in enumerate(s["entries"]):
-                value = fmt(e["metric"]) if e["done"] else "running"
+                value = selection.fmt(e["metric"]) if e["done"] else "running"
                 mark = "  <- best" if i == s["best"] else ""
                 reused = " (reused)" if e["reused"] else ""
                 lines.append(f"  {e['label']:>22}  {split} {value:>8}  test "
-                             f"{fmt(e['test']) if e['done'] else '':>8}  "
+                             f"{selection.fmt(e['test']) if e['done'] else '':>8}  "
                              f"{', '.join(e['run_ids'])}{reused}{mark}")
         lines.append("")
         if exp.state == "running":
             lines.append(f"Still climbing: stage {len(stages)} of {len(spec['stages'])}.")
         elif exp.state == "finished":
+            best, test = (selection.fmt(exp.result.get(k)) for k in ("best_metric", "best_test"))
             lines.append(f"Chosen config: {_fields(exp.result.get('chosen', {}))} on top of the "
-                         f"base ({split} {metric} {fmt(exp.result.get('best_metric'))}, test "
-                         f"{fmt(exp.result.get('best_test'))}).")
+                         f"base ({split} {metric} {best}, test {test}).")
         lines += [f"Note: {n}" for n in exp.result.get("notes", [])]
         return "\n".join(lines)
 
