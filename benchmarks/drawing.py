@@ -31,9 +31,9 @@ read in the page with ``performance.now()``):
   caches are deleted, so the store parses every metrics.jsonl (what the first look at runs that
   just finished costs, once).
 - ``bytes_per_chart_max`` / ``_mean``: the chart message as Streamlit serialises it (the
-  Vega-Lite spec plus its Arrow datasets), built in this process by dashboard.live as the page
-  builds it; ``rows_per_chart_max``: rows of its data; ``ws_bytes``: every websocket byte the
-  page received in a cold visit (charts, sidebar, status rows), a cross-check.
+  Vega-Lite spec plus its Arrow datasets), built in this process by dashboard.metric_charts as
+  the page builds it; ``rows_per_chart_max``: rows of its data; ``ws_bytes``: every websocket
+  byte the page received in a cold visit (charts, sidebar, status rows), a cross-check.
 - ``server_build_s``: in this process, the server's part of the charts: the store's load of the
   selected runs (``server_load_s``) and building and serialising the three charts
   (``server_charts_s``); ``control_change_s.<control>``: the same when one control moves on
@@ -73,7 +73,7 @@ except ImportError:  # run as a script: benchmarks/ is on sys.path, the repo roo
     import make_runs  # type: ignore[no-redef]
     from _common import emit, median, parser, print_machine, ratio  # type: ignore[no-redef]
 
-from dashboard import live
+from dashboard import curve_view, metric_charts, run_labels
 from tests import browser_helpers
 
 DATA = Path(tempfile.gettempdir()) / "danlu-bench-drawing"
@@ -203,8 +203,9 @@ def control_changes(cache: Any, runs: list, versions: dict, frames: dict, view: 
     def rerun(v: Any) -> float:
         t0 = time.perf_counter()
         for metric in METRICS:
-            chart_message_bytes(live.metric_chart(cache, runs, versions, frames.__getitem__,
-                                                  metric, v))
+            chart = metric_charts.metric_chart(cache, runs, versions, frames.__getitem__,
+                                               metric, v)
+            chart_message_bytes(chart)
         return time.perf_counter() - t0
 
     moved = {"same": view, "strength": replace(view, strength=0.7),
@@ -228,21 +229,21 @@ def server_side(root: Path, ids: list[str]) -> dict[str, Any]:
     runs = [r for r in store.list_runs() if r.run_id in ids]
     frames = {r.run_id: store.metrics(r.run_id) for r in runs}
     load = time.perf_counter() - t0
-    cache = live.ChartCache()
+    cache = metric_charts.ChartCache()
     versions = {r.run_id: 0 for r in runs}
-    view = live.View(metrics=METRICS)
+    view = curve_view.View(metrics=METRICS)
     sizes, rows = [], []
     t0 = time.perf_counter()
     for metric in METRICS:
-        chart = live.metric_chart(cache, runs, versions, frames.__getitem__, metric, view)
+        chart = metric_charts.metric_chart(cache, runs, versions, frames.__getitem__, metric, view)
         sizes.append(chart_message_bytes(chart))
         rows.append(_chart_rows(chart))
     charts = time.perf_counter() - t0
     controls = control_changes(cache, runs, versions, frames, view)
 
     # Spikes: what the chart of train/loss holds against every raw value of every run.
-    frame = live.curve_metric_frame(cache, runs, versions, frames.__getitem__,
-                                    live.run_labels(runs), "train/loss", view)
+    frame = metric_charts.curve_metric_frame(cache, runs, versions, frames.__getitem__,
+                                             run_labels.run_labels(runs), "train/loss", view)
     spikes = kept = shown = max_kept = 0
     for r in runs:
         df = frames[r.run_id]
@@ -503,7 +504,8 @@ def main() -> None:
     print_machine("drawing")
     emit("drawing.runs", n_runs)
     emit("drawing.steps", steps)
-    emit("drawing.chart_points", live.CHART_POINTS, "the point budget a chart's runs share")
+    emit("drawing.chart_points", metric_charts.CHART_POINTS,
+         "the point budget a chart's runs share")
     made = not args.data.exists()
     args.data.mkdir(parents=True, exist_ok=True)
     if args.shots:

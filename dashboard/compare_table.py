@@ -21,7 +21,7 @@ import pandas as pd
 from pandas.io.formats.style import Styler
 
 from dashboard.format import duration
-from dashboard.store import RunInfo
+from dashboard.run_info import RunInfo
 from trainer import runlog
 from trainer.tricks import CATALOGUE
 

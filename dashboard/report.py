@@ -24,15 +24,24 @@ from typing import Any
 import altair as alt
 import pandas as pd
 
-from dashboard import bar_charts, curve_charts, curve_frames, live, prediction_charts
+from dashboard import (
+    bar_charts,
+    curve_charts,
+    curve_frames,
+    curve_view,
+    metric_charts,
+    prediction_charts,
+    run_details,
+)
 from dashboard import compare_table as cmp
 from dashboard.report_html import Cell, Page
-from dashboard.store import RunInfo, RunStore
+from dashboard.run_info import RunInfo
+from dashboard.store import RunStore
 from trainer import external, runlog
 from trainer.experiments import PROCEDURES, core
 from trainer.tricks import BY_NAME
 
-TRAIN_SMOOTHING, TRAIN_STRENGTH = live.DEFAULT_SMOOTHING, live.DEFAULT_STRENGTH
+TRAIN_SMOOTHING, TRAIN_STRENGTH = curve_view.DEFAULT_SMOOTHING, curve_view.DEFAULT_STRENGTH
 VAL_METRICS = ("accuracy", "f1", "loss")
 TABLE_ID = "danlu-metrics"
 
@@ -51,7 +60,7 @@ def reproduce_command(config: Mapping[str, Any]) -> str | None:
     (logged from a script or imported)."""
     if not config or external.is_external(config):
         return None
-    changes = live.config_changes(config)
+    changes = run_details.config_changes(config)
     items = [f"{k}={_set_value(v)}" for k, v in changes.items() if k in BY_NAME]
     command = "python -m trainer run"
     return command + (" --set " + " ".join(shlex.quote(i) for i in items) if items else "")
@@ -59,7 +68,7 @@ def reproduce_command(config: Mapping[str, Any]) -> str | None:
 
 def tricks_on(config: Mapping[str, Any]) -> list[str]:
     """The tricks (not settings such as dataset or lr) whose value is not the default."""
-    changes = live.config_changes(config) if not external.is_external(config) else {}
+    changes = run_details.config_changes(config) if not external.is_external(config) else {}
     return [f"{k}={_set_value(v)}" for k, v in changes.items()
             if k in BY_NAME and BY_NAME[k].kind == "trick"]
 
@@ -114,7 +123,7 @@ def curves(page: Page, store: RunStore, runs: Sequence[RunInfo], labels: Mapping
     """Training loss raw under smoothed, as on the Runs page; validation curves as on Compare
     (mean ± std bands for seed groups)."""
     frames = {r.run_id: store.metrics(r.run_id) for r in runs}
-    budget = live.points_per_run(len(runs))
+    budget = metric_charts.points_per_run(len(runs))
     page.heading("Curves", 3)
     frame = curve_frames.curve_frame(frames, "loss", "train", "step", TRAIN_SMOOTHING,
                                      TRAIN_STRENGTH, max_points=budget, labels=labels)

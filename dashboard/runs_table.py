@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from dashboard.compare_table import metric_values
-from dashboard.store import RunInfo
+from dashboard.run_info import RunInfo
 from trainer.config import ConfigError, make_config
 
 # (column, metric key, help): the val ones from the last val row, the test ones from summary.json

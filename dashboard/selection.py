@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import streamlit as st
 
-from dashboard.live import run_labels
-from dashboard.store import RunInfo
+from dashboard.run_info import RunInfo
+from dashboard.run_labels import run_labels
 
 SELECTED = "danlu_selected_runs"  # survives page switches (widget keys do not)
 CHOSEN_ELSEWHERE = "danlu_selected_runs_new"  # set by `choose`: the pickers must take it up

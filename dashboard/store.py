@@ -9,7 +9,8 @@ The run directory contract (file names, run id checks, the ``lost`` state) lives
   ``runlog.JsonlTail`` gives and 10 million rows cannot afford); long runs keep a derived
   columnar cache beside it (``metrics.cache.arrow``) so that a cold start maps their rows
   instead of parsing them;
-- a damaged file becomes a sentence in ``RunInfo.problems``, never an exception.
+- a damaged file becomes a sentence in ``RunInfo.problems`` (`dashboard.run_file_checks`
+  writes them), never an exception.
 
 No Streamlit here: pages wrap a ``RunStore`` in ``st.cache_resource``. Everything returned is a
 shared snapshot; treat it as read-only.
@@ -21,150 +22,20 @@ import os
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from dashboard.run_file_checks import JsonRead, check_files, load_predictions, not_regular
+from dashboard.run_info import RunInfo, normalise_tags
 from trainer import runlog, safe_read
-from trainer.columnar import BASE_COLUMNS, MetricsFile, cache_enabled
+from trainer.columnar import MetricsFile, cache_enabled
 
-__all__ = ["BASE_COLUMNS", "META", "TRASH", "RunInfo", "RunStore", "normalise_tags"]
-
-META, TRASH = runlog.META, runlog.TRASH  # the app's files (runlog owns every name of the root)
+__all__ = ["RunStore"]
 
 _Sig = tuple[int, int, int]  # (mtime_ns, size, inode): atomic replaces always change the inode
-
-
-def _num(value: Any) -> float | None:
-    """``value`` as a finite float, or None (status files may hold anything)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    value = float(value)
-    return value if np.isfinite(value) else None
-
-
-def normalise_tags(tags: Iterable[str] | str | None) -> list[str]:
-    """Stripped, de-duplicated (first wins), non-empty tags; a string is split on commas."""
-    if tags is None:
-        return []
-    if isinstance(tags, str):
-        tags = tags.split(",")
-    out: list[str] = []
-    for tag in tags:
-        if isinstance(tag, str) and (tag := tag.strip()) and tag not in out:
-            out.append(tag)
-    return out
-
-
-@dataclass
-class RunInfo:
-    """One run as read at ``checked_at``. ``problems`` lists what is wrong with its files."""
-
-    run_id: str
-    path: Path
-    config: dict[str, Any]  # {} if config.json is missing or unreadable
-    status: dict[str, Any]  # {} if status.json is missing or unreadable
-    state: str  # runlog.effective_state: a STATES value, "lost" or "unknown"
-    summary: dict[str, Any] | None
-    meta: dict[str, Any]  # {"tags": [...], "notes": "..."} from meta.json, {} if none
-    problems: list[str] = field(default_factory=list)
-    checked_at: float = field(default_factory=time.time)
-
-    @property
-    def name(self) -> str:
-        return runlog.display_name(self.config, self.run_id)
-
-    @property
-    def kind(self) -> str:
-        """``trained`` (a RunConfig: can be launched again), ``ensemble`` or ``external``."""
-        return runlog.run_kind(self.config)
-
-    @property
-    def tags(self) -> list[str]:
-        # Once the user has edited tags (meta.json), they replace the tags given at launch.
-        tags = self.meta["tags"] if "tags" in self.meta else self.config.get("tags")
-        return normalise_tags(tags if isinstance(tags, list | str) else None)
-
-    @property
-    def notes(self) -> str:
-        notes = self.meta.get("notes")
-        return notes if isinstance(notes, str) else ""
-
-    @property
-    def damaged(self) -> bool:
-        return bool(self.problems)
-
-    @property
-    def is_final(self) -> bool:
-        return self.state in runlog.FINAL_STATES
-
-    @property
-    def created(self) -> float | None:
-        return _num(self.status.get("created"))
-
-    @property
-    def started(self) -> float | None:
-        return _num(self.status.get("started"))
-
-    @property
-    def ended(self) -> float | None:
-        return _num(self.status.get("ended"))
-
-    @property
-    def heartbeat(self) -> float | None:
-        return _num(self.status.get("heartbeat"))
-
-    @property
-    def step(self) -> int | None:
-        step = _num(self.status.get("step"))
-        return None if step is None else int(step)
-
-    @property
-    def total_steps(self) -> int | None:
-        total = _num(self.status.get("total_steps"))
-        return None if total is None else int(total)
-
-    @property
-    def error(self) -> str | None:
-        error = self.status.get("error")
-        return error if isinstance(error, str) and error else None
-
-    @property
-    def reason(self) -> str | None:
-        reason = self.status.get("reason")
-        return reason if isinstance(reason, str) and reason else None
-
-    @property
-    def elapsed_s(self) -> float | None:
-        """Seconds from start to end (or to ``checked_at`` while it has not ended)."""
-        if self.started is None:
-            return None
-        end = self.ended
-        if end is None:
-            # A lost or damaged run has no end time; its last heartbeat is the best guess.
-            end = self.checked_at if self.state == "running" else self.heartbeat or self.checked_at
-        return max(0.0, end - self.started)
-
-    @property
-    def progress(self) -> float | None:
-        """Fraction of steps done, 0..1, or None if the run does not say."""
-        if self.state == "finished":
-            return 1.0
-        step, total = _num(self.status.get("step")), _num(self.status.get("total_steps"))
-        if step is None or not total or total <= 0:
-            return None
-        return min(1.0, max(0.0, step / total))
-
-    @property
-    def eta_s(self) -> float | None:
-        """Seconds left for a running run, extrapolated from its progress so far."""
-        progress, elapsed = self.progress, self.elapsed_s
-        if self.state != "running" or not progress or progress >= 1.0 or elapsed is None:
-            return None
-        return elapsed * (1.0 - progress) / progress
 
 
 class RunStore:
@@ -251,62 +122,25 @@ class RunStore:
                 del self._problems[key]
 
     def _info(self, run_id: str, path: Path, now: float) -> RunInfo:
-        problems: list[str] = []
-        config, config_there, config_bad = self._read_json(path / runlog.CONFIG)
-        status, status_there, status_bad = self._read_json(path / runlog.STATUS)
-        summary, summary_there, summary_bad = self._read_json(path / runlog.SUMMARY)
-        meta, _, meta_bad = self._read_json(path / META)
-
-        if not config_there and not status_there:
-            problems.append("no config.json and no status.json: not a run, or one being created")
-        else:
-            for name, there, bad in ((runlog.CONFIG, config_there, config_bad),
-                                     (runlog.STATUS, status_there, status_bad)):
-                if not there:
-                    problems.append(f"{name} is missing")
-                elif bad:
-                    problems.append(bad)
-        if status is not None:
-            status, found = runlog.check_status(status)
-            problems += found
-        if config is not None:
-            config, found = _check_config(config)
-            problems += found
-        state = runlog.effective_state(status, now)
-        if summary_bad:
-            problems.append(summary_bad)
-        elif summary is not None and not isinstance(summary.get("test"), dict):
-            problems.append("summary.json has no test metrics")
-        elif summary is not None:
-            summary, found = _check_summary(summary)
-            problems += found
-        elif (not summary_there and state == "finished"
-              and runlog.run_kind(config) != runlog.EXTERNAL):
-            # A script's run need not log predictions; a trainer run always writes them.
-            problems.append("the run finished but summary.json is missing")
-        if meta_bad:
-            problems.append(meta_bad + " (tags and notes ignored)")
-        elif meta is not None:
-            meta, found = _check_meta(meta)
-            problems += found
-
-        problems += _not_regular(path)
+        found = check_files(*(self._read_json(path / name) for name in
+                              (runlog.CONFIG, runlog.STATUS, runlog.SUMMARY, runlog.META)), now)
+        problems = found.problems + not_regular(path)
         with self._lock:
             problems += [text for (rid, _), text in self._problems.items() if rid == run_id]
         problems = list(dict.fromkeys(problems))  # a refusal found by listing and by reading
         return RunInfo(
             run_id=run_id,
             path=path,
-            config=config or {},
-            status=status or {},
-            state=state,
-            summary=summary,
-            meta=meta or {},
+            config=found.config or {},
+            status=found.status or {},
+            state=found.state,
+            summary=found.summary,
+            meta=found.meta or {},
             problems=problems,
             checked_at=now,
         )
 
-    def _read_json(self, path: Path) -> tuple[dict[str, Any] | None, bool, str | None]:
+    def _read_json(self, path: Path) -> JsonRead:
         """(the JSON object or None, whether the file exists, what is wrong with it), re-read
         only if it changed. Read through trainer.safe_read: a FIFO or a symlink in its place is a
         problem, never a wait or a file from elsewhere."""
@@ -402,7 +236,7 @@ class RunStore:
             cached = self._predictions.get(run_id)
         if cached is not None and cached[0] == sig:
             return cached[1]
-        result, problem = _load_predictions(path.parent)
+        result, problem = load_predictions(path.parent)
         with self._lock:
             self._predictions[run_id] = (sig, result)
         self._note(run_id, runlog.PREDICTIONS, problem)
@@ -414,7 +248,7 @@ class RunStore:
         """Save the user's tags and notes in the run's meta.json (atomically); return them."""
         path = self._writable(run_id)
         meta = {"tags": normalise_tags(tags), "notes": str(notes or ""), "updated": time.time()}
-        runlog.write_json_atomic(path / META, meta)
+        runlog.write_json_atomic(path / runlog.META, meta)
         return meta
 
     def move_to_trash(self, run_id: str) -> Path:
@@ -426,7 +260,7 @@ class RunStore:
         state = runlog.effective_state(runlog.read_json(path / runlog.STATUS))  # fresh, not cached
         if state == "running":
             raise ValueError(f"run {run_id} is running: cancel it before moving it to the trash")
-        trash = self.root / TRASH
+        trash = self.root / runlog.TRASH
         trash.mkdir(exist_ok=True)
         target = trash / run_id
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -458,80 +292,3 @@ class RunStore:
         if not path.is_dir():
             raise ValueError(f"there is no run {run_id} in {self.root}")
         return path
-
-
-def _not_regular(run_dir: Path) -> list[str]:
-    """Sentences for the run's other files that will not be read (a FIFO, a symlink...): found
-    by one lstat each while listing, so the run shows its problem before anyone opens them."""
-    problems = []
-    for name in (runlog.METRICS, runlog.STDOUT, runlog.PREDICTIONS):
-        try:
-            safe_read.check_regular(run_dir / name)
-        except safe_read.Refused as exc:
-            problems.append(str(exc))
-        except OSError:
-            pass
-    return problems
-
-
-MAX_NAME = 200  # characters of a run name shown; a longer one is cut (a page sends every name)
-
-
-def _check_config(config: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """The config with a name or tags of the wrong type or size replaced, and why."""
-    problems = []
-    name = config.get("name")
-    if name is not None and not isinstance(name, str):
-        problems.append(f"config.json name is {type(name).__name__}, not text (ignored)")
-        config = {k: v for k, v in config.items() if k != "name"}
-    elif isinstance(name, str) and len(name) > MAX_NAME:
-        problems.append(f"config.json name has {len(name)} characters: cut to {MAX_NAME}")
-        config = {**config, "name": name[:MAX_NAME] + "…"}
-    tags = config.get("tags")
-    if tags is not None and not isinstance(tags, list | str):
-        problems.append(f"config.json tags are {type(tags).__name__}, not a list (ignored)")
-        config = {k: v for k, v in config.items() if k != "tags"}
-    return config, problems
-
-
-def _numbers(values: Any) -> bool:
-    return isinstance(values, list) and all(
-        v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in values)
-
-
-def _check_summary(summary: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """summary.json with class names and per-class values of the wrong shape dropped (Compare
-    draws them for every run together: one bad list would blank the chart for all), and why."""
-    problems = []
-    names = summary.get("class_names")
-    if names is not None and not (isinstance(names, list)
-                                  and all(isinstance(n, str | int) for n in names)):
-        problems.append("summary.json class_names is not a list of names (ignored)")
-        summary = {k: v for k, v in summary.items() if k != "class_names"}
-    per_class = summary["test"].get("per_class")
-    if per_class is not None and not (isinstance(per_class, dict)
-                                      and all(_numbers(v) for v in per_class.values())):
-        problems.append("summary.json per-class values are not lists of numbers (ignored)")
-        test = {k: v for k, v in summary["test"].items() if k != "per_class"}
-        summary = {**summary, "test": test}
-    return summary, problems
-
-
-def _check_meta(meta: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """meta.json with tags or notes of the wrong type dropped, and why."""
-    bad = [k for k, kind in (("tags", list | str), ("notes", str))
-           if k in meta and not isinstance(meta[k], kind)]
-    if not bad:
-        return meta, []
-    return ({k: v for k, v in meta.items() if k not in bad},
-            [f"meta.json {' and '.join(bad)} of the wrong type (ignored)"])
-
-
-def _load_predictions(run_dir: Path) -> tuple[tuple[np.ndarray, np.ndarray] | None, str | None]:
-    """((y_true, y_prob), None) or (None, what is wrong): runlog's one checked reader."""
-    try:
-        return runlog.read_predictions(run_dir), None
-    except FileNotFoundError:
-        return None, None
-    except runlog.BadPredictions as exc:
-        return None, str(exc)

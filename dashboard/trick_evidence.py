@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from dashboard.compare_table import metric_values
-from dashboard.store import RunInfo
+from dashboard.run_info import RunInfo
 from trainer.tricks import Trick
 
 DEMO_TAG = "demo"

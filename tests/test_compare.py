@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from dashboard import compare_table as cmp
-from dashboard.store import RunInfo, RunStore
+from dashboard.run_info import RunInfo
+from dashboard.store import RunStore
 from tests.fakeruns import make_run
 
 

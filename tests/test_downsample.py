@@ -65,7 +65,7 @@ def noisy_loss_with_spikes(seed: int, n: int = N):
 def test_every_isolated_spike_survives_a_small_budget(seed):
     # One run's share of a chart with 20 runs; zooming in on the browser's side shows only
     # what was sent, so each spike must be in it.
-    from dashboard.live import points_per_run
+    from dashboard.metric_charts import points_per_run
 
     budget = points_per_run(20)
     step, loss, at = noisy_loss_with_spikes(seed)

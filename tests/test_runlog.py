@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from dashboard import compare_table as cmp
-from dashboard import live
+from dashboard import metric_names, run_labels
 from dashboard.store import RunStore
 from tests.fakeruns import make_run
 from trainer import loop, runlog
@@ -122,8 +122,8 @@ def test_the_runs_page_orders_metrics_by_the_table() -> None:
     frame = pd.DataFrame({"split": ["val"], "step": [1], "epoch": [1], "t": [1.0],
                           "ece": [0.1], "auc": [0.9], "zzz": [1.0], "loss": [0.3],
                           "accuracy": [0.8]})
-    assert live.metric_names([frame]) == ["val/loss", "val/accuracy", "val/auc", "val/ece",
-                                          "val/zzz"]
+    assert metric_names.metric_names([frame]) == ["val/loss", "val/accuracy", "val/auc", "val/ece",
+                                                  "val/zzz"]
 
 
 # --- identity: one rule for "same config but seed" and for names ------------------------------
@@ -139,7 +139,7 @@ def _seed_runs(root: Path, seeds: list[int]) -> list:
 def test_a_seed_run_twice_is_one_seed_in_every_group_label(tmp_path: Path) -> None:
     runs = _seed_runs(tmp_path, [0, 0, 1])
     # The Runs page's bands said "3 seeds" for seeds 0, 0 and 1.
-    (label,) = live.seed_groups(runs)
+    (label,) = run_labels.seed_groups(runs)
     assert label == "wide (2 seeds, 3 runs)"
     table = cmp.group_table(runs)
     assert table["run"].tolist() == ["wide (2 seeds, 3 runs)"] and table["n"].tolist() == [3]
@@ -148,7 +148,7 @@ def test_a_seed_run_twice_is_one_seed_in_every_group_label(tmp_path: Path) -> No
 
 def test_groups_of_distinct_seeds_say_seeds(tmp_path: Path) -> None:
     runs = _seed_runs(tmp_path, [0, 1, 2])
-    assert list(live.seed_groups(runs)) == ["wide (3 seeds)"]
+    assert list(run_labels.seed_groups(runs)) == ["wide (3 seeds)"]
     assert runlog.seed_count_label([{}, {}]) == "2 runs"  # no seeds (ensembles): no claim
     assert runlog.seed_count_label([{"seed": 4}]) == "1 seed"
 
@@ -170,7 +170,7 @@ def test_one_label_rule_for_legends_tables_and_pickers(tmp_path: Path) -> None:
     expected = {"20260101-000000-a": "same (20260101-000000-a)",
                 "20260101-000001-b": "same (20260101-000001-b)"}
     assert cmp.unique_labels(runs) == expected
-    assert live.run_labels(runs) == expected
+    assert run_labels.run_labels(runs) == expected
     assert ens_members.member_labels(ens_members.read_members(tmp_path, list(expected))) == expected
     assert runlog.display_name({"name": "  "}, "rid") == "rid"
 

@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard.store import RunStore, normalise_tags
+from dashboard.run_info import normalise_tags
+from dashboard.store import RunStore
 from trainer import columnar, runlog, safe_read
 
 

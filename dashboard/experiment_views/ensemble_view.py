@@ -14,7 +14,7 @@ import streamlit as st
 from dashboard import chart_files, chart_style, context, selection
 from dashboard import compare_table as cmp
 from dashboard.format import number
-from dashboard.store import RunInfo
+from dashboard.run_info import RunInfo
 from trainer import experiments, runlog
 from trainer.experiments import core
 from trainer.experiments import ensemble as ens

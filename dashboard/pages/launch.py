@@ -11,7 +11,7 @@ import streamlit as st
 
 from dashboard import context, form, launch, selection
 from dashboard.format import duration, state_css, state_label
-from dashboard.store import RunInfo
+from dashboard.run_info import RunInfo
 from trainer.config import ConfigError, make_config
 from trainer.queue import worker_running
 from trainer.tricks import BY_NAME, CATALOGUE

@@ -4,7 +4,16 @@ import zlib
 
 import streamlit as st
 
-from dashboard import chart_files, launch, live, selection
+from dashboard import (
+    chart_files,
+    curve_view,
+    launch,
+    metric_charts,
+    metric_names,
+    run_details,
+    run_labels,
+    selection,
+)
 from dashboard import runs_table as table
 from dashboard.context import (
     can_write,
@@ -16,12 +25,12 @@ from dashboard.context import (
 )
 from dashboard.curve_frames import X_CHOICES, X_LABELS
 from dashboard.format import state_css
+from dashboard.run_info import RunInfo
 from dashboard.smoothing import SMOOTHING_KINDS
-from dashboard.store import RunInfo
 from trainer import runlog
 
 VIEW = "danlu_runs_view"  # the last view; widget state is dropped when the page is left
-CHARTS = "danlu_runs_charts"  # live.ChartCache of this session
+CHARTS = "danlu_runs_charts"  # metric_charts.ChartCache of this session
 TABLE_ROWS = "danlu_runs_table_rows"  # run id -> (version, row) of the runs table
 FLASH = "danlu_runs_flash"  # a message to show after the rerun an action causes
 PRELOAD = "preload"  # the description of the empty chart `preload_charts` sends
@@ -82,7 +91,7 @@ def _init(key: str, value: object) -> None:
 def smoothing_control(sidebar: st.delta_generator.DeltaGenerator, kind: str,
                       chosen: list[RunInfo], x: str) -> float:
     """The slider of ``kind``'s own parameter, and what it comes to in units of ``x``."""
-    control = live.SMOOTHING_CONTROLS.get(kind)
+    control = curve_view.SMOOTHING_CONTROLS.get(kind)
     if control is None:
         return 0.0
     key = f"runs_strength_{kind}"
@@ -90,38 +99,38 @@ def smoothing_control(sidebar: st.delta_generator.DeltaGenerator, kind: str,
     value = sidebar.slider(control.label, 0.0, control.top, step=control.step, key=key,
                            help=control.help)
     if control.of_span:
-        span = live.x_span((store().metrics(r.run_id) for r in chosen), x)
+        span = curve_view.x_span((store().metrics(r.run_id) for r in chosen), x)
         width = value / 100.0 * span
         sidebar.caption(f"= {width:,.4g} {X_UNITS[x]} on these runs")
-    return live.parse_strength(str(value), kind)
+    return curve_view.parse_strength(str(value), kind)
 
 
-def view_controls(chosen: list[RunInfo]) -> live.View:
+def view_controls(chosen: list[RunInfo]) -> curve_view.View:
     """Sidebar controls for how curves are drawn, read from and written to the URL."""
-    saved: live.View = st.session_state.get(VIEW, live.View(metrics=()))
+    saved: curve_view.View = st.session_state.get(VIEW, curve_view.View(metrics=()))
     query = st.query_params
-    any_live = any(live.is_live(r) for r in chosen)
-    available = live.metric_names(store().metrics(r.run_id) for r in chosen)
+    any_live = any(run_details.is_live(r) for r in chosen)
+    available = metric_names.metric_names(store().metrics(r.run_id) for r in chosen)
     if "metric" in query:
-        metrics = live.parse_metrics(query.get("metric"))
+        metrics = curve_view.parse_metrics(query.get("metric"))
     else:
-        metrics = list(saved.metrics) or live.default_metrics(available, any_live)
+        metrics = list(saved.metrics) or metric_names.default_metrics(available, any_live)
     _init("runs_metric", metrics)
     _init("runs_smoothing", selection.query_value("smoothing", SMOOTHING_KINDS, saved.smoothing))
     # Each kind has its own slider (its own units); the one shown first takes the URL's value.
     first = st.session_state["runs_smoothing"]
-    _init(f"runs_strength_{first}", live.parse_strength(
+    _init(f"runs_strength_{first}", curve_view.parse_strength(
         query.get("strength"), first, saved.strength if saved.smoothing == first else None))
     _init("runs_x", selection.query_value("x", X_CHOICES, saved.x))
-    _init("runs_log", live.parse_flag(query.get("log")) if "log" in query else saved.log_y)
-    _init("runs_group", live.parse_flag(query.get("group")) if "group" in query
+    _init("runs_log", curve_view.parse_flag(query.get("log")) if "log" in query else saved.log_y)
+    _init("runs_group", curve_view.parse_flag(query.get("group")) if "group" in query
           else saved.group_seeds)
 
     sidebar = st.sidebar
     sidebar.subheader("View")
     # Metrics asked for (by a link, or before a live run logged them) stay choosable.
     extra = [m for m in (*st.session_state["runs_metric"],
-                         *(live.DEFAULT_METRICS if any_live else ())) if m not in available]
+                         *(metric_names.DEFAULT_METRICS if any_live else ())) if m not in available]
     metrics = sidebar.multiselect(
         "Metrics", list(dict.fromkeys([*available, *extra])), key="runs_metric",
         help="One chart per metric: split/metric as the trainer logs it.")
@@ -129,17 +138,17 @@ def view_controls(chosen: list[RunInfo]) -> live.View:
                       format_func=lambda k: X_LABELS[k])
     smoothing = sidebar.selectbox(
         "Smoothing", SMOOTHING_KINDS, key="runs_smoothing",
-        format_func=lambda k: live.SMOOTHING_LABELS.get(k, k),
+        format_func=lambda k: curve_view.SMOOTHING_LABELS.get(k, k),
         help="The raw values are always drawn, faded, under the smoothed line.")
     strength = smoothing_control(sidebar, smoothing, chosen, x)
     log_y = sidebar.toggle("Log scale (y)", key="runs_log")
     group = False
-    if live.has_seed_groups(chosen):
+    if run_labels.has_seed_groups(chosen):
         group = sidebar.toggle("Group seeds (mean ± spread)", key="runs_group",
                                help="Runs that differ only by seed become one band: the mean "
                                "of their smoothed curves ± one standard deviation.")
-    view = live.View(metrics=tuple(metrics), smoothing=smoothing, strength=strength,
-                     x=x, log_y=log_y, group_seeds=group)
+    view = curve_view.View(metrics=tuple(metrics), smoothing=smoothing, strength=strength,
+                           x=x, log_y=log_y, group_seeds=group)
     st.session_state[VIEW] = view
     selection.set_query(**view.to_query())
     return view
@@ -148,10 +157,10 @@ def view_controls(chosen: list[RunInfo]) -> live.View:
 def status_line(run: RunInfo) -> None:
     """One progress bar per run, its name and state in the bar's text: 20 runs stay 20 light
     elements (a bordered row of columns each made the browser's first paint slow)."""
-    step, eta = live.live_progress(run, store().metrics(run.run_id))
+    step, eta = run_details.live_progress(run, store().metrics(run.run_id))
     done = 1.0 if run.state == "finished" else (step or 0) / (run.total_steps or 1)
-    parts = [f"**{run.name}**", live.state_text(run), live.progress_text(run, step, eta),
-             live.elapsed_text(run)]
+    parts = [f"**{run.name}**", run_details.state_text(run),
+             run_details.progress_text(run, step, eta), run_details.elapsed_text(run)]
     st.progress(min(1.0, done), text=" · ".join(p for p in parts if p))
     if run.state == "failed":
         st.error(run.reason or "The run failed without saying why; see its log (Details, Log).")
@@ -164,26 +173,27 @@ def status_line(run: RunInfo) -> None:
         st.warning(f"{run.run_id}: " + "; ".join(run.problems))
 
 
-def charts_grid(runs: list[RunInfo], versions: dict[str, int], view: live.View,
-                frames: live.FrameSource) -> None:
+def charts_grid(runs: list[RunInfo], versions: dict[str, int], view: curve_view.View,
+                frames: metric_charts.FrameSource) -> None:
     if not view.metrics:
         st.info("Choose metrics to chart in the sidebar.")
         return
-    cache: live.ChartCache = st.session_state.setdefault(CHARTS, live.ChartCache())
+    cache: metric_charts.ChartCache = st.session_state.setdefault(CHARTS,
+                                                                  metric_charts.ChartCache())
     columns = st.columns(2)
     for i, metric in enumerate(view.metrics):
         with columns[i % 2], page_guard(f"the {metric} chart"):
-            chart_files.show(live.metric_chart(cache, runs, versions, frames, metric, view),
-                             metric, f"runs_chart_{metric}")
+            chart = metric_charts.metric_chart(cache, runs, versions, frames, metric, view)
+            chart_files.show(chart, metric, f"runs_chart_{metric}")
     cache.keep_only(view.metrics, versions)
 
 
-def runs_table(runs: list[RunInfo], versions: dict[str, int], frames: live.FrameSource
+def runs_table(runs: list[RunInfo], versions: dict[str, int], frames: metric_charts.FrameSource
                ) -> list[RunInfo]:
     """The chosen runs as a sortable table; returns the runs whose rows are selected (all of
     them when none is): the charts show those."""
     rows = st.session_state.setdefault(TABLE_ROWS, {})
-    data = table.runs_table(runs, live.run_labels(runs), frames, versions, rows)
+    data = table.runs_table(runs, run_labels.run_labels(runs), frames, versions, rows)
     for gone in set(rows) - set(versions):
         del rows[gone]
     config = {name: st.column_config.NumberColumn(name, help=text, format="%.4f")
@@ -204,12 +214,12 @@ def runs_table(runs: list[RunInfo], versions: dict[str, int], frames: live.Frame
     return [runs[i] for i in sorted(rows)] or runs
 
 
-def live_section(run_ids: list[str], view: live.View, polling: bool) -> None:
+def live_section(run_ids: list[str], view: curve_view.View, polling: bool) -> None:
     """Status, table and charts; redrawn every second while a chosen run is queued or running."""
     w = watcher()
     versions = {i: w.version(i) for i in run_ids}  # before reading: a later write bumps them
     runs = [r for r in (store().get(i) for i in run_ids) if r is not None]
-    frames = live.frame_loader(store().metrics)
+    frames = metric_charts.frame_loader(store().metrics)
     with page_guard("the run status"):
         for run in runs:
             status_line(run)
@@ -218,7 +228,7 @@ def live_section(run_ids: list[str], view: live.View, polling: bool) -> None:
         charted = runs_table(runs, versions, frames)
     with page_guard("the charts"):
         charts_grid(charted, versions, view, frames)
-    if polling and not any(live.is_live(r) for r in runs):
+    if polling and not any(run_details.is_live(r) for r in runs):
         st.rerun()  # all done: a full rerun stops the polling
 
 
@@ -243,7 +253,7 @@ def manage(run: RunInfo) -> None:
                 st.error(f"Could not save: {exc}")
             else:
                 flash(f"Saved tags and notes of {run.name}.")
-    if live.is_live(run) and st.button("Cancel run", key=f"runs_cancel_{run.run_id}"):
+    if run_details.is_live(run) and st.button("Cancel run", key=f"runs_cancel_{run.run_id}"):
         try:
             message = launch.cancel_run(runs_root(), run.run_id, allowed=can_write())
         except (launch.LaunchRefused, ValueError, OSError) as exc:
@@ -279,7 +289,7 @@ def details(chosen: list[RunInfo]) -> None:
     by_id = {r.run_id: r for r in chosen}
     if st.session_state.get("runs_details") not in by_id:
         st.session_state.pop("runs_details", None)  # its run was unchosen or deleted
-    labels = live.run_labels(store().list_runs())  # as the picker's: the same run reads alike
+    labels = run_labels.run_labels(store().list_runs())  # as the picker's: the same run reads alike
     run_id = st.selectbox("Run", list(by_id), key="runs_details",
                           format_func=lambda i: labels.get(i, i),
                           label_visibility="collapsed" if len(chosen) == 1 else "visible")
@@ -296,7 +306,7 @@ def details(chosen: list[RunInfo]) -> None:
                         "fine-tuned from)")
             st.json(run.config)
         elif part == "Config":
-            changes = live.config_changes(run.config)
+            changes = run_details.config_changes(run.config)
             st.markdown("**Differs from the defaults**")
             if changes:
                 st.json(changes)
@@ -305,7 +315,7 @@ def details(chosen: list[RunInfo]) -> None:
             st.markdown("**Full config**")
             st.json(run.config, expanded=False)
         elif part == "Log":
-            st.fragment(run_every=2.0 if live.is_live(run) else None)(show_log)(run.run_id)
+            st.fragment(run_every=2.0 if run_details.is_live(run) else None)(show_log)(run.run_id)
         else:
             manage(run)
 
@@ -341,7 +351,7 @@ with page_guard("the runs"):
     if not chosen:
         st.info("Choose runs in the sidebar to see their curves.")
     else:
-        polling = any(live.is_live(r) for r in chosen)
+        polling = any(run_details.is_live(r) for r in chosen)
         st.fragment(run_every=1.0 if polling else None)(live_section)(
             [r.run_id for r in chosen], view, polling)
         st.subheader("Details")
