@@ -82,22 +82,21 @@ def _series(
     return xs, raw, smooth(raw, smoothing, param, x=xs)
 
 
-def _validate_smoothing(smoothing: str, param: float) -> None:
+def _check_args(x: str, smoothing: str, param: float, max_points: int, least: int) -> None:
+    """Raise ValueError for an unknown ``x``, smoothing kind or parameter, or a ``max_points``
+    that is not an integer of at least ``least``."""
+    check_x(x)
     # smooth() checks kind and parameter even for an empty series, so bad arguments fail
     # loudly even when no run has data yet.
     smooth(np.empty(0), smoothing, param)
+    if (isinstance(max_points, bool) or not isinstance(max_points, numbers.Integral)
+            or max_points < least):
+        raise ValueError(f"max_points must be an integer >= {least}, got {max_points!r}")
 
 
-def curve_frame(
-    runs: Mapping[str, pd.DataFrame],
-    metric: str,
-    split: str,
-    x: str,
-    smoothing: str,
-    param: float,
-    max_points: int = DEFAULT_POINTS,
-    labels: Mapping[str, str] | None = None,
-) -> pd.DataFrame:
+def curve_frame(runs: Mapping[str, pd.DataFrame], metric: str, split: str, x: str, smoothing: str,
+                param: float, max_points: int = DEFAULT_POINTS,
+                labels: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Long frame of one metric of several runs, smoothed then downsampled, ready to chart.
 
     Columns ``run`` (display label), ``run_id``, ``x``, ``raw``, ``smooth`` (float64). For each
@@ -116,18 +115,9 @@ def curve_frame(
 
     Raises ValueError for an unknown ``x``, smoothing kind or parameter, or ``max_points < 3``.
     """
-    check_x(x)
-    _validate_smoothing(smoothing, param)
-    if (
-        isinstance(max_points, bool)
-        or not isinstance(max_points, numbers.Integral)
-        or max_points < 3
-    ):
-        raise ValueError(f"max_points must be an integer >= 3, got {max_points!r}")
+    _check_args(x, smoothing, param, max_points, least=3)
     names = runlog.unique_labels({rid: str((labels or {}).get(rid, rid)) for rid in runs})
-    parts: dict[str, list[np.ndarray]] = {c: [] for c in ("x", "raw", "smooth")}
-    run_col: list[np.ndarray] = []
-    id_col: list[np.ndarray] = []
+    columns: dict[str, list[np.ndarray]] = {c: [] for c in CURVE_COLUMNS}
     for run_id, df in runs.items():
         series = _series(df, metric, split, x, smoothing, param)
         if series is None:
@@ -137,34 +127,20 @@ def curve_frame(
             downsample_indices(xs, raw, max_points),
             downsample_indices(xs, sm, max(MIN_POINTS, max_points // SMOOTH_SHARE)),
         )
+        columns["run"].append(np.full(idx.size, names[run_id], dtype=object))
+        columns["run_id"].append(np.full(idx.size, run_id, dtype=object))
         for name, values in zip(("x", "raw", "smooth"), (xs, raw, sm), strict=True):
-            parts[name].append(values[idx])
-        run_col.append(np.full(idx.size, names[run_id], dtype=object))
-        id_col.append(np.full(idx.size, run_id, dtype=object))
-    if run_col:
-        data = {
-            "run": np.concatenate(run_col),
-            "run_id": np.concatenate(id_col),
-            **{name: np.concatenate(values) for name, values in parts.items()},
-        }
-    else:
-        data = {"run": np.empty(0, object), "run_id": np.empty(0, object)}
-        data |= {name: np.empty(0, np.float64) for name in parts}
+            columns[name].append(values[idx])
+    data = {name: np.concatenate(parts) if parts else
+            np.empty(0, object if name in ("run", "run_id") else np.float64)
+            for name, parts in columns.items()}
     frame = pd.DataFrame(data, columns=list(CURVE_COLUMNS))
     frame.attrs["runs"] = sorted(names.values())
     return frame
 
 
-
-def band_frame(
-    groups: Mapping[str, Mapping[str, pd.DataFrame]],
-    metric: str,
-    split: str,
-    x: str,
-    smoothing: str,
-    param: float,
-    max_points: int = DEFAULT_POINTS,
-) -> pd.DataFrame:
+def band_frame(groups: Mapping[str, Mapping[str, pd.DataFrame]], metric: str, split: str, x: str,
+               smoothing: str, param: float, max_points: int = DEFAULT_POINTS) -> pd.DataFrame:
     """Mean and spread across seeds of each group's smoothed curve, on a common x grid.
 
     ``groups`` maps a group label to its runs (run id -> metrics frame), runs that differ only
@@ -178,10 +154,7 @@ def band_frame(
     Columns: ``group``, ``x``, ``mean``, ``std`` (sample standard deviation, ddof=1; 0 where
     ``n == 1``), ``lower``/``upper`` (mean ∓ std), ``min``, ``max``, ``n``.
     """
-    check_x(x)
-    _validate_smoothing(smoothing, param)
-    if max_points < 2:
-        raise ValueError(f"max_points must be >= 2, got {max_points!r}")
+    _check_args(x, smoothing, param, max_points, least=2)
     out = []
     for group, runs in groups.items():
         curves = []
@@ -193,42 +166,43 @@ def band_frame(
             ok = np.isfinite(sm)
             if ok.any():
                 curves.append((xs[ok], sm[ok]))
-        if not curves:
-            continue
-        grid = np.unique(np.concatenate([xs for xs, _ in curves]))
-        if grid.size > max_points:
-            grid = np.linspace(grid[0], grid[-1], max_points)
-        values = np.full((len(curves), grid.size), np.nan)
-        for i, (xs, sm) in enumerate(curves):
-            inside = (grid >= xs[0]) & (grid <= xs[-1])
-            values[i, inside] = np.interp(grid[inside], xs, sm)
-        present = ~np.isnan(values)
-        n = present.sum(0)
-        filled = np.where(present, values, 0.0)
-        mean = filled.sum(0) / np.maximum(n, 1)
-        sq = np.where(present, (values - mean) ** 2, 0.0).sum(0)
-        std = np.sqrt(sq / np.maximum(n - 1, 1))
-        lo = np.where(present, values, np.inf).min(0)
-        hi = np.where(present, values, -np.inf).max(0)
-        has = n > 0
-        out.append(
-            pd.DataFrame(
-                {
-                    "group": str(group),
-                    "x": grid[has],
-                    "mean": mean[has],
-                    "std": std[has],
-                    "lower": (mean - std)[has],
-                    "upper": (mean + std)[has],
-                    "min": lo[has],
-                    "max": hi[has],
-                    "n": n[has].astype(np.int64),
-                }
-            )
-        )
+        if curves:
+            out.append(_band(str(group), curves, max_points))
     if not out:
         empty = {c: np.empty(0, np.float64) for c in BAND_COLUMNS}
         empty["group"] = np.empty(0, object)
         empty["n"] = np.empty(0, np.int64)
         return pd.DataFrame(empty, columns=list(BAND_COLUMNS))
     return pd.concat(out, ignore_index=True)
+
+
+def _band(group: str, curves: list[tuple[np.ndarray, np.ndarray]], max_points: int
+          ) -> pd.DataFrame:
+    """The rows of one group of `band_frame`: ``curves`` are its runs' (x, smoothed) points."""
+    grid = np.unique(np.concatenate([xs for xs, _ in curves]))
+    if grid.size > max_points:
+        grid = np.linspace(grid[0], grid[-1], max_points)
+    values = np.full((len(curves), grid.size), np.nan)
+    for i, (xs, sm) in enumerate(curves):
+        inside = (grid >= xs[0]) & (grid <= xs[-1])
+        values[i, inside] = np.interp(grid[inside], xs, sm)
+    present = ~np.isnan(values)
+    n = present.sum(0)
+    filled = np.where(present, values, 0.0)
+    mean = filled.sum(0) / np.maximum(n, 1)
+    sq = np.where(present, (values - mean) ** 2, 0.0).sum(0)
+    std = np.sqrt(sq / np.maximum(n - 1, 1))
+    lo = np.where(present, values, np.inf).min(0)
+    hi = np.where(present, values, -np.inf).max(0)
+    has = n > 0
+    return pd.DataFrame({
+        "group": group,
+        "x": grid[has],
+        "mean": mean[has],
+        "std": std[has],
+        "lower": (mean - std)[has],
+        "upper": (mean + std)[has],
+        "min": lo[has],
+        "max": hi[has],
+        "n": n[has].astype(np.int64),
+    })

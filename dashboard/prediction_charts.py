@@ -9,7 +9,7 @@ fit (wrong shapes, a single class where a curve needs two) is left out, never an
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import altair as alt
 import numpy as np
@@ -98,6 +98,37 @@ def _curve_chart(
     )
 
 
+def _run_curves(
+    preds: Preds,
+    points: Callable[[np.ndarray, np.ndarray], tuple | None],
+    axes: tuple[str, str],
+    score: str,
+    thin_by: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray | None, np.ndarray]],
+) -> list[pd.DataFrame]:
+    """One frame per run that ``points`` (`roc_points`, `pr_points`) can draw: columns run,
+    label ("run (AUC 0.981)"), the score (lower-cased ``score``), the two ``axes``, threshold and
+    i (sklearn's point order), thinned by `_thin` along what ``thin_by(x, y)`` returns."""
+    curves = []
+    for run, (y_true, y_prob) in preds.items():
+        found = points(y_true, y_prob)
+        if found is None:
+            continue
+        xs, ys, thresholds, value = found
+        curve = pd.DataFrame(
+            {
+                "run": str(run),
+                "label": f"{run} ({score} {value:.3f})",
+                score.lower(): value,
+                axes[0]: xs,
+                axes[1]: ys,
+                "threshold": thresholds,
+                "i": np.arange(xs.size),
+            }
+        )
+        curves.append(_thin(curve, *thin_by(xs, ys)).assign(i=lambda c: np.arange(len(c))))
+    return curves
+
+
 def roc_chart(preds: Preds, height: int = 360) -> alt.LayerChart:
     """ROC curves of several runs overlaid, with the chance diagonal.
 
@@ -106,25 +137,9 @@ def roc_chart(preds: Preds, height: int = 360) -> alt.LayerChart:
     macro AUC of the run's summary. The legend reads "run (AUC 0.981)". Curves are thinned to
     at most 1000 points. Runs whose test labels hold a single class are left out.
     """
-    curves = []
-    for run, (y_true, y_prob) in preds.items():
-        points = roc_points(y_true, y_prob)
-        if points is None:
-            continue
-        fpr, tpr, thresholds, auc = points
-        curve = pd.DataFrame(
-            {
-                "run": str(run),
-                "label": f"{run} (AUC {auc:.3f})",
-                "auc": auc,
-                "fpr": fpr,
-                "tpr": tpr,
-                "threshold": thresholds,
-                "i": np.arange(fpr.size),
-            }
-        )
-        # Rotated 45°, a ROC curve is a function of fpr + tpr, which LTTB can thin faithfully.
-        curves.append(_thin(curve, fpr + tpr, tpr - fpr).assign(i=lambda c: np.arange(len(c))))
+    # Rotated 45°, a ROC curve is a function of fpr + tpr, which LTTB can thin faithfully.
+    curves = _run_curves(preds, roc_points, ("fpr", "tpr"), "AUC",
+                         thin_by=lambda fpr, tpr: (fpr + tpr, tpr - fpr))
     if not curves:
         return no_data_layer("no predictions with both classes for a ROC curve", height)
     lines = _curve_chart(curves, "fpr", "tpr", "false positive rate", "true positive rate", "roc")
@@ -145,24 +160,8 @@ def pr_chart(preds: Preds, height: int = 360) -> alt.Chart:
     each. The legend reads "run (AP 0.912)" with sklearn's ``average_precision_score`` of the
     same scores.
     """
-    curves = []
-    for run, (y_true, y_prob) in preds.items():
-        points = pr_points(y_true, y_prob)
-        if points is None:
-            continue
-        recall, precision, thresholds, ap = points
-        curve = pd.DataFrame(
-            {
-                "run": str(run),
-                "label": f"{run} (AP {ap:.3f})",
-                "ap": ap,
-                "recall": recall,
-                "precision": precision,
-                "threshold": thresholds,
-                "i": np.arange(recall.size),
-            }
-        )
-        curves.append(_thin(curve, None, precision).assign(i=lambda c: np.arange(len(c))))
+    curves = _run_curves(preds, pr_points, ("recall", "precision"), "AP",
+                         thin_by=lambda recall, precision: (None, precision))
     if not curves:
         return no_data_chart("no predictions with both classes for a PR curve", height)
     chart = _curve_chart(curves, "recall", "precision", "recall", "precision", "pr")

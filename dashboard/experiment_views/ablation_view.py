@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import bar_charts, chart_files, chart_style, context
-from dashboard.experiment_views.trick_launcher import TrickForm, format_overrides, trick_launcher
+from dashboard.experiment_views.trick_launcher import TrickForm, format_overrides
 from trainer import queue, runlog
 from trainer.config import ConfigError
 from trainer.experiments import ablation, core, more_seeds
@@ -31,6 +32,22 @@ VERDICT_COLOURS = {"helps": "#54a24b", "hurts": "#e45756", "no clear effect": "#
 METRIC_LABELS = {"minority_f1": "F1 of the minority class",
                  "minority_recall": "recall of the minority class",
                  "minority_precision": "precision of the minority class"}
+# The result table's columns as the app and a report head them: (heading, the report's format,
+# the app's printf-style format); the columns not named here keep their own name.
+COLUMNS = {
+    "compared_to": ("compared to", None, None),
+    "baseline_mean": ("reference mean", ".4f", "%.4f"),
+    "variant_mean": ("variant mean", ".4f", "%.4f"),
+    "mean_diff": ("mean diff", "+.4f", "%+.4f"),
+    "ci_low": ("95% CI low", "+.4f", "%+.4f"),
+    "ci_high": ("95% CI high", "+.4f", "%+.4f"),
+    "p_value": ("p", ".3g", "%.3g"),
+    "n": ("paired seeds", None, None),
+    "seeds_needed": ("seeds needed", ".0f", "%d"),
+}
+SEEDS_NEEDED_HELP = ("Where the verdict is unclear: the paired seeds that the observed spread "
+                     "would need to tell the observed difference from zero (paired t-test, 95% "
+                     "confidence, 80% power).")
 
 
 # --- launcher -----------------------------------------------------------------------------------
@@ -40,11 +57,7 @@ ABLATION_FORM = TrickForm(
     ablation.KIND, PREFIX, "ablation", "Tricks to ablate",
     "Each becomes a variant: the baseline plus the catalogue's typical value of that trick "
     "(editable below).", toggles=True)
-
-
-def launcher(root: Path, allowed: bool) -> str | None:
-    """Base config, tricks, seeds and toggles; returns the new experiment's id on launch."""
-    return trick_launcher(root, allowed, ABLATION_FORM)
+launcher = ABLATION_FORM.launcher  # base config, tricks, seeds and toggles
 
 
 # --- result -------------------------------------------------------------------------------------
@@ -105,51 +118,83 @@ def _verdict_css(verdict: object) -> str:
     return f"color: {colour}; font-weight: 600" if colour else ""
 
 
+def result_table(root: Path, exp: core.Experiment, members: dict[str, core.MemberState],
+                 compute: Callable[..., pd.DataFrame]) -> pd.DataFrame:
+    """The paired table: stored in the experiment once it ended, else ``compute``d from its
+    runs so far (`ablation.ablation_table`, `stack.stack_table`)."""
+    table = ablation.stored_table(exp) if exp.state != "running" else None
+    return compute(root, exp, members=members) if table is None else table
+
+
+def has_pairs(table: pd.DataFrame) -> bool:
+    return not table.empty and bool((table["n"] > 0).any())
+
+
+def seed_warning(exp: core.Experiment) -> str | None:
+    """The procedure's warning about too few seeds, as a sentence (None when there are enough)."""
+    warning = ablation.seed_warning(len(exp.spec.get("seeds", [])))
+    return warning[0].upper() + warning[1:] + "." if warning else None
+
+
+def excluded_text(exp: core.Experiment, members: dict[str, core.MemberState]) -> str | None:
+    """Which runs did not finish and are left out of the pairing (None when none)."""
+    excluded = ablation.excluded_runs(exp, members)
+    if not excluded:
+        return None
+    return (f"{len(excluded)} run(s) did not finish and are left out of the pairing: "
+            + ", ".join(f"{e['role']} seed {e['seed']} ({e['state']})" for e in excluded) + ".")
+
+
+def choose_metric(exp: core.Experiment, table: pd.DataFrame, caption: str, waiting: str,
+                  prefix: str) -> str | None:
+    """The head of a paired result (the ablation's, the stacked tricks'): the caption, the seed
+    warning, and the metric chosen to show; None, saying ``waiting``, until a pair finished."""
+    st.caption(caption)
+    if warning := seed_warning(exp):
+        st.warning(warning)
+    if not has_pairs(table):
+        st.info(waiting)
+        return None
+    if exp.state == "running":
+        st.caption("Partial result: the runs that have finished so far.")
+    return st.selectbox("Metric", list(dict.fromkeys(table["metric"])),
+                        key=f"{prefix}metric_{exp.exp_id}", format_func=metric_label)
+
+
+def _caption(exp: core.Experiment) -> str:
+    tricks = ", ".join(f"{label} ({format_overrides(o)})"
+                       for label, o in exp.spec.get("tricks", {}).items())
+    return (f"Tricks: {tricks}. Seeds: {', '.join(map(str, exp.spec.get('seeds', [])))}. "
+            f"Metrics on the {exp.spec.get('split', ablation.SPLIT)} split of each run")
+
+
+def _column_config() -> dict[str, Any]:
+    config: dict[str, Any] = {"compared_to": st.column_config.TextColumn(COLUMNS["compared_to"][0])}
+    for column, (heading, _, app_format) in COLUMNS.items():
+        if column != "compared_to":
+            config[column] = st.column_config.NumberColumn(
+                heading, format=app_format,
+                help=SEEDS_NEEDED_HELP if column == "seeds_needed" else None)
+    return config
+
+
 def result_view(root: Path, exp: core.Experiment) -> None:
     """The sorted table, the difference chart for a chosen metric, and per-class F1."""
     members = core.member_states(root, exp)
-    table = ablation.stored_table(exp) if exp.state != "running" else None
-    if table is None:
-        table = ablation.ablation_table(root, exp, members=members)
-    seeds = exp.spec.get("seeds", [])
-    tricks = ", ".join(f"{label} ({format_overrides(o)})"
-                       for label, o in exp.spec.get("tricks", {}).items())
-    st.caption(f"Tricks: {tricks}. Seeds: {', '.join(map(str, seeds))}. Metrics on the "
-               f"{exp.spec.get('split', ablation.SPLIT)} split of each run.")
-    if warning := ablation.seed_warning(len(seeds)):
-        st.warning(warning[0].upper() + warning[1:] + ".")
-    if table.empty or not (table["n"] > 0).any():
-        st.info("No paired results yet: they appear as soon as a variant and the baseline "
-                "have finished the same seed.")
+    table = result_table(root, exp, members, ablation.ablation_table)
+    metric = choose_metric(exp, table, _caption(exp) + ".",
+                           "No paired results yet: they appear as soon as a variant and the "
+                           "baseline have finished the same seed.", PREFIX)
+    if metric is None:
         _excluded(exp, members)
         return
-    if exp.state == "running":
-        st.caption("Partial result: the runs that have finished so far.")
-    metrics = list(dict.fromkeys(table["metric"]))
-    metric = st.selectbox("Metric", metrics, key=f"abl_metric_{exp.exp_id}",
-                          format_func=metric_label)
     rows = table[table["metric"] == metric]
     chart_files.show(diff_chart(rows, metric), f"ablation {metric}", f"abl_chart_{exp.exp_id}",
                      width="stretch")
     _verdict_sentence(rows, metric)
     power_section(root, exp, rows)
-    st.dataframe(
-        _display_table(table).style.map(_verdict_css, subset=["verdict"]), hide_index=True,
-        width="stretch",
-        column_config={
-            "compared_to": st.column_config.TextColumn("compared to"),
-            "baseline_mean": st.column_config.NumberColumn("reference mean", format="%.4f"),
-            "variant_mean": st.column_config.NumberColumn("variant mean", format="%.4f"),
-            "mean_diff": st.column_config.NumberColumn("mean diff", format="%+.4f"),
-            "ci_low": st.column_config.NumberColumn("95% CI low", format="%+.4f"),
-            "ci_high": st.column_config.NumberColumn("95% CI high", format="%+.4f"),
-            "p_value": st.column_config.NumberColumn("p", format="%.3g"),
-            "n": st.column_config.NumberColumn("paired seeds"),
-            "seeds_needed": st.column_config.NumberColumn(
-                "seeds needed", format="%d", help="Where the verdict is unclear: the paired "
-                "seeds that the observed spread would need to tell the observed difference "
-                "from zero (paired t-test, 95% confidence, 80% power)."),
-        })
+    st.dataframe(_display_table(table).style.map(_verdict_css, subset=["verdict"]),
+                 hide_index=True, width="stretch", column_config=_column_config())
     if (table["n"] == 1).any():
         st.caption("Rows with 1 paired seed have no interval: " + ablation.NO_CI + ".")
     if ablation.is_imbalanced(exp.spec.get("base", {})):
@@ -234,49 +279,41 @@ def report_table(table: pd.DataFrame) -> pd.DataFrame:
     def fmt(spec: str):
         return lambda v: "—" if pd.isna(v) else format(v, spec)
 
-    for column, spec in (("baseline_mean", ".4f"), ("variant_mean", ".4f"), ("mean_diff", "+.4f"),
-                         ("ci_low", "+.4f"), ("ci_high", "+.4f"), ("p_value", ".3g"),
-                         ("seeds_needed", ".0f")):
-        out[column] = out[column].map(fmt(spec))
-    return out.rename(columns={"compared_to": "compared to", "baseline_mean": "reference mean",
-                               "variant_mean": "variant mean", "mean_diff": "mean diff",
-                               "ci_low": "95% CI low", "ci_high": "95% CI high", "p_value": "p",
-                               "n": "paired seeds", "seeds_needed": "seeds needed"})
+    for column, (_, spec, _) in COLUMNS.items():
+        if spec is not None:
+            out[column] = out[column].map(fmt(spec))
+    return out.rename(columns={column: heading for column, (heading, _, _) in COLUMNS.items()})
 
 
 def report_items(root: Path, exp: core.Experiment, store: Any = None) -> list[Any]:
     """What `result_view` shows, for an exported report: every metric's chart and verdict."""
     members = core.member_states(root, exp)
-    table = ablation.stored_table(exp) if exp.state != "running" else None
-    if table is None:
-        table = ablation.ablation_table(root, exp, members=members)
-    seeds = exp.spec.get("seeds", [])
-    tricks = ", ".join(f"{label} ({format_overrides(o)})"
-                       for label, o in exp.spec.get("tricks", {}).items())
-    items: list[Any] = [f"Tricks: {tricks}. Seeds: {', '.join(map(str, seeds))}. Metrics on the "
-                        f"{exp.spec.get('split', ablation.SPLIT)} split of each run; each "
-                        "difference is paired by seed, with its 95% confidence interval."]
-    if warning := ablation.seed_warning(len(seeds)):
-        items.append(warning[0].upper() + warning[1:] + ".")
-    if table.empty or not (table["n"] > 0).any():
+    table = result_table(root, exp, members, ablation.ablation_table)
+    items: list[Any] = [_caption(exp) + "; each difference is paired by seed, with its 95% "
+                        "confidence interval."]
+    if warning := seed_warning(exp):
+        items.append(warning)
+    if not has_pairs(table):
         return [*items, "No paired results yet."]
     for metric in dict.fromkeys(table["metric"]):
         rows = table[table["metric"] == metric]
         items += [diff_chart(rows, metric), verdict_text(rows, metric),
-                  *power_lines(rows, len(seeds))]
+                  *power_lines(rows, len(exp.spec.get("seeds", [])))]
     items.append(report_table(table))
     if ablation.is_imbalanced(exp.spec.get("base", {})):
         per_class = ablation.per_class_means(root, exp, "f1", members)
         if per_class:
-            k = len(next(iter(per_class.values())))
-            names = [f"{i} (minority)" if i == k - 1 else f"{i} (majority)" if i == 0
-                     else str(i) for i in range(k)]
-            items.append(bar_charts.per_class_chart(per_class, names, "f1"))
-    if excluded := ablation.excluded_runs(exp, members):
-        items.append(f"{len(excluded)} run(s) did not finish and are left out of the pairing: "
-                     + ", ".join(f"{e['role']} seed {e['seed']} ({e['state']})"
-                                 for e in excluded) + ".")
+            items.append(bar_charts.per_class_chart(per_class, _class_names(per_class), "f1"))
+    if excluded := excluded_text(exp, members):
+        items.append(excluded)
     return items
+
+
+def _class_names(per_class: dict[str, Any]) -> list[str]:
+    """Class names that say which is the majority (the first) and the minority (the last)."""
+    k = len(next(iter(per_class.values())))
+    return [f"{i} (minority)" if i == k - 1 else f"{i} (majority)" if i == 0 else str(i)
+            for i in range(k)]
 
 
 def _minority(root: Path, exp: core.Experiment, members: dict[str, core.MemberState]) -> None:
@@ -286,16 +323,10 @@ def _minority(root: Path, exp: core.Experiment, members: dict[str, core.MemberSt
     if not per_class:
         st.caption("No finished runs yet.")
         return
-    k = len(next(iter(per_class.values())))
-    names = [f"{i} (minority)" if i == k - 1 else f"{i} (majority)" if i == 0 else str(i)
-             for i in range(k)]
-    chart_files.show(bar_charts.per_class_chart(per_class, names, "f1"), "F1 per class",
-                     f"abl_per_class_{exp.exp_id}", width="stretch")
+    chart_files.show(bar_charts.per_class_chart(per_class, _class_names(per_class), "f1"),
+                     "F1 per class", f"abl_per_class_{exp.exp_id}", width="stretch")
 
 
 def _excluded(exp: core.Experiment, members: dict[str, core.MemberState]) -> None:
-    excluded = ablation.excluded_runs(exp, members)
-    if excluded:
-        st.warning(f"{len(excluded)} run(s) did not finish and are left out of the pairing: "
-                   + ", ".join(f"{e['role']} seed {e['seed']} ({e['state']})" for e in excluded)
-                   + ". Open them on the Runs page to see why.")
+    if excluded := excluded_text(exp, members):
+        st.warning(f"{excluded} Open them on the Runs page to see why.")

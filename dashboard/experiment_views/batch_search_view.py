@@ -105,6 +105,23 @@ def launch(root: Path, kind: str, spec: dict[str, Any], name: str) -> str | None
     return exp.exp_id
 
 
+def launch_button(root: Path, allowed: bool, key: str, kind: str, spec: dict[str, Any] | None,
+                  plan: str, button: str, name: str) -> str | None:
+    """The end of a staged procedure's form: what launching queues (``plan``) or that nothing
+    can be, the button, and the launch; returns the new experiment's id."""
+    if spec is not None:
+        st.info(plan)
+    else:
+        st.error("Fix the problems marked above; nothing is queued until then.")
+    if not st.button(button, type="primary", key=f"{key}go", disabled=not allowed,
+                     icon=":material/rocket_launch:"):
+        return None
+    if spec is None:
+        st.error("Nothing was queued: fix the problems marked above first.")
+        return None
+    return launch(root, kind, spec, name)
+
+
 # --- launcher ----------------------------------------------------------------------------------
 
 
@@ -177,23 +194,19 @@ def launcher(root: Path, allowed: bool) -> str | None:
     base_config_form(KEY, exclude, {f: m for f, m in by_field.items() if f not in OPTIONS})
     show_errors(other)
 
-    if spec is not None:
-        first = bs.planned_first(spec, train_size)
-        n = len(first) * len(spec["seeds"])
-        st.info(f"Launching queues **{n} run{'s' if n != 1 else ''}** now: batch sizes "
-                f"{', '.join(map(str, first))} × {len(spec['seeds'])} seed(s). Then one batch "
-                f"size at a time ({len(spec['seeds'])} run(s) each), at most "
-                f"{spec['max_steps']} batch sizes in all."
-                + (f" The training split has {train_size} samples." if train_size else ""))
-    else:
-        st.error("Fix the problems marked above; nothing is queued until then.")
-    if not st.button("Launch the search", type="primary", key=f"{KEY}go",
-                     disabled=not allowed, icon=":material/rocket_launch:"):
-        return None
-    if spec is None:
-        st.error("Nothing was queued: fix the problems marked above first.")
-        return None
-    return launch(root, bs.KIND, spec, name.strip() or "batch-size search")
+    plan = _plan(spec, train_size) if spec is not None else ""
+    return launch_button(root, allowed, KEY, bs.KIND, spec, plan, "Launch the search",
+                         name.strip() or "batch-size search")
+
+
+def _plan(spec: dict[str, Any], train_size: int | None) -> str:
+    first = bs.planned_first(spec, train_size)
+    n = len(first) * len(spec["seeds"])
+    return (f"Launching queues **{n} run{'s' if n != 1 else ''}** now: batch sizes "
+            f"{', '.join(map(str, first))} × {len(spec['seeds'])} seed(s). Then one batch "
+            f"size at a time ({len(spec['seeds'])} run(s) each), at most "
+            f"{spec['max_steps']} batch sizes in all."
+            + (f" The training split has {train_size} samples." if train_size else ""))
 
 
 # --- result ------------------------------------------------------------------------------------

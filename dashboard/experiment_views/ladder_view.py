@@ -16,7 +16,7 @@ from dashboard.experiment_views.batch_search_view import (
     base_config_form,
     base_fields,
     base_values,
-    launch,
+    launch_button,
     option_errors,
     selection_controls,
     show_errors,
@@ -93,25 +93,21 @@ def launcher(root: Path, allowed: bool) -> str | None:
     base_config_form(KEY, EXCLUDE, {f: m for f, m in by_field.items() if f not in OPTIONS})
     show_errors(other)
 
-    if spec is not None:
-        first = spec["stages"][0]
-        n = ld.first_stage_runs(spec)
-        later = ld.later_stage_runs(spec)
-        st.info(f"Launching queues **{n} run{'s' if n != 1 else ''}** now: the "
-                f"{ld.STAGE_TITLES[first['name']]} stage "
-                f"({', '.join(ld.value_label(first['name'], v) for v in first['values'])} × "
-                f"{len(spec['seeds'])} seed(s))."
-                + (f" The later stages queue {later} more, one stage at a time (a value "
-                   "that repeats the config already fixed reuses its runs)." if later else ""))
-    else:
-        st.error("Fix the problems marked above; nothing is queued until then.")
-    if not st.button("Launch the ladder", type="primary", key=f"{KEY}go",
-                     disabled=not allowed, icon=":material/rocket_launch:"):
-        return None
-    if spec is None:
-        st.error("Nothing was queued: fix the problems marked above first.")
-        return None
-    return launch(root, ld.KIND, spec, name.strip() or "tuning ladder")
+    plan = _plan(spec) if spec is not None else ""
+    return launch_button(root, allowed, KEY, ld.KIND, spec, plan, "Launch the ladder",
+                         name.strip() or "tuning ladder")
+
+
+def _plan(spec: dict[str, Any]) -> str:
+    first = spec["stages"][0]
+    n = ld.first_stage_runs(spec)
+    later = ld.later_stage_runs(spec)
+    return (f"Launching queues **{n} run{'s' if n != 1 else ''}** now: the "
+            f"{ld.STAGE_TITLES[first['name']]} stage "
+            f"({', '.join(ld.value_label(first['name'], v) for v in first['values'])} × "
+            f"{len(spec['seeds'])} seed(s))."
+            + (f" The later stages queue {later} more, one stage at a time (a value "
+               "that repeats the config already fixed reuses its runs)." if later else ""))
 
 
 # --- result ------------------------------------------------------------------------------------

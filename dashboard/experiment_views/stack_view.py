@@ -12,7 +12,7 @@ import streamlit as st
 
 from dashboard import chart_files, chart_style
 from dashboard.experiment_views import ablation_view as av
-from dashboard.experiment_views.trick_launcher import TrickForm, format_overrides, trick_launcher
+from dashboard.experiment_views.trick_launcher import TrickForm, format_overrides
 from trainer.experiments import ablation, core, stack
 
 TITLE = stack.TITLE
@@ -29,10 +29,7 @@ STACK_FORM = TrickForm(
     stack.KIND, PREFIX, "stacked tricks", "Tricks to stack, in order",
     "Each step adds the next trick (the catalogue's typical value, editable below) to the "
     "step before it.", toggles=False)
-
-
-def launcher(root: Path, allowed: bool) -> str | None:
-    return trick_launcher(root, allowed, STACK_FORM)
+launcher = STACK_FORM.launcher  # base config, tricks in order, seeds
 
 
 # --- result -------------------------------------------------------------------------------------
@@ -73,12 +70,6 @@ def waterfall_chart(frame: pd.DataFrame, metric: str) -> alt.LayerChart:
         height=320, title=f"{av.metric_label(metric)}: each step's gain with 95% CI")
 
 
-def _table(exp: core.Experiment, root: Path,
-           members: dict[str, core.MemberState]) -> pd.DataFrame:
-    table = ablation.stored_table(exp) if exp.state != "running" else None
-    return stack.stack_table(root, exp, members=members) if table is None else table
-
-
 def _caption(exp: core.Experiment) -> str:
     seeds = exp.spec.get("seeds", [])
     tricks = " → ".join(f"{label} ({format_overrides(o)})"
@@ -90,38 +81,28 @@ def _caption(exp: core.Experiment) -> str:
 
 def result_view(root: Path, exp: core.Experiment) -> None:
     members = core.member_states(root, exp)
-    table = _table(exp, root, members)
-    st.caption(_caption(exp))
-    if warning := ablation.seed_warning(len(exp.spec.get("seeds", []))):
-        st.warning(warning[0].upper() + warning[1:] + ".")
-    if table.empty or not (table["n"] > 0).any():
-        st.info("No paired results yet: they appear as soon as a step and the step before it "
-                "have finished the same seed.")
+    table = av.result_table(root, exp, members, stack.stack_table)
+    metric = av.choose_metric(exp, table, _caption(exp),
+                              "No paired results yet: they appear as soon as a step and the step "
+                              "before it have finished the same seed.", PREFIX)
+    if metric is None:
         return
-    if exp.state == "running":
-        st.caption("Partial result: the runs that have finished so far.")
-    metrics = list(dict.fromkeys(table["metric"]))
-    metric = st.selectbox("Metric", metrics, key=f"stk_metric_{exp.exp_id}",
-                          format_func=av.metric_label)
     rows = table[table["metric"] == metric]
     chart_files.show(waterfall_chart(stack.waterfall(table, metric), metric),
                      f"stacked tricks {metric}", f"stk_chart_{exp.exp_id}", width="stretch")
     st.markdown(av.verdict_text(rows[rows["variant"] != stack.TOTAL], metric))
     av.power_section(root, exp, rows)
     st.dataframe(av.report_table(table), hide_index=True, width="stretch")
-    excluded = ablation.excluded_runs(exp, members)
-    if excluded:
-        st.warning(f"{len(excluded)} run(s) did not finish and are left out of the pairing: "
-                   + ", ".join(f"{e['role']} seed {e['seed']} ({e['state']})"
-                               for e in excluded) + ".")
+    if excluded := av.excluded_text(exp, members):
+        st.warning(excluded)
 
 
 def report_items(root: Path, exp: core.Experiment, store: Any = None) -> list[Any]:
     """What `result_view` shows, for an exported report: every metric's waterfall."""
     members = core.member_states(root, exp)
-    table = _table(exp, root, members)
+    table = av.result_table(root, exp, members, stack.stack_table)
     items: list[Any] = [_caption(exp)]
-    if table.empty or not (table["n"] > 0).any():
+    if not av.has_pairs(table):
         return [*items, "No paired results yet."]
     n_seeds = len(exp.spec.get("seeds", []))
     for metric in dict.fromkeys(table["metric"]):

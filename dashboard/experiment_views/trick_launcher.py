@@ -88,6 +88,10 @@ class TrickForm:
     def key(self, name: str) -> str:
         return f"{self.prefix}{name}"
 
+    def launcher(self, root: Path, allowed: bool) -> str | None:
+        """The ``launcher`` of the view this form is for (see `trick_launcher`)."""
+        return trick_launcher(root, allowed, self)
+
     def make_spec(self, base: dict[str, Any], tricks: dict[str, dict], seeds: list[int],
                   all_tricks: bool, all_but_one: bool) -> dict[str, Any]:
         if self.kind == ablation.KIND:
