@@ -102,6 +102,33 @@ def spike_indices(y: np.ndarray, limit: int) -> np.ndarray:
     return found.astype(np.int64) + 1
 
 
+def _check_xy(x: ArrayLike | None, y: ArrayLike) -> tuple[np.ndarray | None, np.ndarray]:
+    """(x as an array or None, y as float64), or ValueError for a shape that does not fit."""
+    yv = np.asarray(y, dtype=np.float64)
+    if yv.ndim != 1:
+        raise ValueError(f"y must be a 1-D array, got an array of shape {yv.shape}")
+    xv = None if x is None else np.asarray(x)
+    if xv is not None and xv.shape != yv.shape:
+        raise ValueError(
+            f"x must be a 1-D array with the same length as y, got shapes {xv.shape} and {yv.shape}"
+        )
+    return xv, yv
+
+
+def _finite_picks(xv: np.ndarray | None, yv: np.ndarray, finite_idx: np.ndarray, budget: int,
+                  n_out: int) -> list[np.ndarray]:
+    """Indices of the finite points kept when there are more than ``budget``: the spikes,
+    then MinMaxLTTB's choice within what is left of the budget."""
+    yf = np.ascontiguousarray(yv[finite_idx])
+    spikes = spike_indices(yf, n_out // _SPIKE_SHARE)
+    xf = None if xv is None else _sortable_x(xv[finite_idx])
+    if xf is None:
+        # The original positions, not 0..k, so gaps keep their width in the binning.
+        xf = finite_idx.astype(np.int64)
+    picked = _MINMAX_LTTB.downsample(xf, yf, n_out=max(budget - spikes.size, MIN_POINTS))
+    return [finite_idx[spikes], finite_idx[picked.astype(np.int64)]]
+
+
 def downsample_indices(
     x: ArrayLike | None, y: ArrayLike, n_out: int = DEFAULT_POINTS
 ) -> np.ndarray:
@@ -140,14 +167,7 @@ def downsample_indices(
         in length.
     """
     n_out = _check_n_out(n_out)
-    yv = np.asarray(y, dtype=np.float64)
-    if yv.ndim != 1:
-        raise ValueError(f"y must be a 1-D array, got an array of shape {yv.shape}")
-    xv = None if x is None else np.asarray(x)
-    if xv is not None and xv.shape != yv.shape:
-        raise ValueError(
-            f"x must be a 1-D array with the same length as y, got shapes {xv.shape} and {yv.shape}"
-        )
+    xv, yv = _check_xy(x, y)
     n = yv.size
     if n <= n_out:
         return np.arange(n, dtype=np.int64)
@@ -157,17 +177,8 @@ def downsample_indices(
     gaps = _gap_markers(finite, n_out // _GAP_SHARE)
     budget = max(n_out - gaps.size, MIN_POINTS)
     forced = [np.array([0, n - 1]), gaps]
-
     if finite_idx.size > budget:
-        yf = np.ascontiguousarray(yv[finite_idx])
-        spikes = spike_indices(yf, n_out // _SPIKE_SHARE)
-        forced.append(finite_idx[spikes])
-        xf = None if xv is None else _sortable_x(xv[finite_idx])
-        if xf is None:
-            # The original positions, not 0..k, so gaps keep their width in the binning.
-            xf = finite_idx.astype(np.int64)
-        picked = _MINMAX_LTTB.downsample(xf, yf, n_out=max(budget - spikes.size, MIN_POINTS))
-        forced.append(finite_idx[picked.astype(np.int64)])
+        forced += _finite_picks(xv, yv, finite_idx, budget, n_out)
     else:
         forced.append(finite_idx)
     if finite_idx.size:

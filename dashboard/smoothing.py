@@ -182,11 +182,17 @@ def time_weighted_ema(values: ArrayLike, times: ArrayLike, half_life: float) -> 
     positive_gaps = dt[dt > 0]
     if positive_gaps.size == 0:
         return out
+    out[used] = _decayed_mean(y, ty, dt, math.log(2.0) / h, float(np.median(positive_gaps)))
+    return out
 
-    rate = math.log(2.0) / h
+
+def _decayed_mean(y: np.ndarray, ty: np.ndarray, dt: np.ndarray, rate: float,
+                  first_gap: float) -> np.ndarray:
+    """`time_weighted_ema` of the finite points ``y`` at times ``ty`` (``dt`` their gaps),
+    decaying by ``exp(-rate * gap)``; the first point stands ``first_gap`` after nothing."""
     # decay d_i = exp(-lam_i) per point; lam_0 is the stand-in gap for the first point.
     lam = np.empty_like(y)
-    lam[0] = rate * float(np.median(positive_gaps))
+    lam[0] = rate * first_gap
     lam[1:] = rate * dt
     # E_k = sum(lam_0..lam_k), taken from the times directly so it does not drift.
     cum = lam[0] + rate * (ty - ty[0])
@@ -199,8 +205,7 @@ def time_weighted_ema(values: ArrayLike, times: ArrayLike, half_life: float) -> 
         log_terms = np.log(-np.expm1(-lam)) + np.log(y - low) + cum
     last = np.exp(np.logaddexp.accumulate(log_terms) - cum)
     total_weight = -np.expm1(-cum)
-    out[used] = low + last / total_weight
-    return out
+    return low + last / total_weight
 
 
 def _x_axis(values: np.ndarray, x: ArrayLike | None) -> np.ndarray:

@@ -63,6 +63,42 @@ def launcher(root: Path, allowed: bool) -> str | None:
         st.info("An ensemble needs at least 2 finished runs with test predictions. Train a few "
                 "(e.g. the same config with seeds 0, 1 and 2) and come back.")
         return None
+    chosen = _members(runs)
+    problem = _problem(chosen)
+    if len(chosen) < 2:
+        st.caption("Choose at least 2 runs.")
+    if problem:
+        st.warning(problem)
+    weights, weight_error = _weights(chosen)
+    subset_size = None
+    if len(chosen) > 2:
+        subset_size = int(st.number_input(
+            "Suggest the least-correlated subset of", min_value=2, max_value=len(chosen),
+            value=ens.default_subset_size(len(chosen)), step=1, key=f"{KEY}_subset",
+            help="Searches every combination (up to 20 runs) for the members whose predictions "
+            "correlate least on average."))
+    save = st.toggle("Save the average as a run", key=f"{KEY}_save",
+                     help="Writes a run-like entry (tag 'ensemble') that the Runs and Compare "
+                     "pages list, with the averaged predictions and their metrics.")
+    name = st.text_input("Name (optional)", key=f"{KEY}_name",
+                         placeholder="ensemble: " + " + ".join(r.name for r in chosen[:3]))
+    ready = len(chosen) >= 2 and not problem and not weight_error
+    if not st.button("Compute the ensemble", type="primary", key=f"{KEY}_go",
+                     disabled=not (ready and allowed)):
+        return None
+    picked = [r.run_id for r in chosen]
+    try:
+        spec = ens.make_spec(picked, weights, subset_size, save, name.strip())
+        exp = experiments.create(root, ens.KIND, spec, name=name.strip()
+                                 or f"ensemble of {len(picked)} runs")
+    except ValueError as exc:  # ConfigError is a ValueError too
+        st.error(f"Not computed: {exc}")
+        return None
+    return exp.exp_id
+
+
+def _members(runs: list[RunInfo]) -> list[RunInfo]:
+    """The runs chosen as members, from ``runs`` filtered by dataset."""
     by_id = {r.run_id: r for r in runs}
     counts = pd.Series([_dataset(r) for r in runs]).value_counts()
     datasets = [ALL, *sorted(counts.index)]
@@ -82,49 +118,24 @@ def launcher(root: Path, allowed: bool) -> str | None:
         "Members", options, key=f"{KEY}_members", format_func=labels.__getitem__,
         help="Finished runs with test predictions (saved ensembles are not offered: choose "
         "their members). Seeds of one config are the baseline.")
-    chosen = [by_id[i] for i in picked]
-    problem = _problem(chosen)
-    if len(chosen) < 2:
-        st.caption("Choose at least 2 runs.")
-    if problem:
-        st.warning(problem)
+    return [by_id[i] for i in picked]
 
-    weights: list[float] = []
-    weight_error = None
-    if chosen:
-        st.markdown("**Weights** for the average (normalised to sum to 1; the vote ignores them "
-                    "except to break ties)")
-        cols = st.columns(min(len(chosen), 4))
-        for i, r in enumerate(chosen):
-            weights.append(cols[i % len(cols)].number_input(
-                r.name, min_value=0.0, value=1.0, step=0.1, key=f"{KEY}_w_{r.run_id}"))
-        if sum(weights) <= 0:
-            weight_error = "At least one weight must be above 0."
-            st.error(weight_error)
-    subset_size = None
-    if len(chosen) > 2:
-        subset_size = int(st.number_input(
-            "Suggest the least-correlated subset of", min_value=2, max_value=len(chosen),
-            value=ens.default_subset_size(len(chosen)), step=1, key=f"{KEY}_subset",
-            help="Searches every combination (up to 20 runs) for the members whose predictions "
-            "correlate least on average."))
-    save = st.toggle("Save the average as a run", key=f"{KEY}_save",
-                     help="Writes a run-like entry (tag 'ensemble') that the Runs and Compare "
-                     "pages list, with the averaged predictions and their metrics.")
-    name = st.text_input("Name (optional)", key=f"{KEY}_name",
-                         placeholder="ensemble: " + " + ".join(r.name for r in chosen[:3]))
-    ready = len(chosen) >= 2 and not problem and not weight_error
-    if not st.button("Compute the ensemble", type="primary", key=f"{KEY}_go",
-                     disabled=not (ready and allowed)):
-        return None
-    try:
-        spec = ens.make_spec(picked, weights, subset_size, save, name.strip())
-        exp = experiments.create(root, ens.KIND, spec, name=name.strip()
-                                 or f"ensemble of {len(picked)} runs")
-    except ValueError as exc:  # ConfigError is a ValueError too
-        st.error(f"Not computed: {exc}")
-        return None
-    return exp.exp_id
+
+def _weights(chosen: list[RunInfo]) -> tuple[list[float], str | None]:
+    """Each member's weight in the average, and why they cannot be used (None if they can)."""
+    if not chosen:
+        return [], None
+    st.markdown("**Weights** for the average (normalised to sum to 1; the vote ignores them "
+                "except to break ties)")
+    cols = st.columns(min(len(chosen), 4))
+    weights = [cols[i % len(cols)].number_input(r.name, min_value=0.0, value=1.0, step=0.1,
+                                                key=f"{KEY}_w_{r.run_id}")
+               for i, r in enumerate(chosen)]
+    if sum(weights) > 0:
+        return weights, None
+    error = "At least one weight must be above 0."
+    st.error(error)
+    return weights, error
 
 
 def _table(exp: core.Experiment) -> None:

@@ -56,34 +56,53 @@ def _show(errors: dict[str, list[str]], *fields: str) -> None:
 def launcher(root: Path, allowed: bool) -> str | None:
     """Source (a run or pretrain first), class subsets, epochs, the fine-tuning LR, seeds."""
     mode = st.radio("Start from", [PRETRAIN_FIRST, FROM_RUN], key=MODE_KEY, horizontal=True)
-    errors: dict[str, list[str]] = {}
-    spec = None
-    if mode == FROM_RUN:
-        runs = source_runs(root)
-        if not runs:
-            st.info("No finished run with saved weights yet: choose *Pretrain first*, or "
-                    "launch a run with *Save weights* on.")
-            return None
-        by_id = {r.run_id: r for r in runs}
-        source = st.selectbox("Source run", list(by_id), key="ft_source",
-                              format_func=lambda i: f"{by_id[i].name} · "
-                              f"{by_id[i].config.get('dataset', '?')} · {i}")
-        cfg = by_id[source].config
-        subset = cfg.get("class_subset")
-        st.caption(f"{cfg.get('dataset')} · model {cfg.get('model')} · classes "
-                   f"{', '.join(map(str, subset)) if subset else 'all'} · "
-                   f"{cfg.get('epochs')} epochs. The fine-tuning runs keep its settings except "
-                   "those set here.")
-        target_default, target_key = "", "ft_target_classes_run"
-    else:
-        source = None
-        st.selectbox("Dataset", DATASETS, key="ft_dataset",
-                     help="The pretraining and fine-tuning runs use the same dataset and model; "
-                     "the class subsets make two tasks of it.")
-        st.text_input("Pretrain on classes", value="0,1,2,3,4", key="ft_pre_classes",
-                      help="Class numbers separated by commas; empty for every class.")
-        st.number_input("Pretraining epochs", 1, 1000, 10, key="ft_pre_epochs")
-        target_default, target_key = "5,6,7,8,9", "ft_target_classes"
+    chosen = _source_controls(root) if mode == FROM_RUN else _pretrain_controls()
+    if chosen is None:
+        return None
+    source, target_default, target_key = chosen
+    _target_controls(target_default, target_key)
+    spec, errors = _spec(root, source, target_key)
+    _show(errors, "class_subset", "pretrain_classes", "source", "epochs", "lr")
+    for field, messages in errors.items():
+        for message in messages:
+            st.error(f"{field}: {message}", icon=":material/block:")
+    return _launch(root, allowed, spec, source)
+
+
+def _source_controls(root: Path) -> tuple[str, str, str] | None:
+    """The source run to start from: (its id, the default target classes, the target box's
+    key), or None when there is none to choose."""
+    runs = source_runs(root)
+    if not runs:
+        st.info("No finished run with saved weights yet: choose *Pretrain first*, or "
+                "launch a run with *Save weights* on.")
+        return None
+    by_id = {r.run_id: r for r in runs}
+    source = st.selectbox("Source run", list(by_id), key="ft_source",
+                          format_func=lambda i: f"{by_id[i].name} · "
+                          f"{by_id[i].config.get('dataset', '?')} · {i}")
+    cfg = by_id[source].config
+    subset = cfg.get("class_subset")
+    st.caption(f"{cfg.get('dataset')} · model {cfg.get('model')} · classes "
+               f"{', '.join(map(str, subset)) if subset else 'all'} · "
+               f"{cfg.get('epochs')} epochs. The fine-tuning runs keep its settings except "
+               "those set here.")
+    return source, "", "ft_target_classes_run"
+
+
+def _pretrain_controls() -> tuple[None, str, str]:
+    """The pretraining run's dataset, classes and epochs: (no source, the default target
+    classes, the target box's key)."""
+    st.selectbox("Dataset", DATASETS, key="ft_dataset",
+                 help="The pretraining and fine-tuning runs use the same dataset and model; "
+                 "the class subsets make two tasks of it.")
+    st.text_input("Pretrain on classes", value="0,1,2,3,4", key="ft_pre_classes",
+                  help="Class numbers separated by commas; empty for every class.")
+    st.number_input("Pretraining epochs", 1, 1000, 10, key="ft_pre_epochs")
+    return None, "5,6,7,8,9", "ft_target_classes"
+
+
+def _target_controls(target_default: str, target_key: str) -> None:
     left, right = st.columns(2)
     with left:
         # One box per mode: a source run has its own classes, so the digits default must not stay.
@@ -98,6 +117,11 @@ def launcher(root: Path, allowed: bool) -> str | None:
                         "what was learnt. From-scratch runs use the same one.")
         st.number_input("Seeds per mode", 1, 10, 1, key="ft_seeds",
                         help="More seeds draw each mode as a mean with a band.")
+
+
+def _spec(root: Path, source: str | None, target_key: str
+          ) -> tuple[dict[str, Any] | None, dict[str, list[str]]]:
+    """The spec from the widgets' values, or None and the errors by field."""
     try:
         target = {"epochs": int(st.session_state.ft_epochs), "lr": float(st.session_state.ft_lr)}
         classes = finetuning.parse_classes(st.session_state[target_key], "class_subset")
@@ -117,12 +141,12 @@ def launcher(root: Path, allowed: bool) -> str | None:
             spec = finetuning.make_spec({"dataset": st.session_state.ft_dataset},
                                         pretrain=pretrain, target=target, seeds=seeds)
     except ConfigError as exc:
-        errors = _errors_by_field(exc)
-        spec = None
-    _show(errors, "class_subset", "pretrain_classes", "source", "epochs", "lr")
-    for field, messages in errors.items():
-        for message in messages:
-            st.error(f"{field}: {message}", icon=":material/block:")
+        return None, _errors_by_field(exc)
+    return spec, {}
+
+
+def _launch(root: Path, allowed: bool, spec: dict[str, Any] | None, source: str | None
+            ) -> str | None:
     if spec is None:
         st.button("Launch fine-tuning", disabled=True, key="ft_launch_disabled")
         return None
