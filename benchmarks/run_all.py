@@ -24,6 +24,7 @@ SCRIPTS = (  # (module, needs the benchmark venv)
     ("benchmarks.throughput", False),
     ("benchmarks.loading", True),
     ("benchmarks.drawing", False),
+    ("benchmarks.curves", False),
 )
 
 
