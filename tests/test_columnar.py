@@ -1,4 +1,4 @@
-"""trainer.columnar and its parts (metrics_parse, metrics_table, metrics_cache_file): fast
+"""trainer.columnar and its parts (metrics_parse, metrics_columns, metrics_cache_file): fast
 parsing gives what json gives, views never change, the cache is safe."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import pytest
 
 from trainer import columnar, metrics_parse
 from trainer.metrics_cache_file import Covered, read_cache, write_cache
+from trainer.metrics_columns import Table
 from trainer.metrics_parse import parse
-from trainer.metrics_table import Table
 
 ROWS = [
     {"split": "train", "step": 1, "epoch": 0.5, "t": 0.1, "loss": 2.5, "lr": 0.1},

@@ -6,7 +6,7 @@ cheap:
 
 - ``trainer/metrics_parse.py``: complete lines to numpy columns (Arrow's JSON reader; damaged
   lines counted, never raised).
-- ``trainer/metrics_table.py``: ``Table``, a run's rows as growable columns handed out as
+- ``trainer/metrics_columns.py``: ``Table``, a run's rows as growable columns handed out as
   read-only frames, and the columns' dtypes.
 - ``trainer/metrics_cache_file.py``: ``metrics.cache.arrow``, the columns of the first ``offset``
   bytes, memory-mapped on load and verified (checksum, then Arrow) before use.
@@ -28,11 +28,11 @@ import pandas as pd
 
 from trainer import safe_read
 from trainer.metrics_cache_file import Covered, read_cache, write_cache
-from trainer.metrics_parse import parse
-from trainer.metrics_table import (
+from trainer.metrics_columns import (
     BASE_COLUMNS,  # noqa: F401  the store (dashboard/store.py) imports it from here
     Table,
 )
+from trainer.metrics_parse import parse
 from trainer.runlog import METRICS_CACHE as CACHE
 
 READ_CHUNK = 64 << 20  # bytes parsed at a time: bounds the memory of a first read of a big file

@@ -24,8 +24,8 @@ from pathlib import Path
 import pyarrow as pa
 
 from trainer import safe_read
+from trainer.metrics_columns import Table
 from trainer.metrics_parse import SPLIT_TYPE
-from trainer.metrics_table import Table
 
 CACHE_VERSION = "2"  # 2: the file ends with a checksum trailer
 EDGE = 64  # bytes of metrics.jsonl kept in the cache to check it still describes the same file
