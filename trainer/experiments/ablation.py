@@ -34,14 +34,15 @@ from trainer.config import ConfigError, FieldError, config_to_json, make_config,
 from trainer.experiments import core
 from trainer.experiments.paired_seeds import (
     CONFIDENCE,
+    NO_CI,  # noqa: F401  the Experiments page reads ablation.NO_CI
     SPLIT,
     TABLE_COLUMNS,
+    PairedProcedure,
     excluded_runs,
-    finish_paired,
-    format_table,
     paired_rows,
     role_summaries,
-    stored_table,
+    seed_warning,  # noqa: F401  the Experiments page reads ablation.seed_warning
+    stored_table,  # noqa: F401  the Experiments page reads ablation.stored_table
 )
 from trainer.experiments.stats import TOO_FEW
 from trainer.tricks import BY_NAME
@@ -59,8 +60,6 @@ MAX_SEEDS = core.MAX_SEEDS
 MAX_RUNS = 200
 # Fields a trick may not override: the seed is what runs are paired by; names are set here.
 RESERVED = ("seed", "name")
-FEW_SEEDS = "with 2 seeds a confidence interval is very wide; 3+ recommended"
-NO_CI = "no confidence interval without at least 2 seeds"
 _NEXT_FIELD = re.compile(r",(?=\s*[A-Za-z_][A-Za-z0-9_]*\s*=)")  # a comma that starts FIELD=
 
 
@@ -303,21 +302,16 @@ def per_class_means(root: str | Path, exp: core.Experiment, metric: str = "f1",
     return out
 
 
-def seed_warning(n_seeds: int) -> str | None:
-    """The plain sentence for too few seeds, or None."""
-    if n_seeds < 2:
-        return NO_CI
-    if n_seeds < 3:
-        return FEW_SEEDS
-    return None
-
-
 # --- the procedure ------------------------------------------------------------------------------
 
 
-class Ablation:
+class Ablation(PairedProcedure):
     kind = KIND
     title = "Ablation"
+
+    def __init__(self) -> None:
+        super().__init__(plan, check, ablation_table, "no variant has a finished run to pair "
+                         "with a finished baseline run of the same seed")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
@@ -343,30 +337,12 @@ class Ablation:
                          parse_seeds(args.seeds, args.seed_list), all_tricks=args.all_tricks,
                          all_but_one=args.all_but_one, metrics=metrics or None)
 
-    def start(self, root: Path, exp: core.Experiment) -> None:
-        check(exp.spec)  # every variant × seed validates before the first run is queued
-        for role, _, config in plan(exp.spec):
-            core.queue_member(root, exp, config, role)
-
-    def advance(self, root: Path, exp: core.Experiment,
-                members: dict[str, core.MemberState]) -> None:
-        if not all(m.done for m in members.values()):
-            return
-        finish_paired(exp, members, ablation_table(root, exp, members=members),
-                      "no variant has a finished run to pair with a finished baseline run of "
-                      "the same seed")
-
     def report(self, root: Path, exp: core.Experiment) -> str:
-        table = stored_table(exp)
-        if table is None:
-            table = ablation_table(root, exp)
         seeds = exp.spec.get("seeds", [])
-        lines = [f"Ablation on the {exp.spec.get('split', SPLIT)} split over {len(seeds)} seed(s) "
-                 f"({', '.join(map(str, seeds))}): paired mean difference to the reference with "
-                 f"its {CONFIDENCE:.0%} confidence interval (t-distribution) and p-value."]
-        if warning := seed_warning(len(seeds)):
-            lines.append(f"note: {warning}.")
-        lines += ["", format_table(table)]
+        table, lines = self.report_head(root, exp, (
+            f"Ablation on the {exp.spec.get('split', SPLIT)} split over {len(seeds)} seed(s) "
+            f"({', '.join(map(str, seeds))}): paired mean difference to the reference with "
+            f"its {CONFIDENCE:.0%} confidence interval (t-distribution) and p-value."))
         if small := sorted(set(table.loc[(table["n"] < 2) & (table["n"] > 0), "variant"])):
             lines.append(f"\n{', '.join(small)}: only 1 paired seed, so {TOO_FEW} for an "
                          "interval.")

@@ -1,13 +1,15 @@
 """Runs paired by seed: each variant's finished runs against its reference's runs of the same
 seed, as a table of paired differences with their confidence intervals (``stats.py``). The
 ablation and the stacked tricks read their results through it; it is also where their finished
-experiments keep that table (``finish_paired``, ``stored_table``).
+experiments keep that table (``finish_paired``, ``stored_table``), and what both do alike as
+procedures (``PairedProcedure``: queue every run, finish with the table, report it).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -22,6 +24,8 @@ TABLE_COLUMNS = ("variant", "compared_to", "metric", "baseline_mean", "variant_m
                  "mean_diff", "ci_low", "ci_high", "p_value", "n", "verdict", "seeds_needed")
 NUMBER_COLUMNS = ("baseline_mean", "variant_mean", "mean_diff", "ci_low", "ci_high", "p_value",
                   "seeds_needed")
+FEW_SEEDS = "with 2 seeds a confidence interval is very wide; 3+ recommended"
+NO_CI = "no confidence interval without at least 2 seeds"
 
 
 def value_of(summary: Mapping[str, Any] | None, metric: str, split: str = SPLIT) -> float | None:
@@ -157,3 +161,50 @@ def format_table(table: pd.DataFrame) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
                      for row in lines)
 
+
+def seed_warning(n_seeds: int) -> str | None:
+    """The plain sentence for too few seeds, or None."""
+    if n_seeds < 2:
+        return NO_CI
+    if n_seeds < 3:
+        return FEW_SEEDS
+    return None
+
+
+Plan = Callable[[Mapping[str, Any]], list[tuple[str, int, dict[str, Any]]]]
+
+
+class PairedProcedure:
+    """What the ablation and the stack do alike as procedures: queue every planned run at the
+    start (all validated first), end with the paired table once every run is done, and report
+    that table. Each gives its own ``plan``, ``check``, ``table`` and the error's start when no
+    row has a pair."""
+
+    def __init__(self, plan: Plan, check: Callable[[Mapping[str, Any]], None],
+                 table: Callable[..., pd.DataFrame], nothing_paired: str) -> None:
+        self._plan, self._check, self._table = plan, check, table
+        self._nothing_paired = nothing_paired
+
+    def start(self, root: Path, exp: core.Experiment) -> None:
+        self._check(exp.spec)  # every run validates before the first one is queued
+        for role, _, config in self._plan(exp.spec):
+            core.queue_member(root, exp, config, role)
+
+    def advance(self, root: Path, exp: core.Experiment,
+                members: dict[str, core.MemberState]) -> None:
+        if not all(m.done for m in members.values()):
+            return
+        finish_paired(exp, members, self._table(root, exp, members=members),
+                      self._nothing_paired)
+
+    def report_head(self, root: Path, exp: core.Experiment, intro: str
+                    ) -> tuple[pd.DataFrame, list[str]]:
+        """The table (the stored one, else computed now) and the report's first lines:
+        ``intro``, a note when there are too few seeds, then the table as text."""
+        table = stored_table(exp)
+        if table is None:
+            table = self._table(root, exp)
+        lines = [intro]
+        if warning := seed_warning(len(exp.spec.get("seeds", []))):
+            lines.append(f"note: {warning}.")
+        return table, [*lines, "", format_table(table)]

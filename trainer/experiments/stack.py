@@ -32,10 +32,8 @@ from trainer.experiments.paired_seeds import (
     CONFIDENCE,
     SPLIT,
     TABLE_COLUMNS,
-    finish_paired,
-    format_table,
+    PairedProcedure,
     paired_rows,
-    stored_table,
 )
 
 KIND = "stack"
@@ -142,9 +140,13 @@ def waterfall(table: pd.DataFrame, metric: str) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-class Stack:
+class Stack(PairedProcedure):
     kind = KIND
     title = TITLE
+
+    def __init__(self) -> None:
+        super().__init__(plan, check, stack_table, "no step has a finished run to pair with a "
+                         "finished run of the step before it")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
@@ -164,32 +166,14 @@ class Stack:
         return make_spec(base, ablation.collect_tricks(args.trick),
                          ablation.parse_seeds(args.seeds, args.seed_list), metrics or None)
 
-    def start(self, root: Path, exp: core.Experiment) -> None:
-        check(exp.spec)
-        for role, _, config in plan(exp.spec):
-            core.queue_member(root, exp, config, role)
-
-    def advance(self, root: Path, exp: core.Experiment,
-                members: dict[str, core.MemberState]) -> None:
-        if not all(m.done for m in members.values()):
-            return
-        finish_paired(exp, members, stack_table(root, exp, members=members),
-                      "no step has a finished run to pair with a finished run of the step "
-                      "before it")
-
     def report(self, root: Path, exp: core.Experiment) -> str:
-        table = stored_table(exp)
-        if table is None:
-            table = stack_table(root, exp)
         seeds = exp.spec.get("seeds", [])
-        lines = [f"Stacked tricks on the {exp.spec.get('split', SPLIT)} split over "
-                 f"{len(seeds)} seed(s) ({', '.join(map(str, seeds))}): each step adds one "
-                 "trick to the step before it; its gain is paired by seed against that step, "
-                 f"with its {CONFIDENCE:.0%} confidence interval. The total row is the "
-                 "last step against the baseline."]
-        if warning := ablation.seed_warning(len(seeds)):
-            lines.append(f"note: {warning}.")
-        lines += ["", format_table(table)]
+        _, lines = self.report_head(root, exp, (
+            f"Stacked tricks on the {exp.spec.get('split', SPLIT)} split over "
+            f"{len(seeds)} seed(s) ({', '.join(map(str, seeds))}): each step adds one "
+            "trick to the step before it; its gain is paired by seed against that step, "
+            f"with its {CONFIDENCE:.0%} confidence interval. The total row is the "
+            "last step against the baseline."))
         return "\n".join(lines)
 
 
