@@ -119,6 +119,14 @@ def parse_seeds(count: int | None = None, listed: str | Sequence[int] | None = N
     return core.parse_seeds(count, listed, default=range(DEFAULT_SEEDS))
 
 
+def add_seed_arguments(parser: argparse.ArgumentParser, per: str) -> None:
+    """``--seeds N`` and ``--seed-list``, as every paired procedure takes them (`parse_seeds`)."""
+    parser.add_argument("--seeds", type=int, default=None, metavar="N",
+                        help=f"seeds 0..N-1 per {per} (default {DEFAULT_SEEDS})")
+    parser.add_argument("--seed-list", default=None, metavar="S,S,...",
+                        help="explicit seeds instead of --seeds, e.g. 0,5,7")
+
+
 def is_imbalanced(base: Mapping[str, Any]) -> bool:
     """An imbalanced synthetic task: the last class is the minority (focal loss's case)."""
     return base.get("dataset") == "synthetic" and float(base.get("imbalance") or 1) > 1
@@ -319,10 +327,7 @@ class Ablation(PairedProcedure):
             help="a trick to ablate (repeat): NAME (the catalogue's typical value, e.g. "
             "label_smoothing), FIELD=VALUE (e.g. loss=focal) or LABEL=FIELD=VALUE,FIELD=VALUE "
             "(e.g. bag=norm=batch,dropout=0.2)")
-        parser.add_argument("--seeds", type=int, default=None, metavar="N",
-                            help=f"seeds 0..N-1 per variant (default {DEFAULT_SEEDS})")
-        parser.add_argument("--seed-list", default=None, metavar="S,S,...",
-                            help="explicit seeds instead of --seeds, e.g. 0,5,7")
+        add_seed_arguments(parser, "variant")
         parser.add_argument("--all", action="store_true", dest="all_tricks",
                             help="also run all tricks together")
         parser.add_argument("--all-but-one", action="store_true",

@@ -153,10 +153,7 @@ class Stack(PairedProcedure):
             "--trick", action="append", default=[], metavar="TRICK",
             help="a trick to add on top of the ones before it (repeat, in order): NAME, "
             "FIELD=VALUE or LABEL=FIELD=VALUE,FIELD=VALUE as for the ablation")
-        parser.add_argument("--seeds", type=int, default=None, metavar="N",
-                            help=f"seeds 0..N-1 per step (default {ablation.DEFAULT_SEEDS})")
-        parser.add_argument("--seed-list", default=None, metavar="S,S,...",
-                            help="explicit seeds instead of --seeds, e.g. 0,5,7")
+        ablation.add_seed_arguments(parser, "step")
         parser.add_argument("--metrics", action="extend", nargs="+", default=[],
                             metavar="METRIC", help="test metrics to report (default as for the "
                             "ablation)")
