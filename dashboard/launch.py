@@ -15,9 +15,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from dashboard.demo_presets import FIRST_VISIT
 from trainer import preflight, runlog
 from trainer.config import ConfigError, FieldError, make_config
 from trainer.data import MAX_CSV_BYTES
+from trainer.experiments import ablation, core
 from trainer.queue import cancel, requeue, spawn_worker
 from trainer.tricks import BY_NAME
 
@@ -31,15 +33,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         "warmup_epochs": 1.0,
     },
 }
-
-# The first-visit demo: a small comparison on digits that finishes in about a minute on 2 cores.
-DEMO_RUNS: list[dict[str, Any]] = [
-    {"name": "demo baseline", "tags": ["demo"]},
-    {"name": "demo label smoothing", "tags": ["demo"], "label_smoothing": 0.2},
-    {"name": "demo batchnorm", "tags": ["demo"], "norm": "batch"},
-    {"name": "demo flooding", "tags": ["demo"], "flooding": 0.1},
-]
-DEMO_BASE = {"dataset": "digits", "epochs": 15}
 
 
 class LaunchRefused(PermissionError):
@@ -184,7 +177,11 @@ def sweep_size(grid: Mapping[str, Sequence[Any]], seeds: Sequence[int]) -> int:
 
 
 def queue_demo(root: str | os.PathLike, max_parallel: int = 1) -> list[str]:
-    return queue_runs(root, [{**DEMO_BASE, **r} for r in DEMO_RUNS], max_parallel=max_parallel)
+    """Start the first-visit demo (``demo_presets.FIRST_VISIT``, an ablation whose verdicts were
+    measured) and return its runs' ids."""
+    exp = core.create(root, ablation.KIND, FIRST_VISIT.spec(), name=FIRST_VISIT.exp_name)
+    spawn_worker(root, max_parallel=max_parallel)
+    return exp.run_ids()
 
 
 def cancel_run(root: str | os.PathLike, run_id: str, *, allowed: bool = True) -> str:

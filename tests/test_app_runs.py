@@ -11,12 +11,14 @@ import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from dashboard.demo_presets import FIRST_VISIT
 from tests.fakeruns import make_all_states, make_damaged_runs, make_run
 from trainer import runlog
+from trainer.experiments import core
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PAGE = "dashboard/pages/runs.py"
-DEMO = "Queue a demo comparison (4 runs on digits, about a minute)"
+DEMO = "Queue the demo: do flips hurt digits, does label smoothing help?"
 
 
 @pytest.fixture
@@ -81,20 +83,27 @@ def button(at: AppTest, label: str):
 # --- empty state ----------------------------------------------------------------------------
 
 
-def test_no_runs_offers_the_demo_and_queues_four_runs(root):
+def test_no_runs_offers_the_demo_ablation_with_its_expected_verdicts(root):
     at = open_page()
     assert "training-tricks lab" in " ".join(texts(at.markdown))
+    # What the demo will show is written next to its button (measured by the benchmark).
+    expected = [c for c in texts(at.caption) if "Expected" in c]
+    assert expected and "hurts accuracy" in expected[0] and "ECE" in expected[0], expected
     button(at, DEMO).click().run()
     assert not at.exception
+    (exp,) = core.list_experiments(root)
+    assert exp.kind == "ablation" and exp.spec == FIRST_VISIT.spec()
     queued = [p for p in root.iterdir() if (p / runlog.CONFIG).is_file()]
-    assert len(queued) == 4
+    assert len(queued) == len(exp.members) == 15  # 3 variants x 5 seeds
     assert {runlog.read_json(p / runlog.STATUS)["state"] for p in queued} == {"queued"}
-    assert {runlog.read_json(p / runlog.CONFIG)["dataset"] for p in queued} == {"digits"}
+    configs = [runlog.read_json(p / runlog.CONFIG) for p in queued]
+    assert {c["dataset"] for c in configs} == {"digits"}
+    assert all("demo" in c["tags"] for c in configs)  # the Tricks page's evidence finds them
     # The page now shows the demo runs, waiting.
     assert not [b for b in at.button if b.label == DEMO]
     assert texts(at.get("progress")) and all(
         "waiting in the queue" in p.proto.text for p in at.get("progress"))
-    assert len(at.get("progress")) == 4
+    assert len(at.get("progress")) == 15
 
 
 def test_the_page_starts_with_an_empty_chart_that_preloads_vega(root):

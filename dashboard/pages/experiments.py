@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import context, report, selection
+from dashboard import context, demo_launcher, report, selection
 from dashboard.context import page_guard
 from dashboard.experiment_views import view_for
 from dashboard.format import duration, state_label
@@ -39,13 +39,14 @@ with new_tab, page_guard("the experiment launcher"):
     elif not kinds:
         st.info("No experiment procedures are installed.")
     else:
+        if flash := st.session_state.pop(FLASH, None):
+            st.success(flash)
+        new_id = demo_launcher.preset_panel(root, allowed)
         kind = st.selectbox("Procedure", kinds, key="exp_kind",
                             format_func=lambda k: experiments.PROCEDURES[k].title)
         view = view_for(kind)
         st.markdown(view.INTRO)
-        if flash := st.session_state.pop(FLASH, None):
-            st.success(flash)
-        new_id = view.launcher(root, allowed)
+        new_id = view.launcher(root, allowed) or new_id
         if new_id:
             created = experiments.load(root, new_id)
             done = created is not None and created.state != "running"

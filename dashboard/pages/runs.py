@@ -24,6 +24,7 @@ from dashboard.context import (
     watcher,
 )
 from dashboard.curve_frames import X_CHOICES, X_LABELS
+from dashboard.demo_presets import FIRST_VISIT, describe
 from dashboard.format import state_css
 from dashboard.run_info import RunInfo
 from dashboard.smoothing import SMOOTHING_KINDS
@@ -36,7 +37,7 @@ FLASH = "danlu_runs_flash"  # a message to show after the rerun an action causes
 PRELOAD = "preload"  # the description of the empty chart `preload_charts` sends
 DETAIL_PARTS = ["Config", "Log", "Tags, notes & actions"]
 REQUEUE_STATES = ("failed", "lost", "cancelled")  # what Requeue offers to run again
-DEMO_LABEL = "Queue a demo comparison (4 runs on digits, about a minute)"
+DEMO_LABEL = "Queue the demo: do flips hurt digits, does label smoothing help?"
 
 
 def preload_charts() -> None:
@@ -68,7 +69,12 @@ def empty_state() -> None:
             "with tricks such as label smoothing, batch norm or flooding switched on or off. Here "
             "you watch their raw and smoothed curves live and compare what each trick did."
         )
-        if st.button(DEMO_LABEL, type="primary"):
+        demo = FIRST_VISIT
+        runs = len(demo.seeds) * (len(demo.tricks) + 1)
+        st.caption(f"An ablation on digits: {describe(demo).split(': ', 1)[1]}, a few minutes on "
+                   f"2 CPU cores. **Expected** (as measured): {demo.expected} Its verdicts "
+                   "appear on the Experiments page when the runs finish.")
+        if st.button(DEMO_LABEL, type="primary", help=f"Queues {runs} runs."):
             try:
                 ids = launch.queue_demo(runs_root(), max_parallel())
             except Exception as exc:  # a config error, a full disk: say so, queue nothing more
