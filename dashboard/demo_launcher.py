@@ -11,7 +11,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard import context
+from dashboard import context, launch
 from dashboard.demo_presets import PRESETS, Claim, describe
 from dashboard.store import RunInfo
 from trainer import queue
@@ -25,8 +25,6 @@ def create(root: Path, claim: Claim) -> str | None:
     """Create the preset's experiment (ablation) or queue its members (ensemble); the new
     experiment's id, or None when only runs were queued."""
     if claim.kind == ensemble.KIND:
-        from dashboard import launch
-
         configs = [{**claim.base, **o, "seed": claim.seeds[0], "name": f"demo ensemble {label}",
                     "tags": [DEMO_ENSEMBLE_TAG]} for label, o in claim.tricks.items()]
         launch.queue_runs(root, configs, max_parallel=context.max_parallel())
