@@ -10,7 +10,7 @@ Each setting runs through the real procedures: an ablation is created with
 ``runner.execute`` (no worker processes, torch on one thread), then the ablation's own table gives
 the paired mean difference, its 95% CI and the verdict. The ensemble claim trains its members the
 same way and combines them with the ensemble procedure; ensemble-minus-best-member is paired by
-seed with the ablation's statistics (``stats.paired_difference``, ``ablation.verdict``).
+seed with the ablation's statistics (``stats.paired_difference``, ``paired_seeds.verdict``).
 
 Prints one line per (setting, metric): ``claim.<key>.<metric>: Δ [CI] verdict`` and the wall time.
 """
@@ -31,7 +31,7 @@ from benchmarks._common import emit, parser, print_machine, use_threads
 from dashboard.demo_presets import CANDIDATES, Claim
 from trainer import queue, runlog, runner
 from trainer.config import make_config
-from trainer.experiments import ablation, core, ensemble
+from trainer.experiments import ablation, core, ensemble, paired_seeds
 from trainer.experiments.stats import excludes_zero, paired_difference
 from trainer.tricks import TRICKS, Trick
 
@@ -64,7 +64,7 @@ def words(result: Mapping[str, Any], metric: str) -> str:
         if not excludes_zero(result):
             return "no clear effect"
         return "rises" if result["mean_diff"] > 0 else "falls"
-    return ablation.verdict(result, metric)
+    return paired_seeds.verdict(result, metric)
 
 
 def line(key: str, metric: str, result: Mapping[str, Any], said: str, wall: float,
@@ -147,7 +147,7 @@ def measure_ensemble(claim: Claim) -> None:
             corr.append(ensemble.mean_pairwise(frame, list(frame.index)))
     result = {**paired_difference(ens, best), "baseline_mean": sum(best) / len(best),
               "variant_mean": sum(ens) / len(ens)}
-    line(claim.key, f"{metric}_vs_best_member", result, ablation.verdict(result, metric),
+    line(claim.key, f"{metric}_vs_best_member", result, paired_seeds.verdict(result, metric),
          time.perf_counter() - t0, f"mean r {sum(corr) / len(corr):.3f}")
 
 
