@@ -85,6 +85,7 @@ class RayExecutor:
                      runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}})
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise ExecutorLost(f"cannot reach the Ray cluster at {address}: {exc}") from None
+        self._head = ray.get_runtime_context().gcs_address  # what "auto" resolved to
         self.cpus = 1.0 if cpus_per_run is None else cpus_per_run
         self.gpus = gpus_per_run
         self.resources = resources or {}
@@ -150,16 +151,19 @@ class RayExecutor:
             out = ray.get(ref, timeout=30)
         except TaskCancelledError:
             return Ended(run_dir, "cancelled through Ray")
-        except RayTaskError as exc:
-            return Ended(run_dir, f"its Ray task failed on {self._node(run_dir)}: "
-                                  f"{str(exc).splitlines()[0]}")
-        except GetTimeoutError:
-            return Ended(run_dir, "its Ray task gave no result")
-        except RayError as exc:  # WorkerCrashedError, NodeDiedError, ...
-            return Ended(run_dir, f"its Ray worker on {self._node(run_dir)} died "
-                                  f"({type(exc).__name__})")
+        except RayError as exc:
+            self._check_connected()  # if the head died, the run's fate is unknown: record none
+            return Ended(run_dir, self._failure(run_dir, exc))
         how = how_ended(out.get("code"))
         return Ended(run_dir, how and f"{how} on {out.get('host')}")
+
+    def _failure(self, run_dir: Path, exc: RayError) -> str:
+        if isinstance(exc, RayTaskError):
+            return f"its Ray task failed on {self._node(run_dir)}: {str(exc).splitlines()[0]}"
+        if isinstance(exc, GetTimeoutError):
+            return "its Ray task gave no result"
+        # WorkerCrashedError, NodeDiedError, ...
+        return f"its Ray worker on {self._node(run_dir)} died ({type(exc).__name__})"
 
     @staticmethod
     def _node(run_dir: Path) -> str:
@@ -167,11 +171,13 @@ class RayExecutor:
         return f"node {host}" if isinstance(host, str) else "its node"
 
     def _check_connected(self) -> None:
-        if not ray.is_initialized():
-            raise ExecutorLost("lost the Ray connection")
+        """Raise ExecutorLost once the head is gone. Its port is asked, not Ray: a Ray call in
+        flight when the head dies blocks for a minute, then Ray ends the whole process."""
         try:
-            ray.cluster_resources()
-        except Exception as exc:
+            if not ray.is_initialized():
+                raise ExecutorLost("the driver was shut down")
+            _check_reachable(self._head)
+        except ExecutorLost as exc:
             raise ExecutorLost(f"lost the Ray connection: {exc}") from None
 
     def stop(self, run_dir: Path) -> None:

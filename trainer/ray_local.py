@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 RAY = Path(sys.executable).with_name("ray")
@@ -42,8 +42,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _ray(*args: str) -> None:
-    proc = subprocess.run([str(RAY), *args], capture_output=True, text=True, timeout=300,
+def _ray(*args: str, prefix: Sequence[str] = ()) -> None:
+    proc = subprocess.run([*prefix, str(RAY), *args], capture_output=True, text=True, timeout=300,
                           env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
     if proc.returncode:
         raise RuntimeError(f"ray {args[0]} failed: {proc.stdout[-2000:]}{proc.stderr[-2000:]}")
@@ -62,9 +62,17 @@ def _processes() -> dict[int, tuple[int, bytes]]:
     return out
 
 
-def stop_cluster(*marks: str) -> None:
-    """Stop the processes whose command line contains one of ``marks``, and their descendants."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
+def cluster_marks(address: str) -> tuple[str, str]:
+    """What the command line of every process of the local cluster at ``address`` contains:
+    its temp dir (named after its port) or its port."""
+    port = address.rpartition(":")[2]
+    return f"/tmp/dr{port}-", f":{port}"
+
+
+def stop_cluster(*marks: str, signals: Sequence[int] = (signal.SIGTERM, signal.SIGKILL)) -> None:
+    """Stop the processes whose command line contains one of ``marks``, and their descendants:
+    politely, then by force (``signals``, one round each)."""
+    for sig in signals:
         table = _processes()
         doomed = {pid for pid, (_, cmd) in table.items()
                   if any(m.encode() in cmd for m in marks) and pid != os.getpid()}
@@ -82,17 +90,20 @@ def stop_cluster(*marks: str) -> None:
 
 
 @contextlib.contextmanager
-def local_cluster(nodes: int = 1, cpus: int = 1,
-                  extra: list[dict[str, float]] | None = None) -> Iterator[str]:
+def local_cluster(nodes: int = 1, cpus: int = 1, extra: list[dict[str, float]] | None = None,
+                  head_prefix: Sequence[str] = ()) -> Iterator[str]:
     """A head and ``nodes - 1`` more nodes of ``cpus`` CPUs each; node i (from 1) also gets the
-    custom resources ``extra[i - 1]``. Yields the address; everything is stopped on exit."""
-    temp = tempfile.mkdtemp(prefix="dr", dir="/tmp")  # Ray's socket paths must stay short
+    custom resources ``extra[i - 1]``; the head starts under the command ``head_prefix`` if
+    given (e.g. unshare, for a head that sees another filesystem). Yields the address;
+    everything is stopped on exit."""
     port = _free_port()
+    # Ray's socket paths must stay short; the port in the name finds its processes (cluster_marks)
+    temp = tempfile.mkdtemp(prefix=f"dr{port}-", dir="/tmp")
     address = f"{node_ip(0)}:{port}"
     try:
         _ray("start", "--head", f"--port={port}", f"--node-ip-address={node_ip(0)}",
              "--include-dashboard=false", f"--temp-dir={temp}", f"--num-cpus={cpus}",
-             "--disable-usage-stats")
+             "--disable-usage-stats", prefix=head_prefix)
         for i in range(1, nodes):
             resources = (extra or [])[i - 1] if extra and i - 1 < len(extra) else {}
             _ray("start", f"--address={address}", f"--node-ip-address={node_ip(i)}",
@@ -100,4 +111,4 @@ def local_cluster(nodes: int = 1, cpus: int = 1,
                  "--disable-usage-stats")
         yield address
     finally:
-        stop_cluster(temp, f":{port}")
+        stop_cluster(*cluster_marks(address))
