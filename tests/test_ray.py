@@ -11,12 +11,17 @@ import sys
 from pathlib import Path
 
 import pytest
+from streamlit.testing.v1 import AppTest
 
-from tests.conftest import ROOT, wait_for
+from dashboard import launch
+from dashboard.store import RunStore
+from tests.conftest import ROOT, run_cli, wait_for
 from tests.fakeruns import metric_rows
+from tests.test_app_launch import open_page, rerun, run_dirs, widget
 from trainer import queue, runlog
 from trainer.config import make_config
-from trainer.ray_local import _processes, local_cluster, loopback_node_ip
+from trainer.experiments import core
+from trainer.ray_local import _processes, local_cluster, loopback_node_ip, stop_cluster
 
 ray = pytest.importorskip("ray", reason="Ray is installed from requirements-ray.txt")
 
@@ -45,6 +50,71 @@ def _drain(root: Path, address: str, *args: str) -> str:
     assert worker.returncode == 0, out
     return out
 
+
+def _on_ray(cluster: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The environment that sends the app's worker (and any worker not told) to ``cluster``."""
+    env = {"DANLU_EXECUTOR": "ray", "RAY_ADDRESS": cluster}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    return env
+
+
+def _worker_pids(root: Path) -> list[int]:
+    mark = f"worker\0--runs-dir\0{root}\0".encode()
+    return [pid for pid, (_, cmd) in _processes().items() if mark in cmd]
+
+
+def test_the_launch_page_queues_onto_ray_through_the_worker_it_spawns(cluster, runs_dir,
+                                                                       monkeypatch):
+    env = _on_ray(cluster, monkeypatch)
+    at = open_page()
+    widget(at, "cfg_dataset").set_value("synthetic")
+    rerun(at)
+    for field in ("n_samples", "n_features", "n_classes", "epochs"):
+        widget(at, f"cfg_{field}").set_value(TINY[field])
+    rerun(at)
+    at.button(key="launch_run").click()
+    rerun(at)
+    (run_dir,) = run_dirs(runs_dir)
+    try:  # the app's own worker (queue.spawn_worker), not one started here
+        (pid,) = wait_for(lambda: _worker_pids(runs_dir), "the app's worker")
+        environ = dict(kv.split(b"=", 1) for kv in
+                       Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") if b"=" in kv)
+        assert {k: environ.get(k.encode(), b"").decode() for k in env} == env
+        wait_for(lambda: runlog.read_json(run_dir / runlog.STATUS)["state"]
+                 in runlog.FINAL_STATES, "the run to end", 240)
+    finally:
+        stop_cluster(f"--runs-dir\0{runs_dir}\0")
+    status = runlog.read_json(run_dir / runlog.STATUS)
+    log = (runs_dir / runlog.WORKER_LOG).read_text()
+    assert status["state"] == "finished" and status["executor"] == "ray", (status, log)
+    assert status["host"] == socket.gethostname()
+
+
+def test_the_demo_and_an_ablation_drain_through_ray_and_show_as_usual(cluster, runs_dir,
+                                                                      monkeypatch, spawned):
+    demo = launch.queue_demo(runs_dir)  # queued; `spawned` keeps the app from starting a worker
+    # The experiment's command drains the root in the foreground: with DANLU_EXECUTOR=ray, on Ray.
+    out = run_cli("experiment", "ablation", "--runs-dir", str(runs_dir), "--name", "on ray",
+                  "--set", *(f"{k}={v}" for k, v in TINY.items()), "--trick", "label_smoothing",
+                  "--seeds", "2", "--max-parallel", "2", env=_on_ray(cluster, monkeypatch),
+                  timeout=900)
+    assert out.returncode == 0, out.stdout + out.stderr
+    (exp,) = core.list_experiments(runs_dir)
+    assert exp.state == "finished" and exp.result, (exp, out.stdout)
+    runs = RunStore(runs_dir).list_runs()
+    assert sorted(r.run_id for r in runs) == sorted([*demo, *(m.run_id for m in exp.members)])
+    assert {(r.state, r.status.get("executor")) for r in runs} == {("finished", "ray")}
+    assert all(r.summary for r in runs) and not any(r.damaged for r in runs)
+    # The Experiments page shows its result as for a local one.
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30)
+    at.run()
+    at.switch_page("dashboard/pages/experiments.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "accuracy: mean difference with 95% CI" in {
+        json.loads(c.proto.spec).get("title") for c in at.get("vega_lite_chart")}
+    table = next(d.value for d in at.dataframe if "verdict" in d.value.columns)
+    assert len(table) > 0
 
 
 def test_a_sweep_drains_through_ray_with_the_summaries_of_local_runs(cluster, tmp_path):
@@ -115,12 +185,29 @@ def test_a_killed_ray_worker_fails_its_run_with_a_reason_naming_the_node(cluster
     assert f"node {socket.gethostname()}" in status["reason"], status["reason"]
 
 
-def test_a_worker_that_cannot_reach_the_cluster_says_so_and_touches_nothing(tmp_path):
-    run_dir = runlog.create_run(tmp_path, make_config(TINY))
+def _dead_address() -> str:
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
-        address = f"127.0.0.1:{s.getsockname()[1]}"
+        return f"127.0.0.1:{s.getsockname()[1]}"
+
+
+def test_a_worker_that_cannot_reach_the_cluster_says_so_and_touches_nothing(tmp_path):
+    run_dir = runlog.create_run(tmp_path, make_config(TINY))
+    address = _dead_address()
     worker = _worker(tmp_path, address)
     out, _ = worker.communicate(timeout=120)
     assert worker.returncode == 2 and f"cannot reach the Ray cluster at {address}" in out
     assert runlog.read_json(run_dir / runlog.STATUS)["state"] == "queued"
+
+
+def test_an_experiment_sent_to_an_unreachable_cluster_says_so_rather_than_waiting(tmp_path):
+    # Its command drains the root itself, with the executor DANLU_EXECUTOR names.
+    address = _dead_address()
+    out = run_cli("experiment", "ablation", "--runs-dir", str(tmp_path), "--set",
+                  *(f"{k}={v}" for k, v in TINY.items()), "--trick", "label_smoothing",
+                  "--seeds", "2", env={"DANLU_EXECUTOR": "ray", "RAY_ADDRESS": address},
+                  timeout=120)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert f"cannot reach the Ray cluster at {address}" in out.stdout
+    assert {runlog.read_json(d / runlog.STATUS)["state"] for d in tmp_path.iterdir()
+            if runlog.is_run_id(d.name)} == {"queued"}

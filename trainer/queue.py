@@ -21,7 +21,7 @@ from typing import IO, Any
 
 from trainer import procs, runlog
 from trainer.executor_base import Executor, ExecutorLost
-from trainer.executors import KINDS, ForkExecutor, SubprocessExecutor
+from trainer.executors import KINDS, ForkExecutor, SubprocessExecutor, default_kind
 
 CANCEL_GRACE_S = 1.5  # how long a cancel waits for the run to honour its request before a signal
 SIGNAL_AFTER_S = 5.0  # the worker signals a child that has not honoured a request for this long
@@ -170,9 +170,9 @@ def _cancel_overdue(run_dir: Path) -> bool:
 
 
 def work(root: str | os.PathLike, max_parallel: int = 1, wait: bool = False,
-         poll_s: float = 0.5, executor: str = "local", **executor_options: Any) -> int:
+         poll_s: float = 0.5, executor: str | None = None, **executor_options: Any) -> int:
     """Drain the queue of ``root`` with at most ``max_parallel`` runs at once, started by the
-    executor called ``executor`` (trainer.executors).
+    executor called ``executor`` (trainer.executors; default $DANLU_EXECUTOR, else local).
 
     Returns when the queue is empty and no run is left (or, with ``wait``, on SIGTERM/SIGINT).
     """
@@ -191,7 +191,8 @@ def work(root: str | os.PathLike, max_parallel: int = 1, wait: bool = False,
     for s in (signal.SIGTERM, signal.SIGINT):
         signal.signal(s, on_signal)
     try:
-        ex = make_executor(executor, max_parallel, root=root, **executor_options)
+        ex = make_executor(executor or default_kind(), max_parallel, root=root,
+                           **executor_options)
     except (ExecutorLost, ValueError) as exc:  # no cluster, or one that cannot see the root
         _say(f"error: {exc}")
         lock.close()

@@ -84,7 +84,9 @@ def _drain(root: Path, exp_id: str, args: argparse.Namespace) -> int:
         print(f"follow it with: python -m trainer experiment show {exp_id}")
         return 0
     register_poll_hook(core.advance_all)  # this process drains: let experiments move on
-    work(root, max_parallel=args.max_parallel)
+    code = work(root, max_parallel=args.max_parallel)
+    if code:  # no executor (a Ray cluster out of reach) or a lost one: waiting would never end
+        return code
     # Another worker may hold the root (the web app's): then wait for it to finish the job.
     while (current := core.load(root, exp_id)) and current.state == "running":
         time.sleep(WAIT_POLL_S)
