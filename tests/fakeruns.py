@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from dashboard.run_info import RunInfo
 from trainer import runlog
 from trainer.config import config_to_json, make_config
 from trainer.evaluate import classification_metrics
@@ -122,3 +123,12 @@ def make_all_states(root: Path) -> dict[str, str]:
 def metric_rows(run_dir: Path) -> list[dict[str, Any]]:
     """Every complete row of a run's metrics.jsonl (a partial last line is left out)."""
     return runlog.JsonlTail(Path(run_dir) / runlog.METRICS).read_new()
+
+
+def run_info(run_id: str, config: dict[str, Any] | None = None, **kw: Any) -> RunInfo:
+    """A RunInfo held in memory (no directory): finished, with ``config`` and any field in
+    ``kw`` (``state``, ``status``, ``summary``...)."""
+    defaults = {"path": Path("/nowhere") / run_id, "status": {}, "state": "finished",
+                "summary": None, "meta": {}}
+    return RunInfo(run_id=run_id, config=config if config is not None else {}, **{**defaults,
+                                                                                  **kw})
