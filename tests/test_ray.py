@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -93,6 +94,9 @@ def test_the_launch_page_queues_onto_ray_through_the_worker_it_spawns(cluster, r
 
 def test_the_demo_and_an_ablation_drain_through_ray_and_show_as_usual(cluster, runs_dir,
                                                                       monkeypatch, spawned):
+    # The first-visit demo (an ablation on digits), cut to 2 seeds of 2 epochs for CI's time.
+    monkeypatch.setattr(launch, "FIRST_VISIT", replace(
+        launch.FIRST_VISIT, seeds=(0, 1), base={**launch.FIRST_VISIT.base, "epochs": 2}))
     demo = launch.queue_demo(runs_dir)  # queued; `spawned` keeps the app from starting a worker
     # The experiment's command drains the root in the foreground: with DANLU_EXECUTOR=ray, on Ray.
     out = run_cli("experiment", "ablation", "--runs-dir", str(runs_dir), "--name", "on ray",
@@ -100,10 +104,12 @@ def test_the_demo_and_an_ablation_drain_through_ray_and_show_as_usual(cluster, r
                   "--seeds", "2", "--max-parallel", "2", env=_on_ray(cluster, monkeypatch),
                   timeout=900)
     assert out.returncode == 0, out.stdout + out.stderr
-    (exp,) = core.list_experiments(runs_dir)
-    assert exp.state == "finished" and exp.result, (exp, out.stdout)
+    exps = core.list_experiments(runs_dir)
+    assert sorted(e.name for e in exps) == sorted(["on ray", launch.FIRST_VISIT.exp_name])
+    assert all(e.state == "finished" and e.result for e in exps), (exps, out.stdout)
     runs = RunStore(runs_dir).list_runs()
-    assert sorted(r.run_id for r in runs) == sorted([*demo, *(m.run_id for m in exp.members)])
+    assert sorted(r.run_id for r in runs) == sorted(m.run_id for e in exps for m in e.members)
+    assert set(demo) < {r.run_id for r in runs}
     assert {(r.state, r.status.get("executor")) for r in runs} == {("finished", "ray")}
     assert all(r.summary for r in runs) and not any(r.damaged for r in runs)
     # The Experiments page shows its result as for a local one.
