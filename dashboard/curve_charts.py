@@ -40,7 +40,7 @@ __all__ = ["TIP_POINTS", "band_chart", "curve_chart"]
 # point; a tooltip every few pixels of each run is enough to read values off (one run keeps all).
 TIP_POINTS = 2000
 # x positions the hover rule snaps to (a few pixels apart on a page-wide plot): each holds every
-# run's values there in its tooltip, as text, so each costs bytes per run in every chart sent.
+# run's values there for its tooltip, so each costs bytes per run in every chart sent.
 HOVER_POSITIONS = 200
 HOVER_COLOUR = "#666666"
 MARK_DASHES = {"best epoch": [5, 4], "early stop": [2, 3]}  # stop marks, by kind
@@ -51,16 +51,24 @@ def _x_axis(x: str) -> alt.Axis:
     return alt.Axis(format=",.4~g", tickMinStep=1) if x == "epoch" else alt.Axis(format=",.4~g")
 
 
-def _hover_frame(frame: pd.DataFrame, x: str) -> tuple[pd.DataFrame, list[alt.Tooltip]]:
+def _hover_frame(frame: pd.DataFrame, x: str
+                 ) -> tuple[pd.DataFrame, list[alt.Tooltip], dict[str, str]]:
     """One row per hover position (at most `HOVER_POSITIONS` of the runs' x values), holding
-    each run's smoothed and raw value at the run's point nearest that x ("–" outside the run's
-    range), and the tooltip that lists them: what TensorBoard and W&B show on hover."""
+    each run's smoothed and raw value at the run's point nearest that x (``s<i>``, ``r<i>``,
+    float32; NaN outside the run's range), the tooltip that lists them (what TensorBoard and
+    W&B show on hover) and the Vega expressions that write each run's ``v<i>`` text of it
+    ("0.41 (raw 0.45)", "–" outside). Numbers travel, not text: a third of the bytes."""
     xs = np.unique(frame["x"].to_numpy(dtype=np.float64))
     xs = xs[np.isfinite(xs)]
     if xs.size > HOVER_POSITIONS:
         xs = np.unique(xs[np.linspace(0, xs.size - 1, HOVER_POSITIONS).round().astype(int)])
-    hover: dict[str, object] = {"x": xs}
+    # Each position's strip of the plot, from halfway to its neighbours (the ends at the first
+    # and last position, so the x scale's domain stays that of the data).
+    middle = (xs[1:] + xs[:-1]) / 2
+    hover: dict[str, object] = {"x": xs, "lo": np.concatenate([xs[:1], middle]),
+                                "hi": np.concatenate([middle, xs[-1:]])}
     tooltip = [alt.Tooltip("x:Q", title=X_LABELS[x], format=",.4~g")]
+    texts: dict[str, str] = {}
     for i, (run, part) in enumerate(frame.groupby("run", observed=True, sort=True)):
         px = part["x"].to_numpy(dtype=np.float64)
         order = np.argsort(px, kind="stable")
@@ -72,29 +80,36 @@ def _hover_frame(frame: pd.DataFrame, x: str) -> tuple[pd.DataFrame, list[alt.To
         left = np.maximum(right - 1, 0)
         nearest = np.where(np.abs(xs - px[left]) <= np.abs(px[right] - xs), left, right)
         inside = (xs >= px[0]) & (xs <= px[-1])
-        hover[f"v{i}"] = [f"{sm[j]:.5g} (raw {raw[j]:.5g})" if ok else "–"
-                          for j, ok in zip(nearest, inside, strict=True)]
+        hover[f"s{i}"] = np.where(inside, sm[nearest], np.nan).astype(np.float32)
+        hover[f"r{i}"] = np.where(inside, raw[nearest], np.nan).astype(np.float32)
+        texts[f"v{i}"] = (f"isFinite(datum.s{i}) ? format(datum.s{i}, '.5~g') + ' (raw ' + "
+                          f"format(datum.r{i}, '.5~g') + ')' : '–'")
         tooltip.append(alt.Tooltip(f"v{i}:N", title=str(run)))
-    return pd.DataFrame(hover), tooltip
+    return pd.DataFrame(hover), tooltip, texts
 
 
-def _hover_rule(frame: pd.DataFrame, x: str) -> alt.Chart:
+def _hover_layers(frame: pd.DataFrame, x: str) -> list[alt.Chart]:
     """A vertical rule that follows the pointer anywhere on the plot (the nearest hover
-    position), with every run's values at that x as its tooltip."""
-    data, tooltip = _hover_frame(frame, x)
-    # nearest=True gives the rules a Voronoi overlay; projected on x only, its cells are
-    # vertical strips, so the tooltip shows wherever the pointer is, not only on a line.
-    at_x = alt.selection_point(name=HOVER, fields=["x"], nearest=True, on="pointerover",
-                               clear="pointerout", empty=False)
-    return (
-        alt.Chart(data)
-        .mark_rule(description="hover rule", color=HOVER_COLOUR, strokeWidth=1)
-        .encode(x=alt.X("x:Q"),
-                opacity=alt.OpacityValue(0.0, condition={"param": HOVER, "empty": False,
-                                                         "value": 0.7}),
-                tooltip=tooltip)
-        .add_params(at_x)
-    )
+    position), with every run's values at that x as its tooltip: ``"hover targets"``, one
+    transparent strip of the plot's height per position (`_hover_frame`'s ``lo`` to ``hi``)
+    that the pointer meets, carrying the tooltip, and ``"hover rule"``, the one rule drawn at
+    the position the pointer is in."""
+    data, tooltip, texts = _hover_frame(frame, x)
+    at_x = alt.selection_point(name=HOVER, fields=["x"], on="pointerover", clear="pointerout",
+                               empty=False)
+    # The strips tile the plot, so the pointer is always in one: no Voronoi overlay (nearest=
+    # True), which was computed again whenever its marks changed. Nothing of the strips follows
+    # the pointer; only the one rule does, placed by the selection's value in pixels (a value,
+    # not data: the x scale and every mark on it stay as they are).
+    targets = (alt.Chart(data).mark_rect(description="hover targets", opacity=0.0)
+               .transform_calculate(**texts)
+               .encode(x=alt.X("lo:Q"), x2=alt.X2("hi"), tooltip=tooltip).add_params(at_x))
+    shown = f"isArray({HOVER}.x)"
+    rule = (alt.Chart(pd.DataFrame({"rule": [0]}))
+            .mark_rule(description="hover rule", color=HOVER_COLOUR, strokeWidth=1, tooltip=False)
+            .encode(x=alt.XValue({"expr": f"{shown} ? scale('x', {HOVER}.x[0]) : -1"}),
+                    opacity=alt.OpacityValue({"expr": f"{shown} ? 0.7 : 0"})))
+    return [rule, targets]
 
 
 def _stop_rules(stop_marks: pd.DataFrame, domain: Sequence[str], x: str) -> alt.Chart | None:
@@ -183,10 +198,11 @@ def curve_chart(
     Layers, found in the spec by their mark ``description``: ``"raw"`` (opacity 0.25, width 1),
     ``"smoothed"`` (width 2), ``"hover points"`` (invisible points on the smoothed line that
     carry the tooltip: run, x, raw, smoothed; on the rows whose ``tip`` column is true: every
-    row, or beyond `TIP_POINTS` rows evenly spread rows of each run), ``"hover rule"`` (a
-    vertical rule that follows the pointer anywhere on the plot, its tooltip every run's
-    smoothed and raw value at that x, see `_hover_frame`) and, with ``stop_marks`` (columns
-    ``run``, ``x``, ``label`` and optionally ``kind``: "best epoch" or "early stop"),
+    row, or beyond `TIP_POINTS` rows evenly spread rows of each run), ``"hover rule"`` and
+    ``"hover targets"`` (a vertical rule that follows the pointer anywhere on the plot, the
+    targets' tooltip every run's smoothed and raw value at that x, see `_hover_layers`) and,
+    with ``stop_marks`` (columns ``run``, ``x``, ``label`` and optionally ``kind``: "best
+    epoch" or "early stop"),
     ``"stop marks"``: dashed vertical rules whose dash says the kind, named in a legend. The
     lines carry no tooltip of their own. Epoch axes tick whole epochs. One colour per run (see
     `colour_scale`; domain ``colour_domain``, else ``frame.attrs["runs"]``, else the frame's
@@ -241,7 +257,7 @@ def curve_chart(
         .add_params(zoom())
     )
     # The hover rule goes under the hover points: on a point, the point's own tooltip shows.
-    layers: list[alt.Chart] = [raw, smoothed, _hover_rule(frame, x), points]
+    layers: list[alt.Chart] = [raw, smoothed, *_hover_layers(frame, x), points]
     if stop_marks is not None and not stop_marks.empty:
         rules = _stop_rules(stop_marks, domain, x)
         if rules is not None:

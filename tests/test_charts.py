@@ -344,28 +344,41 @@ def test_curve_chart_names_its_dashed_marks_in_a_legend():
 
 def test_curve_chart_hover_rule_lists_every_run_at_an_x():
     frame, d = curve_spec()
-    unit = by_description(d, "hover rule")
+    unit = by_description(d, "hover targets")
     hover = data_of(d, unit)
     tips = unit["encoding"]["tooltip"]
     assert [t.get("title") for t in tips[1:]] == sorted(frame["run"].unique())
     assert len(hover) <= curve_charts.HOVER_POSITIONS
-    # Each run's column holds its smoothed and raw value at its point nearest that x.
+    # Each run's columns hold its smoothed and raw value at its point nearest that x; the
+    # tooltip's text of them is written in the browser (a calculate per run).
     row = hover.iloc[len(hover) // 2]
-    for t in tips[1:]:
+    texts = {c["as"]: c["calculate"] for c in unit["transform"]}
+    for i, t in enumerate(tips[1:]):
         part = frame[frame["run"] == t["title"]]
         near = part.iloc[(part["x"] - row["x"]).abs().argmin()]
-        assert row[t["field"]] == f"{near['smooth']:.5g} (raw {near['raw']:.5g})"
+        assert row[f"s{i}"] == pytest.approx(near["smooth"], rel=1e-6)
+        assert row[f"r{i}"] == pytest.approx(near["raw"], rel=1e-6)
+        assert f"format(datum.s{i}, '.5~g')" in texts[t["field"]]
+    # The strips tile the plot from the first position to the last.
+    assert hover["lo"].iloc[0] == hover["x"].iloc[0] and hover["hi"].iloc[-1] == hover["x"].iloc[-1]
+    assert (hover["hi"].to_numpy()[:-1] == hover["lo"].to_numpy()[1:]).all()
     sel = next(p for p in params(d) if p["name"] == chart_style.HOVER)
-    assert sel["select"]["nearest"] is True and sel["select"]["fields"] == ["x"]
+    assert sel["select"]["fields"] == ["x"] and not sel["select"].get("nearest")
+    # Nothing of the targets follows the pointer; the one rule drawn is placed by the
+    # selection's value, not by data (the x scale stays as it is).
+    assert mark(unit)["type"] == "rect" and "opacity" not in unit["encoding"]
+    rule = by_description(d, "hover rule")
+    assert chart_style.HOVER in rule["encoding"]["x"]["value"]["expr"]
+    assert len(data_of(d, rule)) == 1 and "tooltip" not in rule["encoding"]
 
 
 def test_curve_chart_hover_rule_takes_a_run_of_one_point():
     # A 1-epoch run has one val point (Try it with 1 epoch): Compare's val curves failed.
     frame = pd.DataFrame({"run": ["a", "b", "b"], "x": [1.0, 1.0, 2.0], "raw": [0.5, 0.4, 0.3],
                           "smooth": [0.5, 0.4, 0.3]})
-    hover, _ = curve_charts._hover_frame(frame, "epoch")
-    assert list(hover["v0"]) == ["0.5 (raw 0.5)", "–"]
-    assert list(hover["v1"]) == ["0.4 (raw 0.4)", "0.3 (raw 0.3)"]
+    hover, _, _ = curve_charts._hover_frame(frame, "epoch")
+    np.testing.assert_allclose(hover["s0"], [0.5, np.nan])
+    np.testing.assert_allclose(hover["r1"], [0.4, 0.3])
 
 
 def test_curve_chart_legend_keeps_long_names_whole_and_epochs_tick_whole():
