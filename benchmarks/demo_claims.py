@@ -95,10 +95,10 @@ def paired(exp: core.Experiment, members: Mapping, role: str, metric: str, split
     """The ablation's paired comparison of ``role`` with the baseline on ``split``'s metric
     (``summary``: a top-level number such as n_params)."""
     if split == "summary":
-        values = {m.seed: members[m.run_id].summary for m in exp.members}
         by_role: dict[str, dict[int, float | None]] = {}
         for m in exp.members:
-            by_role.setdefault(m.role, {})[m.seed] = runlog.summary_value(values[m.seed], metric)
+            by_role.setdefault(m.role, {})[m.seed] = runlog.summary_value(
+                members[m.run_id].summary, metric)
         seeds = sorted(by_role[ablation.BASELINE])
         return paired_difference([by_role[role].get(s) for s in seeds],
                                  [by_role[ablation.BASELINE][s] for s in seeds])

@@ -1,3 +1,4 @@
+# The catalogue is a table of entries, one per field: on purpose one file, however long.
 """The catalogue: every setting and trick Danlu offers, in one place.
 
 Each entry names a field of ``RunConfig`` (built from this list in ``config.py``), its type,
@@ -191,24 +192,34 @@ CATALOGUE: tuple[Trick, ...] = (
     T("augment_hflip", "Data & augmentation", "Horizontal flip", bool, False,
       "Flip each training sample left-right with probability 1/2 (reverses a sequence).",
       helps="Natural images and tasks whose classes are mirror-symmetric.",
-      hurts="The notes warn augmentation must suit the task: a flipped digit is another digit.",
+      hurts="The notes warn augmentation must suit the task: a flipped digit is another digit. "
+      "Measured on digits (15 epochs, 5 seeds, paired): test accuracy −3.3 points, 95% CI "
+      "−6.5 to −0.2.",
       show="Flips hurt digits.", applied_in="trainer/augment.py",
       example={"augment_hflip": True}),
     T("augment_vflip", "Data & augmentation", "Vertical flip", bool, False,
       "Flip each training image upside-down with probability 1/2 (images only).",
       helps="Satellite and microscopy images, which have no 'up'.",
-      hurts="Digits and anything with an orientation.", applied_in="trainer/augment.py",
+      hurts="Digits and anything with an orientation. On digits (Try it: 15 epochs, 3 seeds, "
+      "paired): accuracy −1.5 points, 95% CI −9.0 "
+      "to +6.1, no clear effect at that size.", applied_in="trainer/augment.py",
       example={"augment_vflip": True}),
     T("augment_dflip", "Data & augmentation", "Diagonal flip", bool, False,
       "Transpose each training image with probability 1/2 (square images only).",
       helps="Rotation-invariant imagery (the notes' satellite road segmentation).",
-      hurts="Anything with an orientation.", applied_in="trainer/augment.py",
-      example={"augment_dflip": True}),
+      hurts="Anything with an orientation. On digits (Try it: 15 epochs, 3 seeds, paired): "
+      "accuracy −3.6 points, 95% CI −7.4 to +0.3, "
+      "not clear at that size; ECE worse by 0.011 (CI +0.003 to +0.020).",
+      applied_in="trainer/augment.py", example={"augment_dflip": True}),
     T("augment_shift", "Data & augmentation", "Random shift", int, 0,
       "Shift each training sample by up to this many pixels/steps, padding with zeros.",
-      helps="Translation-invariant signals: shifts help MNIST-1D.",
-      hurts="Large shifts on tiny inputs (8x8 digits) crop away the object.",
-      show="Shifts help MNIST-1D.", ge=0, le=16, applied_in="trainer/augment.py",
+      helps="Translation-invariant signals: the notes' shifts help MNIST-1D (not measured "
+      "here yet).",
+      hurts="Large shifts on tiny inputs (8x8 digits) crop away the object. On digits (Try it: "
+      "15 epochs, 3 seeds, paired): shift 2 "
+      "took accuracy 0.96 → 0.77 on average, but so unevenly (95% CI −48 to +11 points) that "
+      "it is no clear effect at that size.",
+      show="Shifts help MNIST-1D (the notes).", ge=0, le=16, applied_in="trainer/augment.py",
       example={"augment_shift": 2}),
     T("augment_noise", "Data & augmentation", "Gaussian noise", float, 0.0,
       "Add Gaussian noise of this standard deviation to each training input.",
@@ -219,7 +230,9 @@ CATALOGUE: tuple[Trick, ...] = (
     T("norm", "Architecture", "Normalisation", Literal["none", "batch", "group"], "none",
       "Normalisation after each hidden layer: BatchNorm or GroupNorm.",
       helps="BatchNorm speeds up and stabilises training (the notes found BN helps conv nets "
-      "more than dropout); GroupNorm does not depend on the batch size.",
+      "more than dropout); GroupNorm does not depend on the batch size. On digits (Try it: 15 "
+      "epochs, 3 seeds, paired): BatchNorm +3.1 "
+      "accuracy points, 95% CI +1.7 to +4.5.",
       hurts="BatchNorm degrades with very small batches; GroupNorm holds up.",
       show="Curves; small-batch behaviour.", applied_in="trainer/models.py",
       example={"norm": "batch"}),
@@ -241,14 +254,19 @@ CATALOGUE: tuple[Trick, ...] = (
     T("head", "Architecture", "Head", Literal["fc", "gap"], "fc",
       "fc: flatten the feature map into a fully-connected classifier. gap: global average "
       "pooling then one linear layer (CNN only).",
-      helps="gap: far fewer parameters, less overfitting.",
+      helps="gap: far fewer parameters, less overfitting. On digits (Try it: 15 epochs, 3 seeds, "
+      "paired): 45,866 → 28,394 parameters, "
+      "accuracy +0.4 points, 95% CI −3.6 to +4.4 (no clear effect).",
       hurts="gap: loses position information some tasks need.",
       show="Parameter count vs accuracy.", applied_in="trainer/models.py",
       example={"head": "gap"}),
     T("width", "Architecture", "Width multiplier", float, 1.0,
       "Multiplies every layer's width (channels or hidden units).",
       helps="Halving widths often barely hurts (the notes: halving U-Net's channels did not) and "
-      "runs faster.", hurts="Too narrow underfits.", show="Accuracy vs parameter count.",
+      "runs faster. On digits (Try it: 15 epochs, 3 seeds, paired): width 0.5 has 11,930 instead "
+      "of 45,866 parameters, accuracy −1.9 "
+      "points, 95% CI −10.3 to +6.6 (no clear effect).", hurts="Too narrow underfits.",
+      show="Accuracy vs parameter count.",
       ge=0.125, le=8, step=0.125, applied_in="trainer/models.py",
       example={"width": 0.5}),
     T("depth", "Architecture", "Depth", int, 3, "Hidden blocks (conv blocks or hidden layers).",
@@ -257,7 +275,9 @@ CATALOGUE: tuple[Trick, ...] = (
       "PITFALL DEMONSTRATION: evaluate with the model left in train() mode, as a forgotten "
       "model.eval() would. BatchNorm then normalises with batch statistics and dropout stays on.",
       helps="Never: it exists to show why calling eval() matters.",
-      hurts="Val/test metrics with BatchNorm or dropout.", show="Val metrics with and without.",
+      hurts="Val/test metrics with BatchNorm or dropout. Not on digits at Try it's size "
+      "(norm=batch, dropout 0.3, 15 epochs, 3 seeds): accuracy +0.6 points, 95% CI −4.5 to "
+      "+5.7, no clear effect.", show="Val metrics with and without.",
       pitfall=True, applied_in="trainer/loop.py",
       example={"forget_eval": True, "norm": "batch", "dropout": 0.3}),
     # --- Regularisation -----------------------------------------------------------------------
@@ -265,7 +285,9 @@ CATALOGUE: tuple[Trick, ...] = (
       "L2 penalty on the weights through the optimiser. For SGD, weight decay λ equals an L2 term "
       "(λ/2)·Σw² in the loss; with adamw it is decoupled from the gradient scaling.",
       helps="Overfitting models; pairs well with adamw.",
-      hurts="Too strong underfits; on BN layers' scale it mostly changes the effective LR.",
+      hurts="Too strong underfits; on BN layers' scale it mostly changes the effective LR. "
+      "With Adam (not adamw) the penalty is coupled to Adam's scaling: Try it's 0.05 on "
+      "digits collapsed every seed to chance (accuracy 0.96 → 0.10, weight norm 19.8 → 0.006).",
       show="Total weight norm falls vs baseline.", ge=0, le=1, step=1e-4,
       applied_in="trainer/loop.py",
       example={"weight_decay": 0.05}),
@@ -276,20 +298,30 @@ CATALOGUE: tuple[Trick, ...] = (
       example={"weight_decay": 0.05, "wd_exclude_norm_bias": True}),
     T("l1", "Regularisation", "L1 penalty", float, 0.0,
       "Adds λ·Σ|w| over weight matrices to the loss, pushing weights to exactly zero.",
-      helps="Sparse, prunable models; many useless inputs.", hurts="Too strong underfits.",
+      helps="Sparse, prunable models; many useless inputs. On digits (Try it: 15 epochs, 3 "
+      "seeds, paired): 1e-4 raised the share of "
+      "near-zero weights from 0.9% to 47% (95% CI +35 to +57 points).",
+      hurts="Too strong underfits: the same runs' accuracy fell 0.96 → 0.65 on average, "
+      "unevenly across seeds (no clear effect at 3 seeds).",
       show="Weight sparsity (share of near-zero weights).", ge=0, le=0.1, step=1e-5,
       applied_in="trainer/loop.py",
       example={"l1": 0.0001}),
     T("dropout", "Regularisation", "Dropout (FC layers)", float, 0.0,
       "Drop probability on fully-connected hidden layers.",
-      helps="Large fully-connected layers that overfit.",
+      helps="Large fully-connected layers that overfit. On digits (Try it: 15 epochs, 3 seeds, "
+      "paired): 0.3 moved accuracy by +0.4 "
+      "points (one test image) on every seed: no real effect at that size.",
       hurts="Small models underfit; slows convergence.", show="Train/val gap.", ge=0, le=0.9,
       step=0.05, applied_in="trainer/models.py",
       example={"dropout": 0.3}),
     T("spatial_dropout", "Regularisation", "Spatial dropout (conv)", float, 0.0,
       "Drops whole channels of conv feature maps (Dropout1d/2d).",
       helps="Rarely: conv layers have few parameters to regularise.",
-      hurts="The notes found dropout in conv layers lowered accuracy while BN raised it.",
+      hurts="The notes found dropout in conv layers lowered accuracy while BN raised it. "
+      "Measured (15 epochs, 5 seeds, paired): BatchNorm instead of spatial dropout 0.2 gave "
+      "+5.9 accuracy points on MNIST-1D (95% CI +2.6 to +9.3), +1.7 on digits (+0.6 to +2.8). "
+      "Against no regularisation on digits (3 seeds) spatial dropout 0.2 showed no clear "
+      "effect (+1.5 points, CI −1.0 to +3.9).",
       show="Conv-dropout vs BatchNorm comparison.", ge=0, le=0.9, step=0.05,
       applied_in="trainer/models.py",
       example={"spatial_dropout": 0.2}),
@@ -309,12 +341,13 @@ CATALOGUE: tuple[Trick, ...] = (
       example={"flooding": 0.1}),
     T("label_smoothing", "Regularisation", "Label smoothing ε", float, 0.0,
       "Targets become (1-ε)·onehot + ε/K: the model is trained never to be fully sure.",
-      helps="Noisy labels; large models that end up over-confident, whose calibration it "
-      "improves; and accuracy even here (digits demo, 15 epochs, seeds 0 and 1: ε=0.2 took "
-      "test accuracy from 0.96 to 0.99).",
+      helps="Over-confident models, e.g. trained long on noisy labels: on synthetic data with "
+      "30% noisy train labels (60 epochs, 5 seeds, paired) ε=0.2 cut test ECE by 0.21 (95% CI "
+      "0.16 to 0.25). Accuracy too on digits (15 epochs, 5 seeds): +2.6 points, CI +1.3 to "
+      "+3.9.",
       hurts="Calibration of a small model that is already calibrated: it becomes "
-      "under-confident (same demo: test ECE from 0.02-0.03 to 0.22). Also distillation (it "
-      "blurs the logits' ranking) and very small K.",
+      "under-confident (digits, same runs: mean confidence −0.21, test ECE +0.19, CI +0.17 to "
+      "+0.21). Also distillation (it blurs the logits' ranking) and very small K.",
       show="Reliability diagram (bars below the diagonal: under-confident), ECE, "
       "max-probability histogram.",
       ge=0, le=0.5, step=0.01, applied_in="trainer/loop.py",
@@ -330,7 +363,10 @@ CATALOGUE: tuple[Trick, ...] = (
       "ce: softmax cross-entropy. focal: (1-p_t)^γ·CE, down-weighting easy examples. bce: "
       "one-vs-rest binary cross-entropy on each class's sigmoid (for binary / multi-label style "
       "training).",
-      helps="focal: imbalanced tasks where easy majority examples dominate the loss.",
+      helps="focal: imbalanced tasks where easy majority examples dominate the loss. On the "
+      "synthetic task (imbalance 20, 5 seeds, paired) focal with focal_alpha=balanced raised "
+      "minority-class recall 0.55 → 0.80 (95% CI +9 to +40 points) at the cost of precision "
+      "(its F1: no clear effect); focal γ=2 alone showed no clear effect there.",
       hurts="focal: can under-fit balanced tasks; bce: saturates near 0 and 1.",
       show="Minority-class recall/F1 on an imbalanced task.", applied_in="trainer/losses.py",
       example={"loss": "focal"}),
@@ -388,7 +424,8 @@ CATALOGUE: tuple[Trick, ...] = (
     T("swa", "Optimisation & schedule", "SWA", bool, False,
       "Stochastic weight averaging: average the weights over the last epochs with a constant "
       "or annealed LR, recompute BatchNorm statistics, and evaluate the averaged model.",
-      helps="Flatter minima, better test accuracy for nearly free.",
+      helps="Flatter minima, better test accuracy for nearly free. It did not show on digits "
+      "(Try it: 15 epochs, 3 seeds, paired): +0.5 points, 95% CI −0.9 to +1.9.",
       hurts="Averaging too early (before convergence) blurs a poor model.",
       show="SWA model vs final model metrics.", applied_in="trainer/loop.py",
       example={"swa": True}),
@@ -409,7 +446,10 @@ CATALOGUE: tuple[Trick, ...] = (
       "identity, horizontal, vertical and diagonal flips (only those the input allows). shifts: "
       "identity and ±1, ±2 shifts.",
       helps="The notes cite +3 points on satellite road segmentation with flip TTA.",
-      hurts="Views the task is not invariant to (flipped digits).", show="TTA vs no-TTA metrics.",
+      hurts="Views the task is not invariant to (flipped digits). On digits (Try it: 15 epochs, "
+      "3 seeds, paired): flip TTA cut accuracy "
+      "0.96 → 0.63 (95% CI −41 to −25 points) and raised ECE by 0.12.",
+      show="TTA vs no-TTA metrics.",
       applied_in="trainer/augment.py",
       example={"tta": "flips"}),
     # --- Precision & speed --------------------------------------------------------------------
