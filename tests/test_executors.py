@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tests.conftest import ROOT, run_cli, wait_for
 from tests.fakeruns import metric_rows
-from trainer import procs, runlog
+from trainer import procs, queue, runlog
 from trainer.config import make_config
 
 LONG = {"dataset": "digits", "epochs": 500, "batch_size": 16}
@@ -62,3 +62,11 @@ def test_requeue_queues_a_new_run_with_the_same_config(tmp_path: Path):
         runlog.read_json(old / runlog.CONFIG))
     assert runlog.read_json(old / runlog.STATUS)["state"] == "failed"  # left as it was
 
+
+
+def test_the_worker_gives_back_the_signal_handlers_it_borrows(tmp_path: Path):
+    # While it works, SIGTERM/SIGINT ask it to stop; after, they are the caller's again (the
+    # experiment command waits on after it, and Ctrl-C must still end that wait).
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    assert queue.work(tmp_path, executor="local") == 0  # nothing queued: it returns at once
+    assert {s: signal.getsignal(s) for s in before} == before

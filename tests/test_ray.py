@@ -167,6 +167,22 @@ def test_cancel_of_a_running_ray_run(cluster, tmp_path):
     assert runlog.read_json(run_dir / runlog.STATUS)["state"] == "cancelled", out
 
 
+def test_sigterm_lets_a_ray_workers_running_run_finish_and_starts_nothing_more(cluster,
+                                                                                tmp_path):
+    running = runlog.create_run(tmp_path, make_config({"dataset": "digits", "epochs": 20}))
+    waiting = runlog.create_run(tmp_path, make_config(TINY))
+    worker = _worker(tmp_path, cluster)
+    try:
+        wait_for(lambda: len(metric_rows(running)) > 5, "the run to train", 180)
+        worker.send_signal(signal.SIGTERM)  # as the worker's own handler means it, not Ray's
+        out, _ = worker.communicate(timeout=240)
+    finally:
+        worker.kill()
+    assert worker.returncode == 0, out
+    assert runlog.read_json(running / runlog.STATUS)["state"] == "finished", out
+    assert runlog.read_json(waiting / runlog.STATUS)["state"] == "queued"
+
+
 def _ray_worker_of(pid: int) -> int:
     """The Ray worker process above a run's trainer (its fork server sits in between)."""
     table = _processes()

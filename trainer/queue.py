@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -182,30 +182,38 @@ def work(root: str | os.PathLike, max_parallel: int = 1, wait: bool = False,
     if lock is None:
         print(f"a worker is already draining {root}; nothing to do")
         return 0
-    stopping = False
-
-    def on_signal(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    for s in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(s, on_signal)
-    try:
-        ex = make_executor(executor or default_kind(), max_parallel, root=root,
-                           **executor_options)
-    except (ExecutorLost, ValueError) as exc:  # no cluster, or one that cannot see the root
-        _say(f"error: {exc}")
-        lock.close()
-        return 2
-    try:
-        _drain(root, ex, max_parallel, lambda: stopping, wait, poll_s)
-    except ExecutorLost as exc:  # the runs it held: their states are not the worker's to guess
-        _say(f"error: {exc}; the worker stops, leaving the runs it started as they are")
-        return 3
-    finally:
-        ex.close()
-        lock.close()
+    with _stop_signals() as stopping:
+        try:
+            ex = make_executor(executor or default_kind(), max_parallel, root=root,
+                               **executor_options)
+        except (ExecutorLost, ValueError) as exc:  # no cluster, or one that cannot see the root
+            _say(f"error: {exc}")
+            lock.close()
+            return 2
+        try:
+            _drain(root, ex, max_parallel, stopping, wait, poll_s)
+        except ExecutorLost as exc:  # the runs it held: their states are not the worker's to guess
+            _say(f"error: {exc}; the worker stops, leaving the runs it started as they are")
+            return 3
+        finally:
+            ex.close()
+            lock.close()
     return 0
+
+
+@contextlib.contextmanager
+def _stop_signals() -> Iterator[Callable[[], bool]]:
+    """While the worker works, SIGTERM and SIGINT ask it to stop: it starts nothing more and
+    lets its running runs end. The caller's handlers come back after (the experiment command
+    waits on for another worker, and Ctrl-C must still end that wait)."""
+    signalled: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, _frame: signalled.append(signum))
+                for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield lambda: bool(signalled)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def _drain(root: Path, ex: Executor, max_parallel: int, stopping: Callable[[], bool],

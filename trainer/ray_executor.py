@@ -16,7 +16,9 @@ from __future__ import annotations
 import multiprocessing.forkserver
 import os
 import secrets
+import signal
 import socket
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -78,6 +80,9 @@ class RayExecutor:
                  gpus_per_run: float | None = None, resources: dict[str, float] | None = None):
         address = address or os.environ.get("RAY_ADDRESS") or "auto"
         _check_reachable(address)
+        # ray.init makes SIGTERM end the process at once, which would kill the runs it owns;
+        # the worker's own handler (queue.work) lets them finish.
+        on_term = signal.getsignal(signal.SIGTERM)
         try:
             ray.init(address=address, namespace="danlu", log_to_driver=False,
                      _node_ip_address=loopback_node_ip(address),
@@ -85,6 +90,9 @@ class RayExecutor:
                      runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}})
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise ExecutorLost(f"cannot reach the Ray cluster at {address}: {exc}") from None
+        finally:
+            if on_term is not None and threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGTERM, on_term)
         self._head = ray.get_runtime_context().gcs_address  # what "auto" resolved to
         self.cpus = 1.0 if cpus_per_run is None else cpus_per_run
         self.gpus = gpus_per_run
