@@ -92,7 +92,7 @@ def _write(run_dir: Path, y_true: np.ndarray, avg: np.ndarray,
 def save_ensemble_run(root: str | os.PathLike, exp: core.Experiment) -> str:
     """Write the weighted-average ensemble of ``exp`` as a finished run directory; its id.
 
-    The entry is a run of kind ``ensemble`` (trainer/runlog/runs.py) so that every page lists
+    The entry is a run of kind ``ensemble`` (trainer/runlog/run_dirs.py) so that every page lists
     it and Compare ranks it: config.json is named "ensemble: ...", tagged ``ensemble`` and
     ``exp-<id>``, and holds ``members``, ``weights``, ``method`` and ``experiment`` with the
     config fields its members share (``shared_fields``); it is not a RunConfig, so

@@ -6,7 +6,7 @@ a file name themselves::
 
     <root>/                        DANLU_RUNS_DIR, default ./runs
       <run_id>/                    [a-z0-9-], time-ordered (``new_run_dir``, ``create_run``)
-        config.json     CONFIG     what the run is (``runlog.runs``): ``kind`` "trained" (or no
+        config.json     CONFIG     what the run is (``runlog.run_dirs``): ``kind`` "trained" (or no
                                    kind: older runs) = the resolved RunConfig; "ensemble" or
                                    "external" = free-form fields; always schema_version, run_id,
                                    name, tags. Written once, before anything else
@@ -221,7 +221,7 @@ from trainer.runlog.results import (
     write_predictions,
     write_summary,
 )
-from trainer.runlog.runs import (
+from trainer.runlog.run_dirs import (
     ENSEMBLE,
     EXTERNAL,
     KIND_KEY,

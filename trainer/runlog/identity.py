@@ -21,7 +21,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from trainer.runlog.runs import NOT_CONFIG, is_trained, run_kind
+from trainer.runlog.run_dirs import NOT_CONFIG, is_trained, run_kind
 from trainer.tricks import BY_NAME
 
 SEED = "seed"
