@@ -42,7 +42,7 @@ PLOT_HEIGHT_AUTOSIZE = alt.AutoSizeParams(type="fit-x", contains="padding")
 # goes, is cut at 40 % of a 30rem tooltip with an ellipsis and never wraps. The hover rule's
 # titles are run names, and runs that differ only at the end (a seed, a run id) then read
 # alike. This lets keys take most of a wider tooltip and wrap past that, so every name shows
-# whole. ``body`` outranks Streamlit's own selector.
+# whole. ``body`` outranks Streamlit's own selector (and vega-tooltip's, in exported reports).
 TOOLTIP_CSS = """
 body #vg-tooltip-element { max-width: min(60rem, 95vw); }
 body #vg-tooltip-element table tr td.key {

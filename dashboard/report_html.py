@@ -23,6 +23,8 @@ from typing import Any
 import altair as alt
 import pandas as pd
 
+from dashboard.chart_style import TOOLTIP_CSS
+
 # Chart data is rounded to this many significant digits: float32 metrics written out in full
 # take 17 digits each, and a 20-run report would be several times its size for nothing a
 # reader can see.
@@ -46,7 +48,7 @@ pre { background: #f6f8fa; padding: .6rem .8rem; overflow-x: auto; white-space: 
       word-break: break-all; }
 div.chart { margin: 1rem 0; display: block; width: 100%; } .chart-error { color: #b42318; }
 .note { color: #656d76; font-size: .9rem; }
-"""
+""" + TOOLTIP_CSS  # vega-tooltip's own style cuts a key (a run's name) at 150 px, as Streamlit's
 RENDER_SCRIPT = """
 (function () {
   const specs = JSON.parse(document.getElementById('danlu-specs').textContent);

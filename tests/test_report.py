@@ -212,9 +212,26 @@ def _look_offline(browser, path: Path) -> dict:
             arg=n, timeout=120_000)
         return {"charts": n, "drawn": page.locator("div.chart svg.marks").count(),
                 "failed": page.locator(".chart-error").count(), "errors": errors,
-                "requested": requested, "text": page.locator("body").inner_text()}
+                "requested": requested, "text": page.locator("body").inner_text(),
+                "tooltip": _hover_train_loss(page)}
     finally:
         context.close()
+
+
+def _hover_train_loss(page) -> list[dict] | None:
+    """The tooltip cells shown when hovering the train/loss chart's plot (None: no such chart),
+    each with whether the page shows it whole (a cut cell's content is larger than its box)."""
+    chart = page.locator("div.chart").filter(
+        has=page.locator('[aria-label="Title text \'train/loss\'"]'))
+    if not chart.count():
+        return None
+    chart.first.scroll_into_view_if_needed()
+    box = chart.first.locator("svg.marks").bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.3)
+    page.mouse.move(box["x"] + box["width"] * 0.55, box["y"] + box["height"] * 0.3, steps=5)
+    page.locator("#vg-tooltip-element.visible").wait_for(timeout=30_000)
+    return page.evaluate("""() => [...document.querySelectorAll('#vg-tooltip-element td')].map(
+        td => ({text: td.textContent, whole: td.scrollWidth <= td.clientWidth + 1}))""")
 
 
 @pytest.mark.browser
@@ -229,6 +246,10 @@ def test_report_opens_offline_with_every_chart(exported, tmp_path):
     assert seen["requested"] == [out.as_uri()]
     assert all(rid in seen["text"] for rid in ids)
     assert "python -m trainer run --set" in seen["text"]
+    # The hover lists every run by its whole name (vega-tooltip's own style cut keys at 150 px).
+    cells = seen["tooltip"]
+    assert all(rid in [c["text"] for c in cells] for rid in ids), cells
+    assert all(c["whole"] for c in cells), [c for c in cells if not c["whole"]]
 
     exp = _ablation(tmp_path)
     page = report.experiment_report(RunStore(tmp_path), exp)
