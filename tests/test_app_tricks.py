@@ -142,3 +142,24 @@ def test_label_smoothing_says_it_can_hurt_calibration_and_shows_it(
     assert len(shown) == 1 and "ECE" in shown[0], shown  # batchnorm's differs by lr as well
     specs = [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
     assert sum("ECE" in json.dumps(s.get("title")) for s in specs) == 2, "no reliability diagrams"
+
+
+def test_on_your_runs_averages_every_seed_of_the_demo(tmp_path: Path) -> None:
+    # The first-visit demo runs each variant on 5 seeds: the evidence is their mean, not the
+    # newest seed's pair alone.
+    from dashboard import trick_evidence
+    from dashboard.store import RunStore
+
+    for seed, (base_quality, smooth_quality) in enumerate(((0.9, 0.5), (0.7, 0.3))):
+        make_run(tmp_path, f"20260106-00000{seed}-base", seed=seed, quality=base_quality,
+                 config={"tags": ["demo"], "seed": seed})
+        make_run(tmp_path, f"20260106-00001{seed}-ls", seed=seed, quality=smooth_quality,
+                 config={"tags": ["demo"], "seed": seed, "label_smoothing": 0.2})
+    make_run(tmp_path, "20260106-000020-other", config={"tags": ["demo"], "seed": 1, "lr": 0.5})
+    runs = RunStore(tmp_path).list_runs()
+    pair = trick_evidence.newest_pair(runs, BY_NAME["label_smoothing"])
+    assert pair is not None and len(pair.others) == 1
+    pairs = [(pair.baseline, pair.with_trick), *pair.others]
+    assert {(b.config["seed"], t.config["seed"]) for b, t in pairs} == {(0, 0), (1, 1)}
+    mean = sum(r.summary["test"]["accuracy"] for _, r in pairs) / 2
+    assert "mean of 2 seeds" in pair.caption() and f"→ {mean:.3f}" in pair.caption()
