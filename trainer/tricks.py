@@ -170,7 +170,9 @@ CATALOGUE: tuple[Trick, ...] = (
     T("label_noise", "Data & augmentation", "Label noise", float, 0.0,
       "Share of TRAIN labels replaced by a random other class; validation and test stay clean "
       "(the notes' competition had noisy train labels and a clean test set).",
-      helps="Tests which tricks hold up under noise (label smoothing, early stopping, flooding).",
+      helps="Tests which tricks hold up under noise (label smoothing, early stopping, flooding). "
+      "On digits (Try it: 15 epochs, 3 seeds, paired): 20% noisy labels raised test ECE 0.02 → "
+      "0.17 (95% CI +0.07 to +0.23); accuracy −3.5 points, no clear effect.",
       show="Which tricks keep test metrics up.", ge=0, lt=1, step=0.05,
       applied_in="trainer/data.py",
       example={"label_noise": 0.2}),
@@ -223,7 +225,8 @@ CATALOGUE: tuple[Trick, ...] = (
       example={"augment_shift": 2}),
     T("augment_noise", "Data & augmentation", "Gaussian noise", float, 0.0,
       "Add Gaussian noise of this standard deviation to each training input.",
-      helps="Small data, smooth inputs.", hurts="Too much noise drowns the signal.",
+      helps="Small data, smooth inputs. It did not show on digits (Try it: 15 epochs, 3 seeds, "
+      "paired): −0.7 points, 95% CI −5.6 to +4.1.", hurts="Too much noise drowns the signal.",
       ge=0, le=2, step=0.01, applied_in="trainer/augment.py",
       example={"augment_noise": 0.1}),
     # --- Architecture -------------------------------------------------------------------------
@@ -242,13 +245,16 @@ CATALOGUE: tuple[Trick, ...] = (
     T("activation", "Architecture", "Activation",
       Literal["relu", "leaky_relu", "gelu", "tanh", "sigmoid"], "relu",
       "The non-linearity of hidden layers.",
-      helps="ReLU-family and GELU keep gradients flowing in deep nets.",
+      helps="ReLU-family and GELU keep gradients flowing in deep nets. On digits (Try it: 15 "
+      "epochs, 3 seeds, paired): GELU vs ReLU +1.6 points, 95% CI −0.7 to +3.9, no clear effect.",
       hurts="sigmoid/tanh deep nets train slower (vanishing gradients).",
       show="Loss curves of deep variants.", applied_in="trainer/models.py",
       example={"activation": "gelu"}),
     T("residual", "Architecture", "Skip connections", bool, False,
       "Residual blocks: F(x) + x around each hidden block.",
-      helps="Deep variants keep training.", hurts="Little effect on shallow nets.",
+      helps="Deep variants keep training.", hurts="Little effect on shallow nets. On digits (Try "
+      "it: 15 epochs, 3 seeds, paired), depth 3: +1.1 points, 95% CI −2.9 to +5.1, no clear "
+      "effect.",
       show="Deep variant trains; without skips it degrades.", applied_in="trainer/models.py",
       example={"residual": True}),
     T("head", "Architecture", "Head", Literal["fc", "gap"], "fc",
@@ -328,7 +334,8 @@ CATALOGUE: tuple[Trick, ...] = (
     T("early_stopping", "Regularisation", "Early stopping patience", int, 0,
       "Stop when the monitored val metric has not improved for this many epochs (0 = off) and "
       "restore the best epoch's weights.",
-      helps="Long runs that start overfitting; saves time.",
+      helps="Long runs that start overfitting; saves time. On digits (Try it: 15 epochs, 3 "
+      "seeds, paired): patience 3 left accuracy unchanged (95% CI ±3.2 points).",
       hurts="Noisy val metrics can stop too soon: raise the patience.",
       show="Stop epoch marked on the curves.", ge=0, le=1000, applied_in="trainer/loop.py",
       example={"early_stopping": 3}),
@@ -336,7 +343,9 @@ CATALOGUE: tuple[Trick, ...] = (
       "loss' = |loss - b| + b on the batch-mean loss: below level b the gradient reverses, so "
       "the training loss hovers around b instead of going to zero (0 = off).",
       helps="Overconfident models that drive train loss to zero.",
-      hurts="b above the achievable loss stops learning.", show="Train loss flattens at b.",
+      hurts="b above the achievable loss stops learning. On digits (Try it: 15 epochs, 3 seeds, "
+      "paired): b=0.1 cut accuracy by 5.1 points (95% CI −7.9 to −2.3).", show="Train loss "
+      "flattens at b.",
       ge=0, le=5, step=0.01, applied_in="trainer/loop.py",
       example={"flooding": 0.1}),
     T("label_smoothing", "Regularisation", "Label smoothing ε", float, 0.0,
@@ -347,7 +356,8 @@ CATALOGUE: tuple[Trick, ...] = (
       "+3.9.",
       hurts="Calibration of a small model that is already calibrated: it becomes "
       "under-confident (digits, same runs: mean confidence −0.21, test ECE +0.19, CI +0.17 to "
-      "+0.21). Also distillation (it blurs the logits' ranking) and very small K.",
+      "+0.21; Try it's ε=0.1 on 3 seeds: ECE +0.09, CI +0.05 to +0.13). Also distillation (it "
+      "blurs the logits' ranking) and very small K.",
       show="Reliability diagram (bars below the diagonal: under-confident), ECE, "
       "max-probability histogram.",
       ge=0, le=0.5, step=0.01, applied_in="trainer/loop.py",
@@ -355,7 +365,9 @@ CATALOGUE: tuple[Trick, ...] = (
     T("random_loss_scale", "Regularisation", "Random loss scaling", bool, False,
       "Multiply each step's loss by a fresh uniform random number in [0, 1) (the notes' "
       "random.random()*loss): a random per-step learning rate.",
-      helps="Sometimes escapes sharp minima.", hurts="Halves the average step size; noisier.",
+      helps="Sometimes escapes sharp minima. It did not show on digits (Try it: 15 epochs, 3 "
+      "seeds, paired): −2.1 points, 95% CI −14 to +10.", hurts="Halves the average step size; "
+      "noisier.",
       show="Noisier curve; final metrics.", applied_in="trainer/loop.py",
       example={"random_loss_scale": True}),
     # --- Loss ---------------------------------------------------------------------------------
@@ -367,7 +379,9 @@ CATALOGUE: tuple[Trick, ...] = (
       "synthetic task (imbalance 20, 5 seeds, paired) focal with focal_alpha=balanced raised "
       "minority-class recall 0.55 → 0.80 (95% CI +9 to +40 points) at the cost of precision "
       "(its F1: no clear effect); focal γ=2 alone showed no clear effect there.",
-      hurts="focal: can under-fit balanced tasks; bce: saturates near 0 and 1.",
+      hurts="focal: the notes worry it under-fits balanced tasks, but on digits (Try it: 15 "
+      "epochs, 3 seeds, paired) focal γ=2 raised accuracy +0.9 points (95% CI +0.3 to +1.4). "
+      "bce: saturates near 0 and 1.",
       show="Minority-class recall/F1 on an imbalanced task.", applied_in="trainer/losses.py",
       example={"loss": "focal"}),
     T("focal_gamma", "Loss", "Focal γ", float, 2.0,
@@ -395,7 +409,9 @@ CATALOGUE: tuple[Trick, ...] = (
       "constant; step (×γ every N epochs); cosine (anneal to the minimum LR); cosine_restarts "
       "(cyclic LR: restart every cycle, annealing from lr to the minimum LR; torch's "
       "CosineAnnealingWarmRestarts). Stepped every batch.",
-      helps="Annealing reaches lower loss; restarts escape poor minima and pair with SWA.",
+      helps="Annealing reaches lower loss; restarts escape poor minima and pair with SWA. On "
+      "digits (Try it: 15 epochs, 3 seeds, paired): cosine, accuracy −0.4 points, 95% CI −3.1 to "
+      "+2.4, no clear effect.",
       hurts="A step or restart at the wrong time bumps the loss up.",
       show="LR curve under the loss curve.", applied_in="trainer/schedules.py",
       example={"lr_schedule": "cosine"}),
@@ -413,12 +429,16 @@ CATALOGUE: tuple[Trick, ...] = (
       when=("lr_schedule", ("cosine", "cosine_restarts"))),
     T("warmup_epochs", "Optimisation & schedule", "Warm-up epochs", float, 0.0,
       "Ramp the LR linearly from 1% to lr over this many epochs before the schedule starts.",
-      helps="Large LRs, Adam with BN, big batches.", show="LR curve.", ge=0, le=100, step=0.5,
+      helps="Large LRs, Adam with BN, big batches. On digits (Try it: 15 epochs, 3 seeds, "
+      "paired): 2 epochs, +0.4 points, 95% CI −1.2 to +2.0, no clear effect.",
+      show="LR curve.", ge=0, le=100, step=0.5,
       applied_in="trainer/schedules.py",
       example={"warmup_epochs": 2.0}),
     T("grad_clip", "Optimisation & schedule", "Gradient clipping", float, 0.0,
       "Clip the global gradient norm to this value (0 = off).",
-      helps="Spiky losses, RNN-like instability.", hurts="Too low slows learning.",
+      helps="Spiky losses, RNN-like instability. On digits (Try it: 15 epochs, 3 seeds, paired): "
+      "clip 1.0, +0.5 points, 95% CI −0.04 to +1.0, no clear effect.", hurts="Too low slows "
+      "learning.",
       ge=0, le=1000, step=0.5, applied_in="trainer/loop.py",
       example={"grad_clip": 1.0}),
     T("swa", "Optimisation & schedule", "SWA", bool, False,
