@@ -72,6 +72,17 @@ def test_an_experiment_round_trips_and_lists(tmp_path: Path, procedures):
     assert runlog.read_json(tmp_path / run_id / runlog.STATUS)["state"] == "queued"
 
 
+def test_a_long_experiment_name_still_queues_its_runs(tmp_path: Path, procedures):
+    # The runs' experiment tag is built from the id, and a 40-character name made it longer than
+    # a tag may be: nothing was queued and the error spoke only of tags.
+    name = "label smoothing on noisy synthetic labels, long run"
+    exp = core.create(tmp_path, "two_stage", {"base": TINY}, name=name)
+    config = runlog.read_json(tmp_path / exp.members[0].run_id / runlog.CONFIG)
+    assert f"exp-{exp.exp_id}" in config["tags"]
+    assert exp.name == name and config["name"] == name  # the whole name is still shown
+    assert "label-smooth" in exp.exp_id and "long-run" in exp.exp_id  # both ends kept
+
+
 def test_member_names_lead_with_the_experiment_name():
     exp = core.Experiment(exp_id="x", kind="ablation", name="ls on digits", spec={})
     assert core.member_name(exp, "seed 2 baseline") == "ls on digits: seed 2 baseline"

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from trainer import preflight, runlog
-from trainer.config import ConfigError, FieldError, config_to_json, make_config
+from trainer.config import MAX_TAG_LENGTH, ConfigError, FieldError, config_to_json, make_config
 
 EXPERIMENTS_DIR, EXPERIMENT_FILE = runlog.EXPERIMENTS_DIR, runlog.EXPERIMENT_FILE
 STATES = ("running", "finished", "failed")
@@ -148,6 +148,16 @@ def list_experiments(root: str | os.PathLike) -> list[Experiment]:
     return [e for e in found if e is not None]
 
 
+def experiment_tag(exp_id: str) -> str:
+    """The tag every run of an experiment carries."""
+    return f"exp-{exp_id}"
+
+
+# An experiment's id holds its name only as far as the runs' tag (built from the id) stays
+# within a tag's length; the name itself is kept whole in experiment.json.
+EXP_ID_NAME_MAX = MAX_TAG_LENGTH - len(experiment_tag("20260101-000000--abcd"))
+
+
 def create(root: str | os.PathLike, kind: str, spec: dict[str, Any], name: str = "",
            start: bool = True, csv_dirs: Sequence[Path] | None = None) -> Experiment:
     """Create an experiment of ``kind`` and (``start``) queue its first runs.
@@ -163,7 +173,7 @@ def create(root: str | os.PathLike, kind: str, spec: dict[str, Any], name: str =
         _, problems = preflight.problems(spec["base"], root, csv_dirs)
         if problems:
             raise ConfigError(problems)
-    exp_dir = runlog.new_run_dir(experiments_dir(root), name or kind)
+    exp_dir = runlog.new_run_dir(experiments_dir(root), name or kind, EXP_ID_NAME_MAX)
     exp = Experiment(exp_id=exp_dir.name, kind=kind, name=name or kind, spec=spec)
     save(root, exp)
     if start:
@@ -195,7 +205,7 @@ def queue_member(root: str | os.PathLike, exp: Experiment, config: dict[str, Any
     The run's name starts with the experiment's: "seed 2 baseline" alone is ambiguous among the
     runs of other experiments (the Runs and Compare pages list them all)."""
     cfg = make_config(config)  # raises ConfigError naming the field
-    tags = sorted({*cfg.tags, f"exp-{exp.exp_id}"})
+    tags = sorted({*cfg.tags, experiment_tag(exp.exp_id)})
     cfg = make_config({**config_to_json(cfg), "tags": tags, "name": member_name(exp, cfg.name)})
     run_dir = runlog.create_run(root, cfg, state="queued")
     exp.members.append(Member(run_id=run_dir.name, role=role, seed=cfg.seed, stage=stage))

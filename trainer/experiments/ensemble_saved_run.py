@@ -125,7 +125,7 @@ def save_ensemble_run(root: str | os.PathLike, exp: core.Experiment) -> str:
     now = time.time()
     # A run that dies half-written shows as lost, never as a finished run without results.
     run_dir = runlog.create_run(root, fields, name, kind=runlog.ENSEMBLE,
-                                tags=["ensemble", f"exp-{exp.exp_id}"], state="running",
+                                tags=["ensemble", core.experiment_tag(exp.exp_id)], state="running",
                                 pid=os.getpid(), created=now, started=now, heartbeat=now)
     try:
         _write(run_dir, y_true, avg, summary)

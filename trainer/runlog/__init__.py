@@ -114,12 +114,13 @@ def slug(text: str, limit: int = 40) -> str:
     return f"{text[:head].strip('-')}-{text[-(limit - head - 1):].strip('-')}"
 
 
-def new_run_dir(root: str | os.PathLike, name: str = "") -> Path:
-    """Create and return a fresh run directory whose id sorts by creation time."""
+def new_run_dir(root: str | os.PathLike, name: str = "", name_max: int = NAME_PART_MAX) -> Path:
+    """Create and return a fresh run directory whose id sorts by creation time; ``name`` is
+    kept to ``name_max`` characters of it (both ends)."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    name_part = slug(name, NAME_PART_MAX)
+    name_part = slug(name, name_max)
     for _ in range(100):
         parts = [p for p in (stamp, name_part, secrets.token_hex(2)) if p]
         path = root / "-".join(parts)
