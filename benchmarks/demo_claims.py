@@ -30,10 +30,10 @@ from typing import Any
 from benchmarks._common import emit, parser, print_machine, use_threads
 from dashboard.demo_presets import CANDIDATES, Claim
 from trainer import queue, runlog, runner
+from trainer.catalogue import TRICKS, Trick
 from trainer.config import make_config
 from trainer.experiments import ablation, core, ensemble, paired_seeds
 from trainer.experiments.stats import excludes_zero, paired_difference
-from trainer.tricks import TRICKS, Trick
 
 TRY_DATASET, TRY_EPOCHS = "digits", 15  # the Tricks page's Try it defaults
 TRY_SEEDS = (0, 1, 2)

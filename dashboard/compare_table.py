@@ -23,7 +23,7 @@ from pandas.io.formats.style import Styler
 from dashboard.format import duration
 from dashboard.run_info import RunInfo
 from trainer import runlog
-from trainer.tricks import CATALOGUE
+from trainer.catalogue import CATALOGUE
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard import context, launch
+from dashboard import context, queueing
 from dashboard.demo_presets import PRESETS, Claim, describe
 from dashboard.store import RunInfo
 from trainer import queue
@@ -27,7 +27,7 @@ def create(root: Path, claim: Claim) -> str | None:
     if claim.kind == ensemble.KIND:
         configs = [{**claim.base, **o, "seed": claim.seeds[0], "name": f"demo ensemble {label}",
                     "tags": [DEMO_ENSEMBLE_TAG]} for label, o in claim.tricks.items()]
-        launch.queue_runs(root, configs, max_parallel=context.max_parallel())
+        queueing.queue_runs(root, configs, max_parallel=context.max_parallel())
         return None
     exp = core.create(root, claim.kind, claim.spec(), name=claim.exp_name)
     queue.spawn_worker(root, max_parallel=context.max_parallel())

@@ -18,8 +18,8 @@ from typing import Any
 
 import streamlit as st
 
+from trainer.catalogue import CATALOGUE, Trick, by_group, is_active
 from trainer.config import FieldError
-from trainer.tricks import CATALOGUE, Trick, by_group, is_active
 
 KEY_PREFIX = "cfg_"
 FORM_COLUMNS = 3

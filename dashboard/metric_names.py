@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 import pandas as pd
 
 from trainer import runlog
-from trainer.columnar import BASE_COLUMNS
+from trainer.metrics_columns import BASE_COLUMNS
 
 DEFAULT_METRICS: tuple[str, ...] = ("train/loss", "val/loss", "val/accuracy")
 # A test split is one row at the end of a run: a dot, not a curve (the Compare page shows it).

@@ -38,8 +38,8 @@ from dashboard.report_html import Cell, Page
 from dashboard.run_info import RunInfo
 from dashboard.store import RunStore
 from trainer import external, runlog
+from trainer.catalogue import BY_NAME
 from trainer.experiments import PROCEDURES, core
-from trainer.tricks import BY_NAME
 
 TRAIN_SMOOTHING, TRAIN_STRENGTH = curve_view.DEFAULT_SMOOTHING, curve_view.DEFAULT_STRENGTH
 VAL_METRICS = ("accuracy", "f1", "loss")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from dashboard.compare_table import metric_values
 from dashboard.run_info import RunInfo
-from trainer.tricks import Trick
+from trainer.catalogue import Trick
 
 DEMO_TAG = "demo"
 # Test metrics the caption names, and how it names them.

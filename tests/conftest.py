@@ -47,7 +47,7 @@ def spawned(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
         return True
 
     monkeypatch.setattr("trainer.queue.spawn_worker", fake_spawn)
-    monkeypatch.setattr("dashboard.launch.spawn_worker", fake_spawn)  # imported by name there
+    monkeypatch.setattr("dashboard.queueing.spawn_worker", fake_spawn)  # imported by name there
     return calls
 
 

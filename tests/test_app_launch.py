@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard import context, launch, selection
+from dashboard import context, queueing, selection
 from tests.fakeruns import make_run
 from trainer import runlog
-from trainer.tricks import CATALOGUE, by_group, is_active
+from trainer.catalogue import CATALOGUE, by_group, is_active
 
 ROOT = Path(__file__).absolute().parent.parent
 PAGE = "dashboard/pages/launch.py"
@@ -226,7 +226,7 @@ def test_preset_resets_the_form_to_its_overrides(runs_dir: Path) -> None:
     widget(at, "launch_preset").set_value("Bag of tricks")
     at.button(key="apply_preset").click()
     rerun(at)
-    preset = launch.PRESETS["Bag of tricks"]
+    preset = queueing.PRESETS["Bag of tricks"]
     for name, value in preset.items():
         assert widget(at, f"cfg_{name}").value == value, name
     assert widget(at, "cfg_epochs").value == 30  # everything else back to its default
@@ -275,7 +275,7 @@ def test_bad_sweep_values_show_the_error_and_create_nothing(runs_dir: Path,
     widget(at, "sweep_values_label_smoothing").set_value("0, 0.1")
     widget(at, "sweep_seeds").set_value(", ".join(map(str, range(101))))  # 2 x 101 > 200
     rerun(at)
-    assert any(f"limit of {launch.MAX_SWEEP_RUNS}" in e.value for e in at.error)
+    assert any(f"limit of {queueing.MAX_SWEEP_RUNS}" in e.value for e in at.error)
     assert at.button(key="launch_sweep").disabled
     assert run_dirs(runs_dir) == [] and spawned == []
 

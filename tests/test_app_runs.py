@@ -27,7 +27,7 @@ def root(tmp_path, monkeypatch) -> Path:
     monkeypatch.delenv("DANLU_READ_ONLY", raising=False)
     monkeypatch.delenv("DANLU_TOKEN", raising=False)
     # Tests must never start real training.
-    monkeypatch.setattr("dashboard.launch.spawn_worker", lambda *a, **k: False)
+    monkeypatch.setattr("dashboard.queueing.spawn_worker", lambda *a, **k: False)
     return tmp_path
 
 
@@ -376,7 +376,7 @@ def test_no_state_is_drawn_as_emoji(root, zoo):
 
 
 def test_a_run_danlu_did_not_train_has_no_requeue(root):
-    from dashboard import launch
+    from dashboard import queueing
     from trainer import external
 
     run_dir, _ = external.create_external_run(root, "my script", {"lr": 0.1}, source="track",
@@ -386,4 +386,4 @@ def test_a_run_danlu_did_not_train_has_no_requeue(root):
     at.radio(key="runs_details_part").set_value("Config").run()
     assert any("a run Danlu did not train: track" in t for t in texts(at.markdown))
     with pytest.raises(ValueError, match="not trained by Danlu"):
-        launch.requeue_run(root, run_dir.name)
+        queueing.requeue_run(root, run_dir.name)

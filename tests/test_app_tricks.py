@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 from dashboard import selection
 from tests.fakeruns import make_run
 from trainer import runlog
-from trainer.tricks import BY_NAME, TRICKS
+from trainer.catalogue import BY_NAME, TRICKS
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 TRICKS_PAGE = "dashboard/pages/tricks.py"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dashboard import launch
+from dashboard import queueing
 from tests.conftest import open_experiments
 from tests.test_app_launch import element_after, open_page, rerun, run_dirs, widget
 from trainer.experiments import core
@@ -88,8 +88,8 @@ def test_the_ablation_launcher_lists_every_problem_and_names_the_format(
 
 def test_an_uploaded_csv_is_kept_where_the_app_may_read_it(runs_dir: Path) -> None:
     text = "a,label\n" + "".join(f"{i},{i % 2}\n" for i in range(40))
-    path = launch.save_upload(runs_dir, "../../My data!.csv", text.encode())
+    path = queueing.save_upload(runs_dir, "../../My data!.csv", text.encode())
     assert path.parent == runs_dir / "uploads" and path.name.endswith("-My-data.csv")
     assert path.read_text() == text
-    assert launch.save_upload(runs_dir, "again.csv", text.encode()).read_text() == text
-    assert launch.form_errors({"dataset": "csv", "csv_path": str(path)}, runs_dir) == []
+    assert queueing.save_upload(runs_dir, "again.csv", text.encode()).read_text() == text
+    assert queueing.form_errors({"dataset": "csv", "csv_path": str(path)}, runs_dir) == []

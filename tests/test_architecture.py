@@ -158,3 +158,15 @@ def test_one_schema_version() -> None:
                             for t in node.targets)):
                 owners.append(module)
     assert owners == ["trainer.runlog"]
+
+
+def test_no_file_name_is_used_in_two_folders() -> None:
+    # A name says what lives in the file: pages/launch.py beside launch.py, or runlog's
+    # metrics_table.py beside the metrics' growable columns, made a reader open the wrong one.
+    seen: dict[str, list[str]] = {}
+    for folder in ("app.py", "dashboard", "trainer", "benchmarks", "scripts"):
+        path = ROOT / folder
+        for file in [path] if path.is_file() else sorted(path.rglob("*.py")):
+            if file.name != "__init__.py":
+                seen.setdefault(file.name, []).append(str(file.relative_to(ROOT)))
+    assert {name: paths for name, paths in seen.items() if len(paths) > 1} == {}

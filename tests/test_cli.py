@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tests.conftest import run_cli
 from trainer import runlog
-from trainer.tricks import CATALOGUE, GROUPS
+from trainer.catalogue import CATALOGUE, GROUPS
 
 
 def test_tricks_json_lists_the_whole_catalogue():

@@ -18,9 +18,9 @@ from sklearn.metrics import (
 from tests.conftest import run_cli
 from tests.fakeruns import metric_rows
 from trainer import runlog
+from trainer.catalogue import CATALOGUE
 from trainer.config import make_config
 from trainer.models import build_model
-from trainer.tricks import CATALOGUE
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from dashboard import launch
+from dashboard import queueing
 from tests.conftest import run_cli
 from trainer import placement, runlog
 from trainer.config import ConfigError
@@ -141,17 +141,17 @@ def test_the_cli_and_the_form_refuse_a_bad_file_before_a_run_exists(
     assert "error: data_path: bad.npz: y has only one class" in done.stderr
     assert not (tmp_path / "runs").exists()
     root = tmp_path / "runs"
-    errors = launch.form_errors({"dataset": "images", "data_path": str(tmp_path / "nowhere")},
+    errors = queueing.form_errors({"dataset": "images", "data_path": str(tmp_path / "nowhere")},
                                 root)
     assert [e.field for e in errors] == ["data_path"] and "does not exist" in errors[0].message
-    errors = launch.form_errors({"dataset": "npz", "data_path": str(bad)}, root)
+    errors = queueing.form_errors({"dataset": "npz", "data_path": str(bad)}, root)
     assert "bad.npz: y has only one class" in errors[0].message
-    outside = launch.form_errors({"dataset": "npz", "data_path": "/etc/passwd"}, root)
+    outside = queueing.form_errors({"dataset": "npz", "data_path": "/etc/passwd"}, root)
     assert "reads data files only from" in outside[0].message  # the app's data folders only
-    assert launch.form_errors({"dataset": "npz", "data_path": str(make_npz(
+    assert queueing.form_errors({"dataset": "npz", "data_path": str(make_npz(
         tmp_path / "good.npz"))}, root) == []
     with pytest.raises(ConfigError, match="data_path: dataset='npz' needs data_path"):
-        launch.validate_all([{"dataset": "npz"}])
+        queueing.validate_all([{"dataset": "npz"}])
 
 
 def test_data_that_does_not_fit_the_device_is_streamed_and_says_why() -> None:

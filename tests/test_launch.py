@@ -6,31 +6,31 @@ from pathlib import Path
 
 import pytest
 
-from dashboard import launch
+from dashboard import queueing
 from trainer import runlog
 from trainer.config import ConfigError, make_config
 
 
 def test_presets_are_valid_configs():
-    for name, overrides in launch.PRESETS.items():
+    for name, overrides in queueing.PRESETS.items():
         assert make_config(overrides), name
-    assert make_config(launch.PRESETS["Bag of tricks"]).tricks_on()
+    assert make_config(queueing.PRESETS["Bag of tricks"]).tricks_on()
 
 
 def test_sweep_is_the_grid_times_the_seeds():
     grid = {"label_smoothing": [0.0, 0.1], "optimizer": ["adam", "sgd"]}
-    runs = launch.sweep_configs({"dataset": "digits", "name": "ls"}, grid, seeds=[0, 1, 2])
-    assert len(runs) == launch.sweep_size(grid, [0, 1, 2]) == 12
+    runs = queueing.sweep_configs({"dataset": "digits", "name": "ls"}, grid, seeds=[0, 1, 2])
+    assert len(runs) == queueing.sweep_size(grid, [0, 1, 2]) == 12
     assert {(r["label_smoothing"], r["optimizer"], r["seed"]) for r in runs} == {
         (a, b, s) for a in (0.0, 0.1) for b in ("adam", "sgd") for s in (0, 1, 2)}
     assert runs[0]["name"] == "ls label_smoothing=0.0 optimizer=adam seed=0"
-    assert launch.sweep_configs({}, {}, seeds=[1])[0]["name"] == "sweep seed=1"  # one space
+    assert queueing.sweep_configs({}, {}, seeds=[1])[0]["name"] == "sweep seed=1"  # one space
 
 
 def test_sweep_run_ids_keep_every_varied_value_and_the_seed(tmp_path: Path, spawned):
     grid = {"label_smoothing": [0.1], "weight_decay": [0.05], "dropout": [0.2], "lr": [0.001]}
-    configs = launch.sweep_configs({"dataset": "digits"}, grid, seeds=[21, 22])
-    ids = launch.queue_runs(tmp_path, configs)
+    configs = queueing.sweep_configs({"dataset": "digits"}, grid, seeds=[21, 22])
+    ids = queueing.queue_runs(tmp_path, configs)
     for run_id, seed in zip(ids, (21, 22), strict=True):
         assert runlog.is_run_id(run_id)
         # The id cut at 40 characters ended "...-dropout-0-2-l-<random>": no lr, no seed.
@@ -46,36 +46,36 @@ def test_a_very_long_name_keeps_both_ends_of_its_id(tmp_path: Path):
 
 
 def test_sweep_values_are_parsed_by_field_type_and_checked():
-    assert launch.parse_sweep_values("label_smoothing", "0, 0.1,0.2") == [0, 0.1, 0.2]
-    assert launch.parse_sweep_values("optimizer", "adam, sgd") == ["adam", "sgd"]
-    assert launch.parse_sweep_values("swa", "true, false") == [True, False]
+    assert queueing.parse_sweep_values("label_smoothing", "0, 0.1,0.2") == [0, 0.1, 0.2]
+    assert queueing.parse_sweep_values("optimizer", "adam, sgd") == ["adam", "sgd"]
+    assert queueing.parse_sweep_values("swa", "true, false") == [True, False]
     with pytest.raises(ConfigError, match="label_smoothing"):
-        launch.parse_sweep_values("label_smoothing", "0.1, 0.9")
+        queueing.parse_sweep_values("label_smoothing", "0.1, 0.9")
     with pytest.raises(ConfigError, match="optimizer"):
-        launch.parse_sweep_values("optimizer", "adam, lbfgs")
+        queueing.parse_sweep_values("optimizer", "adam, lbfgs")
     with pytest.raises(ConfigError):
-        launch.parse_sweep_values("no_such_field", "1")
+        queueing.parse_sweep_values("no_such_field", "1")
 
 
 def test_a_too_large_sweep_is_refused():
     with pytest.raises(ConfigError, match="limit"):
-        launch.sweep_configs({}, {"seed": list(range(300))})
+        queueing.sweep_configs({}, {"seed": list(range(300))})
 
 
 def test_one_invalid_config_queues_nothing(tmp_path: Path, monkeypatch):
     spawned = []
-    monkeypatch.setattr(launch, "spawn_worker", lambda root, **kw: spawned.append(root))
+    monkeypatch.setattr(queueing, "spawn_worker", lambda root, **kw: spawned.append(root))
     with pytest.raises(ConfigError, match=r"run 2 of 2"):
-        launch.queue_runs(tmp_path, [{"epochs": 1}, {"epochs": 0}])
+        queueing.queue_runs(tmp_path, [{"epochs": 1}, {"epochs": 0}])
     assert not any(tmp_path.iterdir()) and not spawned
-    ids = launch.queue_runs(tmp_path, [{"epochs": 1}, {"epochs": 2}])
+    ids = queueing.queue_runs(tmp_path, [{"epochs": 1}, {"epochs": 2}])
     assert [runlog.read_json(tmp_path / i / runlog.STATUS)["state"] for i in ids] == ["queued"] * 2
     assert spawned == [tmp_path]
 
 
 def test_read_only_refuses_to_launch_or_cancel(tmp_path: Path):
-    with pytest.raises(launch.LaunchRefused):
-        launch.queue_runs(tmp_path, [{}], allowed=False)
-    with pytest.raises(launch.LaunchRefused):
-        launch.cancel_run(tmp_path, "20260101-000000-x", allowed=False)
+    with pytest.raises(queueing.LaunchRefused):
+        queueing.queue_runs(tmp_path, [{}], allowed=False)
+    with pytest.raises(queueing.LaunchRefused):
+        queueing.cancel_run(tmp_path, "20260101-000000-x", allowed=False)
     assert not any(tmp_path.iterdir())

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard import launch
+from dashboard import queueing
 from dashboard.store import RunStore
 from tests.conftest import ROOT, run_cli, wait_for
 from tests.fakeruns import metric_rows
@@ -95,9 +95,9 @@ def test_the_launch_page_queues_onto_ray_through_the_worker_it_spawns(cluster, r
 def test_the_demo_and_an_ablation_drain_through_ray_and_show_as_usual(cluster, runs_dir,
                                                                       monkeypatch, spawned):
     # The first-visit demo (an ablation on digits), cut to 2 seeds of 2 epochs for CI's time.
-    monkeypatch.setattr(launch, "FIRST_VISIT", replace(
-        launch.FIRST_VISIT, seeds=(0, 1), base={**launch.FIRST_VISIT.base, "epochs": 2}))
-    demo = launch.queue_demo(runs_dir)  # queued; `spawned` keeps the app from starting a worker
+    monkeypatch.setattr(queueing, "FIRST_VISIT", replace(
+        queueing.FIRST_VISIT, seeds=(0, 1), base={**queueing.FIRST_VISIT.base, "epochs": 2}))
+    demo = queueing.queue_demo(runs_dir)  # queued; `spawned` keeps the app from starting a worker
     # The experiment's command drains the root in the foreground: with DANLU_EXECUTOR=ray, on Ray.
     out = run_cli("experiment", "ablation", "--runs-dir", str(runs_dir), "--name", "on ray",
                   "--set", *(f"{k}={v}" for k, v in TINY.items()), "--trick", "label_smoothing",
@@ -105,7 +105,7 @@ def test_the_demo_and_an_ablation_drain_through_ray_and_show_as_usual(cluster, r
                   timeout=900)
     assert out.returncode == 0, out.stdout + out.stderr
     exps = core.list_experiments(runs_dir)
-    assert sorted(e.name for e in exps) == sorted(["on ray", launch.FIRST_VISIT.exp_name])
+    assert sorted(e.name for e in exps) == sorted(["on ray", queueing.FIRST_VISIT.exp_name])
     assert all(e.state == "finished" and e.result for e in exps), (exps, out.stdout)
     runs = RunStore(runs_dir).list_runs()
     assert sorted(r.run_id for r in runs) == sorted(m.run_id for e in exps for m in e.members)

@@ -14,11 +14,11 @@ import torch.nn.functional as F
 from tests.conftest import MemoryReporter, train_tiny
 from trainer import loop, training_setup
 from trainer.augment import augment_batch, shift, tta_views
+from trainer.catalogue import BY_NAME, CATALOGUE
 from trainer.config import make_config
 from trainer.losses import bce_linear_loss, class_alpha, focal_loss
 from trainer.models import build_model
 from trainer.schedules import make_scheduler
-from trainer.tricks import BY_NAME, CATALOGUE
 
 
 def test_every_trick_defaults_to_off_and_the_baseline_has_no_tricks_on():

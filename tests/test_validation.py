@@ -214,7 +214,7 @@ def test_fuzzed_set_values_are_refused_cleanly_or_give_a_config_the_run_accepts(
     used to be queued, then rejected by its own run)."""
     import random
 
-    from trainer.tricks import CATALOGUE
+    from trainer.catalogue import CATALOGUE
 
     rng = random.Random(20261202)
     pool = ["NaN", "inf", "-inf", "-1", "0", "1", "2.5", "true", "false", "1e308", "[]", "[1,2]",

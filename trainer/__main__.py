@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from trainer import runlog
+from trainer.catalogue import by_group, catalogue_json, catalogue_markdown
 from trainer.config import ConfigError, load_config_file, parse_set_items
-from trainer.tricks import by_group, catalogue_json, catalogue_markdown
 
 
 def _runs_dir(args: argparse.Namespace) -> Path:

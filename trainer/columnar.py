@@ -28,10 +28,7 @@ import pandas as pd
 
 from trainer import safe_read
 from trainer.metrics_cache_file import Covered, read_cache, write_cache
-from trainer.metrics_columns import (
-    BASE_COLUMNS,  # noqa: F401  the app (dashboard/metric_names.py) imports it from here
-    Table,
-)
+from trainer.metrics_columns import Table
 from trainer.metrics_parse import parse
 from trainer.runlog import METRICS_CACHE as CACHE
 

@@ -1,6 +1,6 @@
 """RunConfig: every setting and trick of the catalogue as a typed, validated field.
 
-The model is generated from ``tricks.CATALOGUE`` so the catalogue stays the single source of
+The model is generated from ``catalogue.CATALOGUE`` so the catalogue stays the single source of
 names, types, defaults and ranges. Cross-field rules (tricks that clash, options a dataset cannot
 take) live in ``_clashes`` below and are reported against the field a user should change.
 """
@@ -27,8 +27,8 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from trainer import runlog
+from trainer.catalogue import BY_NAME, CATALOGUE
 from trainer.runlog import is_run_id
-from trainer.tricks import BY_NAME, CATALOGUE
 
 SCHEMA_VERSION = runlog.SCHEMA_VERSION  # one version for every file of a run
 MAX_TAG_LENGTH = 50

@@ -22,10 +22,7 @@ from sklearn.datasets import load_digits, make_classification
 from sklearn.model_selection import train_test_split
 
 from trainer.data_error import DataError  # re-exported: trainer.data.DataError
-from trainer.datasets_csv import (
-    MAX_CSV_BYTES,  # noqa: F401  the Launch page (dashboard/launch.py) checks uploads against it
-    read_csv,
-)
+from trainer.datasets_csv import read_csv
 from trainer.datasets_mnist1d import load_mnist1d
 
 DATASETS = ("digits", "mnist1d", "synthetic", "csv", "npz", "images")

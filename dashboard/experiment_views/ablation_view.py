@@ -14,7 +14,7 @@ from dashboard import bar_charts, chart_files, chart_style, context
 from dashboard.experiment_views.trick_launcher import TrickForm, format_overrides
 from trainer import queue, runlog
 from trainer.config import ConfigError
-from trainer.experiments import ablation, core, more_seeds
+from trainer.experiments import ablation, core, more_seeds, paired_seeds
 
 TITLE = "Ablation"
 INTRO = (
@@ -122,7 +122,7 @@ def result_table(root: Path, exp: core.Experiment, members: dict[str, core.Membe
                  compute: Callable[..., pd.DataFrame]) -> pd.DataFrame:
     """The paired table: stored in the experiment once it ended, else ``compute``d from its
     runs so far (`ablation.ablation_table`, `stack.stack_table`)."""
-    table = ablation.stored_table(exp) if exp.state != "running" else None
+    table = paired_seeds.stored_table(exp) if exp.state != "running" else None
     return compute(root, exp, members=members) if table is None else table
 
 
@@ -132,7 +132,7 @@ def has_pairs(table: pd.DataFrame) -> bool:
 
 def seed_warning(exp: core.Experiment) -> str | None:
     """The procedure's warning about too few seeds, as a sentence (None when there are enough)."""
-    warning = ablation.seed_warning(len(exp.spec.get("seeds", [])))
+    warning = paired_seeds.seed_warning(len(exp.spec.get("seeds", [])))
     return warning[0].upper() + warning[1:] + "." if warning else None
 
 
@@ -196,7 +196,7 @@ def result_view(root: Path, exp: core.Experiment) -> None:
     st.dataframe(_display_table(table).style.map(_verdict_css, subset=["verdict"]),
                  hide_index=True, width="stretch", column_config=_column_config())
     if (table["n"] == 1).any():
-        st.caption("Rows with 1 paired seed have no interval: " + ablation.NO_CI + ".")
+        st.caption("Rows with 1 paired seed have no interval: " + paired_seeds.NO_CI + ".")
     if ablation.is_imbalanced(exp.spec.get("base", {})):
         _minority(root, exp, members)
     _excluded(exp, members)

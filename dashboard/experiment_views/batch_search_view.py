@@ -18,10 +18,10 @@ from dashboard import chart_files, chart_style, context, form
 from dashboard.format import number
 from trainer import experiments, preflight, runlog
 from trainer import queue as run_queue  # spawn_worker looked up at call time (tests replace it)
+from trainer.catalogue import CATALOGUE
 from trainer.config import ConfigError, FieldError
 from trainer.experiments import batch_search as bs
 from trainer.experiments import core
-from trainer.tricks import CATALOGUE
 
 TITLE = bs.TITLE
 INTRO = (

@@ -18,6 +18,7 @@ from dashboard.run_info import RunInfo
 from trainer import experiments, runlog
 from trainer.experiments import core
 from trainer.experiments import ensemble as ens
+from trainer.experiments.ensemble_members import test_set_problem
 
 TITLE = "Ensemble"
 INTRO = (
@@ -54,7 +55,7 @@ def _problem(chosen: list[RunInfo]) -> str | None:
         if pred is None:
             return f"{r.name}: its predictions.npz cannot be read, so it cannot join."
         preds[r.run_id] = pred
-    return ens.test_set_problem(preds, {r.run_id: r.config for r in chosen})
+    return test_set_problem(preds, {r.run_id: r.config for r in chosen})
 
 
 def launcher(root: Path, allowed: bool) -> str | None:

@@ -16,9 +16,9 @@ import streamlit as st
 
 from dashboard import context, form
 from trainer import preflight, queue
+from trainer.catalogue import BY_NAME, TRICKS, Trick, is_active
 from trainer.config import ConfigError, FieldError, make_config
-from trainer.experiments import ablation, core, stack
-from trainer.tricks import BY_NAME, TRICKS, Trick, is_active
+from trainer.experiments import ablation, core, paired_seeds, stack
 
 # The base config fields offered; the rest keep their defaults (shown when their `when` holds).
 BASE_FIELDS = ("dataset", "csv_path", "csv_label", "n_samples", "n_features", "n_classes",
@@ -203,7 +203,7 @@ def trick_launcher(root: Path, allowed: bool, form_kind: TrickForm) -> str | Non
                       help="Shows what each trick adds on top of the others: all vs all-but-it.")
             _show(errors, "all_but_one")
     n_seeds = int(st.session_state[key("seeds")] or 0)
-    if warning := ablation.seed_warning(n_seeds):
+    if warning := paired_seeds.seed_warning(n_seeds):
         st.warning(warning[0].upper() + warning[1:] + ".")
     st.text_input("Experiment name (optional)", key=key("name"))
     return _launch(root, allowed, form_kind, spec)

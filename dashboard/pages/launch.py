@@ -9,12 +9,12 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import context, form, launch, selection
+from dashboard import context, form, queueing, selection
 from dashboard.format import duration, state_css, state_label
 from dashboard.run_info import RunInfo
+from trainer.catalogue import BY_NAME, CATALOGUE
 from trainer.config import ConfigError, make_config
 from trainer.queue import worker_running
-from trainer.tricks import BY_NAME, CATALOGUE
 
 VALUES = "danlu_launch_values"  # the config being edited (survives page switches)
 LAUNCHED = "danlu_launch_last"  # {"where": "run" | "sweep", "ids": [...], "names": [...]}
@@ -40,7 +40,7 @@ def _problem_lines(errors: Mapping[str, list[str]]) -> str:
 def _apply_preset() -> None:
     # A callback: it runs before the widgets are drawn, so their state may still be replaced.
     name = st.session_state.get("launch_preset")
-    values = {**form.default_values(), **launch.PRESETS.get(name, {})}
+    values = {**form.default_values(), **queueing.PRESETS.get(name, {})}
     st.session_state[VALUES] = values
     form.seed(values, overwrite=True)
     st.session_state.pop(LAUNCHED, None)
@@ -52,7 +52,7 @@ def _use_upload() -> None:
     if upload is None:
         return
     try:
-        path = launch.save_upload(context.runs_root(), upload.name, upload.getvalue())
+        path = queueing.save_upload(context.runs_root(), upload.name, upload.getvalue())
     except (ValueError, OSError) as exc:
         st.session_state[UPLOAD_PROBLEM] = str(exc)
         return
@@ -64,12 +64,12 @@ def _use_upload() -> None:
 def _queue(configs: Sequence[Mapping[str, Any]], where: str) -> None:
     """Queue ``configs``; say why if nothing was queued."""
     try:
-        ids = launch.queue_runs(context.runs_root(), configs, allowed=context.can_write(),
+        ids = queueing.queue_runs(context.runs_root(), configs, allowed=context.can_write(),
                                 max_parallel=context.max_parallel())
     except ConfigError as exc:
         st.error("Nothing was launched:\n" + _problem_lines(form.errors_by_field(exc.errors)))
         return
-    except launch.LaunchRefused as exc:
+    except queueing.LaunchRefused as exc:
         st.error(f"Nothing was launched: {exc}.")
         return
     except OSError as exc:
@@ -98,7 +98,7 @@ def _launched(where: str) -> None:
 
 def form_section(values: dict[str, Any], errors: dict[str, list[str]], allowed: bool) -> None:
     left, right = st.columns([3, 1], vertical_alignment="bottom")
-    left.selectbox("Preset", list(launch.PRESETS), key="launch_preset",
+    left.selectbox("Preset", list(queueing.PRESETS), key="launch_preset",
                    help="A starting point: applying it resets every field to its default, then "
                    "sets the preset's values.")
     right.button("Apply preset", on_click=_apply_preset, key="apply_preset",
@@ -148,7 +148,7 @@ def _sweep_grid() -> tuple[dict[str, list[Any]], list[int], bool]:
             ok = False
             continue
         try:
-            grid[name] = launch.parse_sweep_values(name, text)
+            grid[name] = queueing.parse_sweep_values(name, text)
         except ConfigError as exc:
             for e in exc.errors:
                 st.error(e.message, icon=":material/block:")
@@ -158,7 +158,7 @@ def _sweep_grid() -> tuple[dict[str, list[Any]], list[int], bool]:
                          "combination; runs that differ only by seed are grouped as mean ± "
                          "spread on the Compare page.")
     try:
-        seeds = launch.parse_sweep_values("seed", text)
+        seeds = queueing.parse_sweep_values("seed", text)
     except ConfigError as exc:
         for e in exc.errors:
             st.error(e.message, icon=":material/block:")
@@ -171,12 +171,12 @@ def sweep_section(values: dict[str, Any], form_ok: bool, allowed: bool) -> None:
     grid, seeds, ok = _sweep_grid()
     configs: list[dict[str, Any]] = []
     if ok:
-        n = launch.sweep_size(grid, seeds)
+        n = queueing.sweep_size(grid, seeds)
         parts = [f"{len(v)} values of {f}" for f, v in grid.items()]
         parts.append(f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''}")
         st.markdown(f"This sweep queues {n} run{'s' if n != 1 else ''} ({' × '.join(parts)}).")
         try:
-            configs = launch.sweep_configs(values, grid, seeds)
+            configs = queueing.sweep_configs(values, grid, seeds)
         except ConfigError as exc:
             for e in exc.errors:
                 st.error(e.message, icon=":material/block:")
@@ -193,14 +193,14 @@ def sweep_section(values: dict[str, Any], form_ok: bool, allowed: bool) -> None:
 
 def _cancel(run_id: str) -> None:
     try:
-        msg = launch.cancel_run(context.runs_root(), run_id, allowed=context.can_write())
-    except (launch.LaunchRefused, ValueError, OSError) as exc:
+        msg = queueing.cancel_run(context.runs_root(), run_id, allowed=context.can_write())
+    except (queueing.LaunchRefused, ValueError, OSError) as exc:
         msg = f"Could not cancel {run_id}: {exc}"
     st.session_state[NOTICE] = msg
 
 
 def _start_worker() -> None:
-    started = launch.spawn_worker(context.runs_root(), max_parallel=context.max_parallel())
+    started = queueing.spawn_worker(context.runs_root(), max_parallel=context.max_parallel())
     st.session_state[NOTICE] = ("Started a worker: queued runs will start shortly." if started
                                 else "A worker is already running.")
 
@@ -283,7 +283,7 @@ for name, default in form.default_values().items():
 errors: dict[str, list[str]] = {}
 with context.page_guard("the launch form"):
     unreadable = form.sync(values)
-    errors = form.errors_by_field(launch.form_errors(values, context.runs_root()))
+    errors = form.errors_by_field(queueing.form_errors(values, context.runs_root()))
     for name, reason in unreadable.items():
         errors.setdefault(name, []).insert(0, reason)
 

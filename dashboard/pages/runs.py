@@ -7,9 +7,9 @@ import streamlit as st
 from dashboard import (
     chart_files,
     curve_view,
-    launch,
     metric_charts,
     metric_names,
+    queueing,
     run_details,
     run_labels,
     selection,
@@ -76,7 +76,7 @@ def empty_state() -> None:
                    "appear on the Experiments page when the runs finish.")
         if st.button(DEMO_LABEL, type="primary", help=f"Queues {runs} runs."):
             try:
-                ids = launch.queue_demo(runs_root(), max_parallel())
+                ids = queueing.queue_demo(runs_root(), max_parallel())
             except Exception as exc:  # a config error, a full disk: say so, queue nothing more
                 st.error(f"Could not queue the demo: {exc}")
             else:
@@ -261,8 +261,8 @@ def manage(run: RunInfo) -> None:
                 flash(f"Saved tags and notes of {run.name}.")
     if run_details.is_live(run) and st.button("Cancel run", key=f"runs_cancel_{run.run_id}"):
         try:
-            message = launch.cancel_run(runs_root(), run.run_id, allowed=can_write())
-        except (launch.LaunchRefused, ValueError, OSError) as exc:
+            message = queueing.cancel_run(runs_root(), run.run_id, allowed=can_write())
+        except (queueing.LaunchRefused, ValueError, OSError) as exc:
             st.error(f"Could not cancel: {exc}")
         else:
             flash(message)
@@ -271,9 +271,9 @@ def manage(run: RunInfo) -> None:
             "Requeue", key=f"runs_requeue_{run.run_id}",
             help="Queue a new run with this run's config (this one stays as it is)"):
         try:
-            message = launch.requeue_run(runs_root(), run.run_id, allowed=can_write(),
+            message = queueing.requeue_run(runs_root(), run.run_id, allowed=can_write(),
                                          max_parallel=max_parallel())
-        except (launch.LaunchRefused, ValueError, OSError) as exc:
+        except (queueing.LaunchRefused, ValueError, OSError) as exc:
             st.error(f"Could not requeue: {exc}")
         else:
             flash(message)

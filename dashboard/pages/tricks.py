@@ -4,7 +4,7 @@ import json
 
 import streamlit as st
 
-from dashboard import chart_files, launch, selection, trick_evidence
+from dashboard import chart_files, queueing, selection, trick_evidence
 from dashboard.context import (
     can_write,
     max_parallel,
@@ -14,8 +14,8 @@ from dashboard.context import (
     store,
 )
 from dashboard.prediction_charts import reliability_chart
+from trainer.catalogue import BY_NAME, CATALOGUE, TRICKS, Trick, by_group
 from trainer.config import ConfigError, config_errors
-from trainer.tricks import BY_NAME, CATALOGUE, TRICKS, Trick, by_group
 
 DATASETS = ("digits", "mnist1d", "synthetic")
 
@@ -72,12 +72,12 @@ def matches(trick: Trick, needle: str) -> bool:
 
 def try_it(trick: Trick) -> None:
     try:
-        ids = launch.queue_runs(runs_root(), list(trial(trick)), allowed=can_write(),
+        ids = queueing.queue_runs(runs_root(), list(trial(trick)), allowed=can_write(),
                                 max_parallel=max_parallel())
     except ConfigError as exc:
         st.error(f"Nothing was queued: {'; '.join(map(str, exc.errors))}")
         return
-    except launch.LaunchRefused as exc:
+    except queueing.LaunchRefused as exc:
         st.error(f"Nothing was queued: {exc}.")
         return
     selection.choose(ids)

@@ -30,22 +30,19 @@ from typing import Any
 import pandas as pd
 
 from trainer import runlog
+from trainer.catalogue import BY_NAME
 from trainer.config import ConfigError, FieldError, config_to_json, make_config, parse_set
 from trainer.experiments import core
 from trainer.experiments.paired_seeds import (
     CONFIDENCE,
-    NO_CI,  # noqa: F401  the Experiments page reads ablation.NO_CI
     SPLIT,
     TABLE_COLUMNS,
     PairedProcedure,
     excluded_runs,
     paired_rows,
     role_summaries,
-    seed_warning,  # noqa: F401  the Experiments page reads ablation.seed_warning
-    stored_table,  # noqa: F401  the Experiments page reads ablation.stored_table
 )
 from trainer.experiments.stats import TOO_FEW
-from trainer.tricks import BY_NAME
 
 KIND = "ablation"
 BASELINE = "baseline"

@@ -42,7 +42,6 @@ from trainer.experiments.ensemble_diversity import (
 from trainer.experiments.ensemble_members import (
     member_labels,
     read_members,
-    test_set_problem,  # noqa: F401  the Experiments page checks a choice with ens.test_set_problem
     top_k_of,
 )
 from trainer.experiments.ensemble_methods import (

@@ -21,8 +21,8 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
+from trainer.catalogue import BY_NAME
 from trainer.runlog.run_dirs import NOT_CONFIG, is_trained, run_kind
-from trainer.tricks import BY_NAME
 
 SEED = "seed"
 T = TypeVar("T")

@@ -17,11 +17,11 @@ from typing import Any
 
 from dashboard.demo_presets import FIRST_VISIT
 from trainer import preflight, runlog
+from trainer.catalogue import BY_NAME
 from trainer.config import ConfigError, FieldError, make_config
-from trainer.data import MAX_CSV_BYTES
+from trainer.datasets_csv import MAX_CSV_BYTES
 from trainer.experiments import ablation, core
 from trainer.queue import cancel, requeue, spawn_worker
-from trainer.tricks import BY_NAME
 
 MAX_SWEEP_RUNS = 200
 
