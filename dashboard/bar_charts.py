@@ -56,24 +56,9 @@ def bar_chart(
         return no_data_layer(f"no data for {metric}")
     if error is None and f"{metric}_std" in frame.columns:
         error = f"{metric}_std"
-    data = pd.DataFrame({"run": frame["run"].astype(str), "value": numeric(frame[metric])})
+    data, tooltip, has_error = _bar_data(frame, metric, error, marked)
     values = data["value"].to_numpy()
     finite = np.isfinite(values)
-    data["best"] = (np.zeros(len(data), dtype=bool) if marked is None
-                    else np.asarray(marked, dtype=bool) & finite)
-    data["text"] = [
-        ("★ " if b else "") + (f"{v:.4g}" if math.isfinite(v) else "–")
-        for v, b in zip(values, data["best"], strict=True)
-    ]
-    tooltip = ["run:N", alt.Tooltip("value:Q", title=metric, format=".4g"), "best:N"]
-    has_error = error is not None and error in frame.columns
-    data["label_x"] = values
-    if has_error:
-        err = np.abs(numeric(frame[error]))
-        data["lower"], data["upper"], data["error"] = values - err, values + err, err
-        # The value text goes past the error bar, not on top of it.
-        data["label_x"] = np.fmax(values, values + err)
-        tooltip.append(alt.Tooltip("error:Q", title="±", format=".3g"))
     names = list(data["run"])
     wrap = wrap_label_expr(names)
     # The axis cut names at 180 px by default: runs that differ only at the end (a seed, a run
@@ -108,6 +93,33 @@ def bar_chart(
     return alt.layer(*layers, data=data).properties(
         height=alt.Step(BAR_STEP + LABEL_LINE * (lines - 1)),
         title=f"{metric} ({'higher' if best == 'max' else 'lower'} is better)")
+
+
+def _bar_data(frame: pd.DataFrame, metric: str, error: str | None,
+              marked: Sequence[bool] | pd.Series | None,
+              ) -> tuple[pd.DataFrame, list, bool]:
+    """The bars' rows (value, best, text, where the text goes, the error span), their tooltip,
+    and whether there are error bars."""
+    data = pd.DataFrame({"run": frame["run"].astype(str), "value": numeric(frame[metric])})
+    values = data["value"].to_numpy()
+    finite = np.isfinite(values)
+    data["best"] = (np.zeros(len(data), dtype=bool) if marked is None
+                    else np.asarray(marked, dtype=bool) & finite)
+    data["text"] = [
+        ("★ " if b else "") + (f"{v:.4g}" if math.isfinite(v) else "–")
+        for v, b in zip(values, data["best"], strict=True)
+    ]
+    tooltip = ["run:N", alt.Tooltip("value:Q", title=metric, format=".4g"), "best:N"]
+    has_error = error is not None and error in frame.columns
+    data["label_x"] = values
+    if has_error:
+        err = np.abs(numeric(frame[error]))
+        data["lower"], data["upper"], data["error"] = values - err, values + err, err
+        # The value text goes past the error bar, not on top of it.
+        data["label_x"] = np.fmax(values, values + err)
+        tooltip.append(alt.Tooltip("error:Q", title="±", format=".3g"))
+    return data, tooltip, has_error
+
 
 
 def per_class_chart(

@@ -183,6 +183,46 @@ def _log_safe(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
     return frame.dropna(subset=list(columns), how="all")
 
 
+def _line_layers(base: alt.Chart, frame: pd.DataFrame, metric: str, log_y: bool,
+                 pick: alt.Parameter) -> tuple[alt.Chart, alt.Chart]:
+    """The faded raw line and the bold smoothed one of every run."""
+    y_raw = alt.Y("raw:Q", title=metric, scale=y_scale(log_y), axis=alt.Axis(format=",.4~g"))
+    # tooltip=False: Streamlit's theme gives every mark a tooltip of its encoding, which Vega
+    # formats for every point of every line whenever the chart is drawn or zoomed (and shows
+    # the first point's values for a whole line); the hover points carry the tooltip instead.
+    raw = base.mark_line(
+        description="raw", opacity=RAW_OPACITY, strokeWidth=RAW_WIDTH, clip=True, tooltip=False
+    ).encode(y=y_raw, strokeOpacity=_picked())
+    smoothed = (
+        # point=True: a series of one value (a single val epoch so far) still shows up.
+        base.mark_line(description="smoothed", opacity=1.0, strokeWidth=SMOOTH_WIDTH, clip=True,
+                       tooltip=False,
+                       point=alt.OverlayMarkDef(size=18) if _sparse(frame) else False)
+        .encode(y=alt.Y("smooth:Q", title=metric), strokeOpacity=_picked())
+        .add_params(pick)
+    )
+    return raw, smoothed
+
+
+def _hover_points(base: alt.Chart, metric: str, x: str) -> alt.Chart:
+    """Transparent points on the smoothed line that carry the tooltip (Vega still picks a
+    filled symbol at opacity 0); only the rows marked ``tip`` (see `_tip_rows`) get one."""
+    return (
+        base.mark_circle(description="hover points", size=36, opacity=0.0, clip=True)
+        .transform_filter(alt.datum.tip)
+        .encode(
+            y=alt.Y("smooth:Q", title=metric),
+            tooltip=[
+                alt.Tooltip("run:N", title="run"),
+                alt.Tooltip("x:Q", title=X_LABELS[x], format=",.4~g"),
+                alt.Tooltip("raw:Q", title="raw", format=".5~g"),
+                alt.Tooltip("smooth:Q", title="smoothed", format=".5~g"),
+            ],
+        )
+        .add_params(zoom())
+    )
+
+
 @built_unvalidated
 def curve_chart(
     frame: pd.DataFrame,
@@ -223,49 +263,36 @@ def curve_chart(
     colour = alt.Color("run:N", scale=colour_scale(domain), legend=run_legend(labels=domain))
     pick = legend_pick()
     x_enc = alt.X("x:Q", title=X_LABELS[x], axis=_x_axis(x))
-    y_raw = alt.Y("raw:Q", title=metric, scale=y_scale(log_y), axis=alt.Axis(format=",.4~g"))
     base = alt.Chart().encode(x=x_enc, color=colour, detail=alt.Detail("run:N"))
 
-    # tooltip=False: Streamlit's theme gives every mark a tooltip of its encoding, which Vega
-    # formats for every point of every line whenever the chart is drawn or zoomed (and shows
-    # the first point's values for a whole line); the hover points carry the tooltip instead.
-    raw = base.mark_line(
-        description="raw", opacity=RAW_OPACITY, strokeWidth=RAW_WIDTH, clip=True, tooltip=False
-    ).encode(y=y_raw, strokeOpacity=_picked())
-    smoothed = (
-        # point=True: a series of one value (a single val epoch so far) still shows up.
-        base.mark_line(description="smoothed", opacity=1.0, strokeWidth=SMOOTH_WIDTH, clip=True,
-                       tooltip=False,
-                       point=alt.OverlayMarkDef(size=18) if _sparse(frame) else False)
-        .encode(y=alt.Y("smooth:Q", title=metric), strokeOpacity=_picked())
-        .add_params(pick)
-    )
-    # The tooltip rides on transparent points (Vega still picks a filled symbol at opacity 0).
-    # Only the rows marked ``tip`` (see `_tip_rows`) get one.
-    points = (
-        base.mark_circle(description="hover points", size=36, opacity=0.0, clip=True)
-        .transform_filter(alt.datum.tip)
-        .encode(
-            y=alt.Y("smooth:Q", title=metric),
-            tooltip=[
-                alt.Tooltip("run:N", title="run"),
-                alt.Tooltip("x:Q", title=X_LABELS[x], format=",.4~g"),
-                alt.Tooltip("raw:Q", title="raw", format=".5~g"),
-                alt.Tooltip("smooth:Q", title="smoothed", format=".5~g"),
-            ],
-        )
-        .add_params(zoom())
-    )
+    raw, smoothed = _line_layers(base, frame, metric, log_y, pick)
+    points = _hover_points(base, metric, x)
     # The hover rule goes under the hover points: on a point, the point's own tooltip shows.
     layers: list[alt.Chart] = [raw, smoothed, *_hover_layers(frame, x), points]
     if stop_marks is not None and not stop_marks.empty:
-        rules = _stop_rules(stop_marks, domain, x)
-        if rules is not None:
-            layers.append(rules)
+        layers += [r for r in [_stop_rules(stop_marks, domain, x)] if r is not None]
     data = _compact(frame)
     data["tip"] = _tip_rows(data)
     return alt.layer(*layers, data=data).properties(
         height=height, title=metric, autosize=PLOT_HEIGHT_AUTOSIZE)
+
+
+def _log_safe_band(frame: pd.DataFrame, low_col: str) -> pd.DataFrame:
+    """Non-positive means left out, the band clipped at the smallest positive mean shown."""
+    frame = frame[frame["mean"] > 0].copy()
+    if not frame.empty:
+        frame[low_col] = frame[low_col].clip(lower=float(frame["mean"].min()))
+    return frame
+
+
+def _band_tooltip(x: str) -> list[alt.Tooltip]:
+    return [
+        alt.Tooltip("run:N", title="group"),
+        alt.Tooltip("x:Q", title=X_LABELS[x], format=",.4~g"),
+        alt.Tooltip("mean:Q", format=".5~g"),
+        alt.Tooltip("std:Q", format=".3~g"),
+        alt.Tooltip("n:Q", title="seeds"),
+    ]
 
 
 @built_unvalidated
@@ -292,11 +319,9 @@ def band_chart(
     low_col, high_col = ("lower", "upper") if band == "std" else ("min", "max")
     frame = frame.rename(columns={"group": "run"})
     if log_y:
-        frame = frame[frame["mean"] > 0].copy()
+        frame = _log_safe_band(frame, low_col)
         if frame.empty:
             return no_data_layer(f"no positive values of {metric} for a log scale", height)
-        floor = float(frame["mean"].min())
-        frame[low_col] = frame[low_col].clip(lower=floor)
     colour = alt.Color(
         "run:N", scale=colour_scale(frame["run"].unique()),
         legend=run_legend("group", frame["run"].unique())
@@ -324,13 +349,7 @@ def band_chart(
             color=colour,
             detail="run:N",
             strokeOpacity=pick_opacity(pick),
-            tooltip=[
-                alt.Tooltip("run:N", title="group"),
-                alt.Tooltip("x:Q", title=X_LABELS[x], format=",.4~g"),
-                alt.Tooltip("mean:Q", format=".5~g"),
-                alt.Tooltip("std:Q", format=".3~g"),
-                alt.Tooltip("n:Q", title="seeds"),
-            ],
+            tooltip=_band_tooltip(x),
         )
         .add_params(pick, zoom())
     )
