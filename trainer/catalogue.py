@@ -299,7 +299,10 @@ CATALOGUE: tuple[Trick, ...] = (
       example={"weight_decay": 0.05}),
     T("wd_exclude_norm_bias", "Regularisation", "No decay on norm/bias", bool, False,
       "Exempt biases and normalisation parameters from weight decay.",
-      helps="Common practice for BN nets: decaying BN scales and biases rarely helps.",
+      helps="Common practice for BN nets: decaying BN scales and biases rarely helps. Not shown "
+            "on digits: Try it's pair (weight decay 0.05 with Adam, 15 epochs, 3 seeds) trains "
+            "to chance on both sides (0.10), so it compares nothing; try it with AdamW and "
+            "BatchNorm on.",
       applied_in="trainer/loop.py",
       example={"weight_decay": 0.05, "wd_exclude_norm_bias": True}),
     T("l1", "Regularisation", "L1 penalty", float, 0.0,
@@ -393,7 +396,10 @@ CATALOGUE: tuple[Trick, ...] = (
     T("bce_linear", "Loss", "BCE linear term", float, 0.0,
       "Adds λ·|y - σ(z)| to BCE: the notes warn BCE's gradient is cut off when predictions "
       "saturate near 0 and 1, and a linear term keeps gradients flowing.",
-      helps="Saturated binary outputs.", show="Gradient norm late in training.",
+      helps="Saturated binary outputs. Not shown on digits (Try it: BCE, 15 epochs, 3 seeds, "
+            "paired): accuracy 0.65 → 0.40 on average, but the seeds spread so far (the 95% "
+            "CI of the change is wider than ±100 points) that it is no clear effect.",
+      show="Gradient norm late in training.",
       ge=0, le=10, step=0.1, when=("loss", ("bce",)), applied_in="trainer/losses.py",
       example={"loss": "bce", "bce_linear": 1.0}),
     # --- Optimisation & schedule --------------------------------------------------------------
@@ -401,7 +407,10 @@ CATALOGUE: tuple[Trick, ...] = (
       "Momentum of SGD and RMSprop.", ge=0, lt=1, step=0.05, kind="setting",
       when=("optimizer", ("sgd", "rmsprop"))),
     T("nesterov", "Optimisation & schedule", "Nesterov", bool, False,
-      "Nesterov momentum for SGD.", helps="Slightly faster SGD convergence.",
+      "Nesterov momentum for SGD.",
+      helps="Slightly faster SGD convergence. Not shown on digits: Try it's pair (SGD at the "
+            "default learning rate, 15 epochs, 3 seeds) stays near chance on both sides (0.13), "
+            "so it compares nothing; raise the learning rate to compare.",
       when=("optimizer", ("sgd",)), applied_in="trainer/loop.py",
       example={"optimizer": "sgd", "nesterov": True}),
     T("lr_schedule", "Optimisation & schedule", "LR schedule",
