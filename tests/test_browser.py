@@ -133,7 +133,9 @@ def test_launch_watch_and_compare_a_run(server, page):
     training_seen = time.monotonic()
 
     # The run ends: the page says so, and the chart holds every step the trainer logged.
-    status.filter(has_text="finished").first.wait_for(timeout=4 * MINUTE)
+    # A deadline, not a timing: a busy machine (seen at load 5-16) stretches the 40 epochs past
+    # four minutes, and the page must still end up saying "finished".
+    status.filter(has_text="finished").first.wait_for(timeout=8 * MINUTE)
     assert json.loads((run_dir / "status.json").read_text())["state"] == "finished"
     rows = train_rows(server.runs_dir, run_id)
     if rows <= DEFAULT_POINTS:  # below the downsampling limit every row is a point
