@@ -72,6 +72,14 @@ def _probe(root: str, token: str) -> dict[str, Any]:
     return {"host": socket.gethostname(), "sees": (Path(root) / token).is_file()}
 
 
+def _code_env() -> dict[str, Any] | None:
+    """How the node's Ray workers find the trainer. Ray puts the driver's working directory on
+    their sys.path, so a worker started in the repository (the app's, `python -m trainer`) needs
+    nothing; otherwise PYTHONPATH, in a runtime env, which Ray cannot give to the workers it has
+    started in advance: each node then starts one for it, delaying the sweep's first run."""
+    return None if Path.cwd().resolve() == REPO else {"env_vars": {"PYTHONPATH": str(REPO)}}
+
+
 class RayExecutor:
     name = "ray"
 
@@ -87,7 +95,7 @@ class RayExecutor:
             ray.init(address=address, namespace="danlu", log_to_driver=False,
                      _node_ip_address=loopback_node_ip(address),
                      logging_level="ERROR", include_dashboard=False,
-                     runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}})
+                     runtime_env=_code_env())
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise ExecutorLost(f"cannot reach the Ray cluster at {address}: {exc}") from None
         finally:
