@@ -3,6 +3,8 @@ progress and ETA, elapsed time, and the config fields that make it this run."""
 
 from __future__ import annotations
 
+import re
+import socket
 from collections.abc import Mapping
 from functools import cache
 from typing import Any
@@ -70,6 +72,23 @@ def progress_text(run: RunInfo, step: int | None = None, eta_s: float | None = N
 
 def elapsed_text(run: RunInfo) -> str:
     return f"elapsed {duration(run.elapsed_s)}" if run.elapsed_s is not None else ""
+
+
+_HOSTNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}")  # a host name's characters and length
+_NODE_ID = re.compile(r"[0-9a-f]{8,}")
+
+
+def where_text(run: RunInfo, here: str | None = None) -> str:
+    """Where the run ran, when that is news: "on gpu-3 · Ray node 59020d9f" for a Ray run, "on
+    gpu-3" for a run of another host; nothing for a run this machine started itself. A status
+    file may hold anything: only a host name and a hex node id are shown."""
+    here = socket.gethostname() if here is None else here
+    host = run.host if run.host and _HOSTNAME.fullmatch(run.host) else None
+    parts = [f"on {host}"] if host and (host != here or run.executor == "ray") else []
+    if run.executor == "ray":
+        node = run.ray_node if run.ray_node and _NODE_ID.fullmatch(run.ray_node) else None
+        parts.append(f"Ray node {node[:8]}" if node else "Ray")
+    return " · ".join(parts)
 
 
 @cache

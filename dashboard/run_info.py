@@ -82,6 +82,10 @@ class RunInfo:
     total_steps = _status_number("total_steps", whole=True)
     error = _status_text("error")
     reason = _status_text("reason")
+    # Where it ran (trainer.runner, trainer.ray_executor): a cluster's runs differ here.
+    host = _status_text("host")
+    executor = _status_text("executor")
+    ray_node = _status_text("ray_node")
 
     @property
     def name(self) -> str:

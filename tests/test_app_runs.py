@@ -387,3 +387,11 @@ def test_a_run_danlu_did_not_train_has_no_requeue(root):
     assert any("a run Danlu did not train: track" in t for t in texts(at.markdown))
     with pytest.raises(ValueError, match="not trained by Danlu"):
         queueing.requeue_run(root, run_dir.name)
+
+
+def test_a_ray_run_says_which_node_it_ran_on(root):
+    run_dir = make_run(root, "20260103-000000-ray", "finished")
+    runlog.update_status(run_dir, host="gpu-3", executor="ray", ray_node="59020d9f" + "a" * 48)
+    at = open_page(runs=["20260103-000000-ray"])
+    bars = [e.proto.text for e in at.get("progress")]
+    assert any("on gpu-3 · Ray node 59020d9f" in text for text in bars), bars

@@ -14,6 +14,7 @@ from dashboard.run_details import (
     live_progress,
     progress_text,
     state_text,
+    where_text,
 )
 from dashboard.run_info import RunInfo
 from dashboard.store import RunStore
@@ -32,6 +33,23 @@ def test_status_texts():
     assert progress_text(run_info("u", state="unknown")) == "no progress reported"
     assert elapsed_text(run_info("u", state="unknown")) == ""
     assert is_live(running) and not is_live(lost)
+
+
+def test_the_status_line_says_where_a_cluster_run_ran():
+    node = "59020d9f2288" + "0" * 44
+    ray = run_info("r", status={"host": "gpu-3", "executor": "ray", "ray_node": node})
+    assert where_text(ray, here="web") == "on gpu-3 · Ray node 59020d9f"
+    assert where_text(ray, here="gpu-3") == "on gpu-3 · Ray node 59020d9f"  # a node of this box
+    assert where_text(run_info("o", status={"host": "gpu-3", "executor": "local"}),
+                      here="web") == "on gpu-3"
+    # A run this machine started itself says nothing: every run would say the same.
+    assert where_text(run_info("l", status={"host": "web", "executor": "local"}), here="web") == ""
+    assert where_text(run_info("n", status={}), here="web") == ""
+    # Hostile fields are not shown: markdown, a 10k-character host, a node id that is not hex.
+    odd = run_info("h", status={"host": "[x](javascript:alert(1))", "executor": "ray",
+                                "ray_node": "**bold**"})
+    assert where_text(odd, here="web") == "Ray"
+    assert where_text(run_info("b", status={"host": "a" * 10_000}), here="web") == ""
 
 
 def test_config_changes_shows_what_differs_from_defaults():

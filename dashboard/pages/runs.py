@@ -166,7 +166,8 @@ def status_line(run: RunInfo) -> None:
     step, eta = run_details.live_progress(run, store().metrics(run.run_id))
     done = 1.0 if run.state == "finished" else (step or 0) / (run.total_steps or 1)
     parts = [f"**{run.name}**", run_details.state_text(run),
-             run_details.progress_text(run, step, eta), run_details.elapsed_text(run)]
+             run_details.progress_text(run, step, eta), run_details.elapsed_text(run),
+             run_details.where_text(run)]
     st.progress(min(1.0, done), text=" · ".join(p for p in parts if p))
     if run.state == "failed":
         st.error(run.reason or "The run failed without saying why; see its log (Details, Log).")
