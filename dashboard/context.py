@@ -15,6 +15,7 @@ import streamlit as st
 from dashboard.store import RunStore
 from dashboard.watch import RunWatcher
 from trainer import runlog
+from trainer.executors import default_kind
 
 log = logging.getLogger("danlu")
 
@@ -112,11 +113,22 @@ def token_box() -> None:
         sidebar.error(note, icon=":material/key_off:")
 
 
-def max_parallel() -> int:
+def max_parallel() -> int | None:
+    """$DANLU_MAX_PARALLEL for the worker the app starts; None (unset or not a number) leaves it
+    to the worker's executor: one run at a time here, as many as the cluster holds on Ray."""
     try:
-        return max(1, int(os.environ.get("DANLU_MAX_PARALLEL", "1")))
-    except ValueError:
-        return 1
+        return max(1, int(os.environ["DANLU_MAX_PARALLEL"]))
+    except (KeyError, ValueError):
+        return None
+
+
+def parallel_text() -> str:
+    """How many runs the app's worker trains at once, as a sentence's end."""
+    if (n := max_parallel()) is not None:
+        return f"{n} run(s) at a time"
+    if default_kind() == "ray":
+        return "as many at a time as the Ray cluster holds"
+    return "1 run at a time"
 
 
 @contextlib.contextmanager

@@ -86,7 +86,7 @@ def form_errors(values: Mapping[str, Any], root: str | os.PathLike) -> list[Fiel
 
 
 def queue_runs(root: str | os.PathLike, configs: Sequence[Mapping[str, Any]], *,
-               allowed: bool = True, max_parallel: int = 1) -> list[str]:
+               allowed: bool = True, max_parallel: int | None = None) -> list[str]:
     """Queue ``configs`` as runs under ``root`` and make sure a worker drains them.
 
     Raises ConfigError (nothing queued) if any config is invalid, LaunchRefused if not ``allowed``.
@@ -176,7 +176,7 @@ def sweep_size(grid: Mapping[str, Sequence[Any]], seeds: Sequence[int]) -> int:
     return n * max(1, len(seeds))
 
 
-def queue_demo(root: str | os.PathLike, max_parallel: int = 1) -> list[str]:
+def queue_demo(root: str | os.PathLike, max_parallel: int | None = None) -> list[str]:
     """Start the first-visit demo (``demo_presets.FIRST_VISIT``, an ablation whose verdicts were
     measured) and return its runs' ids."""
     exp = core.create(root, ablation.KIND, FIRST_VISIT.spec(), name=FIRST_VISIT.exp_name)
@@ -191,7 +191,7 @@ def cancel_run(root: str | os.PathLike, run_id: str, *, allowed: bool = True) ->
 
 
 def requeue_run(root: str | os.PathLike, run_id: str, *, allowed: bool = True,
-                max_parallel: int = 1) -> str:
+                max_parallel: int | None = None) -> str:
     """Queue a new run with the config of the failed, lost or cancelled run ``run_id``."""
     if not allowed:
         raise LaunchRefused("launching is switched off on this server (read-only mode)")

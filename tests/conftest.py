@@ -42,7 +42,7 @@ def spawned(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     """Runs roots the app asked a worker for; the spawner is replaced so no training starts."""
     calls: list[Path] = []
 
-    def fake_spawn(root: Any, max_parallel: int = 1) -> bool:
+    def fake_spawn(root: Any, max_parallel: int | None = None) -> bool:
         calls.append(Path(root).resolve())
         return True
 

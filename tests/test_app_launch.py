@@ -309,3 +309,17 @@ def test_read_only_mode_has_no_launch(runs_dir: Path, monkeypatch: pytest.Monkey
     assert not at.exception
     assert any("read-only" in i.value for i in at.info)
     assert not at.button and not config_keys(at)
+
+
+def test_the_apps_worker_is_told_how_many_runs_at_once_only_when_the_user_said(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DANLU_MAX_PARALLEL", raising=False)
+    monkeypatch.delenv("DANLU_EXECUTOR", raising=False)
+    assert context.max_parallel() is None and context.parallel_text() == "1 run at a time"
+    # On Ray the worker fills the cluster (trainer.ray_executor): the app must not pin it to 1.
+    monkeypatch.setenv("DANLU_EXECUTOR", "ray")
+    assert context.parallel_text() == "as many at a time as the Ray cluster holds"
+    monkeypatch.setenv("DANLU_MAX_PARALLEL", "3")
+    assert context.max_parallel() == 3 and context.parallel_text() == "3 run(s) at a time"
+    monkeypatch.setenv("DANLU_MAX_PARALLEL", "many")
+    assert context.max_parallel() is None

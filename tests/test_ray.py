@@ -90,6 +90,9 @@ def test_the_launch_page_queues_onto_ray_through_the_worker_it_spawns(cluster, r
     log = (runs_dir / runlog.WORKER_LOG).read_text()
     assert status["state"] == "finished" and status["executor"] == "ray", (status, log)
     assert status["host"] == socket.gethostname()
+    # Not told how many at once, the app's worker fills the cluster: two nodes of one CPU.
+    assert "Ray cluster at" in log and "2 node(s), 2 CPU(s)" in log, log
+    assert "ray executor: up to 2 run(s) at a time" in log, log
 
 
 def test_the_demo_and_an_ablation_drain_through_ray_and_show_as_usual(cluster, runs_dir,
@@ -128,7 +131,8 @@ def test_a_sweep_drains_through_ray_with_the_summaries_of_local_runs(cluster, tm
                for s in (0, 1) for ls in (0.0, 0.1)]
     on_ray = [runlog.create_run(tmp_path / "ray", c) for c in configs]
     local = [runlog.create_run(tmp_path / "local", c) for c in configs]
-    _drain(tmp_path / "ray", cluster)
+    out = _drain(tmp_path / "ray", cluster)
+    assert "ray executor: up to 2 run(s) at a time" in out, out
     queue.work(tmp_path / "local", executor="subprocess")
     for r, loc in zip(on_ray, local, strict=True):
         status = runlog.read_json(r / runlog.STATUS)
@@ -141,7 +145,8 @@ def test_a_sweep_drains_through_ray_with_the_summaries_of_local_runs(cluster, tm
 def test_runs_land_on_the_node_whose_resource_they_ask_for(cluster, tmp_path):
     runs = [runlog.create_run(tmp_path, make_config({**TINY, "epochs": 1, "seed": s}))
             for s in (0, 1)]
-    _drain(tmp_path, cluster, "--resources", json.dumps({"node2": 1}))
+    out = _drain(tmp_path, cluster, "--resources", json.dumps({"node2": 1}))
+    assert "up to 1 run(s) at a time" in out, out  # one node has the resource
     ray.init(address=cluster, log_to_driver=False, _node_ip_address=loopback_node_ip(cluster))
     try:
         alive = [n for n in ray.nodes() if n["Alive"]]
@@ -171,7 +176,7 @@ def test_sigterm_lets_a_ray_workers_running_run_finish_and_starts_nothing_more(c
                                                                                 tmp_path):
     running = runlog.create_run(tmp_path, make_config({"dataset": "digits", "epochs": 20}))
     waiting = runlog.create_run(tmp_path, make_config(TINY))
-    worker = _worker(tmp_path, cluster)
+    worker = _worker(tmp_path, cluster, "--max-parallel", "1")  # so that one run waits
     try:
         wait_for(lambda: len(metric_rows(running)) > 5, "the run to train", 180)
         worker.send_signal(signal.SIGTERM)  # as the worker's own handler means it, not Ray's

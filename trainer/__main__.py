@@ -97,7 +97,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from trainer.experiments import advance_all
     from trainer.queue import register_poll_hook, work
 
-    if args.max_parallel < 1:
+    if args.max_parallel is not None and args.max_parallel < 1:
         print("error: --max-parallel must be at least 1", file=sys.stderr)
         return 2
     kind = args.executor or default_kind()
@@ -191,7 +191,8 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("worker", help="start queued runs until the queue is empty")
     p.add_argument("--runs-dir", help=runs_dir_help)
-    p.add_argument("--max-parallel", type=int, default=1)
+    p.add_argument("--max-parallel", type=int, help="runs at once (default: 1; on Ray, as many "
+                   "as the cluster's CPUs and GPUs hold)")
     p.add_argument("--wait", action="store_true", help="keep waiting for new runs")
     p.add_argument("--executor", help="local (default: a warm process forks each run), "
                    "subprocess (a fresh interpreter per run) or ray; default $DANLU_EXECUTOR")

@@ -22,6 +22,7 @@ class Ended(NamedTuple):
 
 class Executor(Protocol):
     name: str
+    max_parallel: int  # runs it starts at once: as told, else 1 here and what a Ray cluster holds
 
     def start(self, run_dir: Path) -> None:
         """Start the queued run in ``run_dir`` and record where it runs in its status."""

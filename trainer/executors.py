@@ -53,9 +53,10 @@ class SubprocessExecutor:
 
     name = "subprocess"
 
-    def __init__(self, max_parallel: int = 1):
+    def __init__(self, max_parallel: int | None = None):
+        self.max_parallel = max_parallel or 1
         self._env = {**os.environ, "PYTHONUNBUFFERED": "1", EXECUTOR_ENV: self.name,
-                     **thread_env(max_parallel)}
+                     **thread_env(self.max_parallel)}
         self._children: dict[Path, subprocess.Popen] = {}
 
     def start(self, run_dir: Path) -> None:
@@ -143,8 +144,9 @@ class ForkExecutor:
 
     name = "local"
 
-    def __init__(self, max_parallel: int = 1):
-        os.environ.update(thread_env(max_parallel))  # the fork server inherits it, then torch
+    def __init__(self, max_parallel: int | None = None):
+        self.max_parallel = max_parallel or 1
+        os.environ.update(thread_env(self.max_parallel))  # the fork server inherits it, then torch
         self._threads = int(os.environ.get("OMP_NUM_THREADS", 0)) or None
         self._ctx = fork_context()
         self._children: dict[Path, multiprocessing.process.BaseProcess] = {}

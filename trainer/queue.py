@@ -29,7 +29,7 @@ PollHook = Callable[[Path], int]
 _POLL_HOOKS: list[PollHook] = []
 
 
-def make_executor(kind: str, max_parallel: int = 1, root: Path | None = None,
+def make_executor(kind: str, max_parallel: int | None = None, root: Path | None = None,
                   **options: object) -> Executor:
     """The executor called ``kind`` (one of KINDS); ``options`` go to the Ray executor."""
     if kind == "local":
@@ -169,10 +169,11 @@ def _cancel_overdue(run_dir: Path) -> bool:
     return time.time() - requested > SIGNAL_AFTER_S
 
 
-def work(root: str | os.PathLike, max_parallel: int = 1, wait: bool = False,
+def work(root: str | os.PathLike, max_parallel: int | None = None, wait: bool = False,
          poll_s: float = 0.5, executor: str | None = None, **executor_options: Any) -> int:
-    """Drain the queue of ``root`` with at most ``max_parallel`` runs at once, started by the
-    executor called ``executor`` (trainer.executors; default $DANLU_EXECUTOR, else local).
+    """Drain the queue of ``root`` with at most ``max_parallel`` runs at once (default: one on
+    this machine, as many as the cluster holds on Ray), started by the executor called
+    ``executor`` (trainer.executors; default $DANLU_EXECUTOR, else local).
 
     Returns when the queue is empty and no run is left (or, with ``wait``, on SIGTERM/SIGINT).
     """
@@ -190,8 +191,9 @@ def work(root: str | os.PathLike, max_parallel: int = 1, wait: bool = False,
             _say(f"error: {exc}")
             lock.close()
             return 2
+        _say(f"{ex.name} executor: up to {ex.max_parallel} run(s) at a time")
         try:
-            _drain(root, ex, max_parallel, stopping, wait, poll_s)
+            _drain(root, ex, stopping, wait, poll_s)
         except ExecutorLost as exc:  # the runs it held: their states are not the worker's to guess
             _say(f"error: {exc}; the worker stops, leaving the runs it started as they are")
             return 3
@@ -216,8 +218,9 @@ def _stop_signals() -> Iterator[Callable[[], bool]]:
             signal.signal(s, handler)
 
 
-def _drain(root: Path, ex: Executor, max_parallel: int, stopping: Callable[[], bool],
-           wait: bool, poll_s: float) -> None:
+def _drain(root: Path, ex: Executor, stopping: Callable[[], bool], wait: bool,
+           poll_s: float) -> None:
+    max_parallel = ex.max_parallel
     signalled: set[Path] = set()
     others: list[Path] = []
     last_scan = 0.0
@@ -259,8 +262,9 @@ def _run_poll_hooks(root: Path) -> None:
             _say(f"poll hook {getattr(hook, '__qualname__', hook)!r} failed: {exc}")
 
 
-def spawn_worker(root: str | os.PathLike, max_parallel: int = 1) -> bool:
-    """Make sure a detached worker drains ``root``; returns True if one was started now."""
+def spawn_worker(root: str | os.PathLike, max_parallel: int | None = None) -> bool:
+    """Make sure a detached worker drains ``root``; returns True if one was started now.
+    ``max_parallel``: None leaves it to the worker's executor (see `work`)."""
     root = Path(root)
     if worker_running(root):
         return False
@@ -268,7 +272,7 @@ def spawn_worker(root: str | os.PathLike, max_parallel: int = 1) -> bool:
     with open(root / runlog.WORKER_LOG, "ab") as log:
         subprocess.Popen(
             [sys.executable, "-m", "trainer", "worker", "--runs-dir", str(root.resolve()),
-             "--max-parallel", str(max_parallel)],
+             *(["--max-parallel", str(max_parallel)] if max_parallel else [])],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True, cwd=Path(__file__).resolve().parent.parent,
         )

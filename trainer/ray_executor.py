@@ -83,7 +83,7 @@ def _code_env() -> dict[str, Any] | None:
 class RayExecutor:
     name = "ray"
 
-    def __init__(self, max_parallel: int = 1, root: Path | None = None,
+    def __init__(self, max_parallel: int | None = None, root: Path | None = None,
                  address: str | None = None, cpus_per_run: float | None = None,
                  gpus_per_run: float | None = None, resources: dict[str, float] | None = None):
         address = address or os.environ.get("RAY_ADDRESS") or "auto"
@@ -109,6 +109,22 @@ class RayExecutor:
         self._refs: dict[Path, ray.ObjectRef] = {}
         if root is not None:
             self._check_root(Path(root).resolve())
+        self.max_parallel = max_parallel or self._capacity()
+        total = ray.cluster_resources()
+        print(f"Ray cluster at {self._head}: {len(self._alive())} node(s), "
+              f"{total.get('CPU', 0):g} CPU(s), {total.get('GPU', 0):g} GPU(s)", flush=True)
+
+    @staticmethod
+    def _alive() -> list[dict[str, Any]]:
+        return [n for n in ray.nodes() if n.get("Alive")]
+
+    def _capacity(self) -> int:
+        """How many runs the cluster holds at once, from its resources and what a run asks for
+        (runs beyond it would only wait in Ray's queue, where the worker cannot order them)."""
+        total = ray.cluster_resources()
+        asks = {"CPU": self.cpus, "GPU": self.gpus or 0, **self.resources}
+        fits = [total.get(name, 0) / need for name, need in asks.items() if need > 0]
+        return max(1, int(min(fits))) if fits else 1
 
     def _check_root(self, root: Path) -> None:
         """Refuse a runs root that some node of the cluster cannot see."""
@@ -116,7 +132,7 @@ class RayExecutor:
         (root / token).write_text("")
         try:
             probe = ray.remote(num_cpus=0)(_probe)
-            nodes = [n for n in ray.nodes() if n.get("Alive")]
+            nodes = self._alive()
             refs = [probe.options(scheduling_strategy=ray.util.scheduling_strategies
                                   .NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)
                                   ).remote(str(root), token) for n in nodes]

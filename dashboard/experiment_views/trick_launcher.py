@@ -219,7 +219,7 @@ def _launch(root: Path, allowed: bool, form_kind: TrickForm, spec: dict | None) 
               else len(stack.steps(spec)) * len(spec["seeds"]))
     n_variants = n_runs // len(spec["seeds"])
     st.info(f"**{n_runs} runs** will be queued: {n_variants} variants (baseline included) × "
-            f"{len(spec['seeds'])} seed(s). With {context.max_parallel()} run(s) at a time.")
+            f"{len(spec['seeds'])} seed(s). With {context.parallel_text()}.")
     if not st.button(button, type="primary", disabled=not allowed,
                      key=form_kind.key("launch")):
         return None
