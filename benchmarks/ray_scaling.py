@@ -19,6 +19,9 @@ local executor with --max-parallel 1. Cluster start-up is not timed. Figures:
   (as each Ray run has one CPU).
 - `overhead_per_run_s` = (one_node_s - local_s) / runs: what a Ray task adds to each run (its
   trainer process starts cold on the node, plus Ray's scheduling) on one CPU.
+- `local_runs_speedup`: the same sweep with the warm local executor two runs at a time against
+  one at a time (runs phases): what two runs at once gain on this machine without Ray, the
+  ceiling for `runs_speedup` when the two "nodes" share one machine's cores.
 """
 
 from __future__ import annotations
@@ -78,6 +81,10 @@ def main() -> None:
     local = sweep(runs, args.epochs, args.model, "local", 1)
     emit("ray_scaling.local_s", local["wall"])
     emit("ray_scaling.overhead_per_run_s", (one["wall"] - local["wall"]) / runs)
+    both = sweep(runs, args.epochs, args.model, "local", 2)
+    emit("ray_scaling.local_two_at_once.runs_s", both["runs"])
+    emit("ray_scaling.local_runs_speedup", ratio(local["runs"], both["runs"]),
+         "warm local, one run at a time / two at a time: this machine's own ceiling")
 
 
 if __name__ == "__main__":
