@@ -7,6 +7,7 @@ import json
 import math
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from scipy import stats as sps
 from statsmodels.stats.power import TTestPower
@@ -219,3 +220,22 @@ def test_app_offers_more_seeds_where_the_verdict_is_unclear(runs_dir: Path,
     again = core.load(runs_dir, exp.exp_id)
     assert again.state == "running" and len(again.spec["seeds"]) > 2
     assert spawned == [runs_dir]
+
+
+def test_the_add_seeds_button_says_when_the_seed_limit_stops_it(runs_dir: Path):
+    # 2 seeds whose spread would need ~250: the page says "would need about 254 seeds", so a
+    # bare "Add 18 seeds" next to it reads as a miscount unless it names the limit.
+    _finished_ablation(runs_dir)
+    at = open_experiments()
+    assert not at.exception, [e.value for e in at.exception]
+    top = ablation.MAX_SEEDS
+    assert [b.label for b in at.button if b.label.startswith("Add ")] == [
+        f"Add {top - 2} seeds (the most: {top})"]
+    assert any(f"at most {top} seeds" in c.value for c in at.caption)
+
+
+def test_the_add_seeds_button_names_no_limit_when_the_seeds_needed_fit():
+    from dashboard.experiment_views.ablation_view import add_seeds_label
+
+    rows = pd.DataFrame({"verdict": ["no clear effect", "helps"], "seeds_needed": [6.0, None]})
+    assert add_seeds_label(rows, 2) == ("Add 4 seeds", None)

@@ -238,10 +238,25 @@ def power_lines(rows: pd.DataFrame, n_seeds: int) -> list[str]:
 def seeds_to_add(rows: pd.DataFrame, n_seeds: int) -> int:
     """How many seeds to add so the unclear rows of ``rows`` could be told apart: up to the
     largest number they need, within the seed limit; 0 when there is nothing to add."""
+    needed = _most_needed(rows)
+    return 0 if needed is None else max(0, min(needed, ablation.MAX_SEEDS) - n_seeds)
+
+
+def _most_needed(rows: pd.DataFrame) -> int | None:
     unclear = rows.loc[rows["verdict"] == "no clear effect", "seeds_needed"].dropna()
-    if unclear.empty:
-        return 0
-    return max(0, min(int(unclear.max()), ablation.MAX_SEEDS) - n_seeds)
+    return None if unclear.empty else int(unclear.max())
+
+
+def add_seeds_label(rows: pd.DataFrame, n_seeds: int) -> tuple[str, str | None]:
+    """The "Add N seeds" button's label, and a sentence when the seed limit keeps N below what
+    the rows need (a user reads "would need about 46 seeds" next to "Add 18 seeds")."""
+    add, needed = seeds_to_add(rows, n_seeds), _most_needed(rows) or 0
+    if needed <= ablation.MAX_SEEDS:
+        return f"Add {add} seeds", None
+    top = ablation.MAX_SEEDS
+    return (f"Add {add} seeds (the most: {top})",
+            f"An experiment holds at most {top} seeds, fewer than the {needed} the spread seen "
+            f"so far would need: with {top} seeds the verdict may stay unclear.")
 
 
 def power_section(root: Path, exp: core.Experiment, rows: pd.DataFrame) -> None:
@@ -259,7 +274,10 @@ def power_section(root: Path, exp: core.Experiment, rows: pd.DataFrame) -> None:
         return
     if exp.state == "running" or not context.can_write():
         return
-    if st.button(f"Add {add} seeds", key=f"{PREFIX}more_{exp.exp_id}_{rows['metric'].iloc[0]}",
+    label, capped = add_seeds_label(rows, n_seeds)
+    if capped:
+        st.caption(capped)
+    if st.button(label, key=f"{PREFIX}more_{exp.exp_id}_{rows['metric'].iloc[0]}",
                  icon=":material/add:",
                  help=f"Queue every variant for {add} new seed(s); the runs that finished are "
                  "reused, and the table is computed again over all seeds."):
