@@ -10,15 +10,17 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from dashboard import demo_launcher
 from dashboard.demo_presets import CANDIDATES, FIRST_VISIT, PRESETS, describe
+from dashboard.experiment_views.ablation_view import verdict_text
 from tests.conftest import open_experiments
 from tests.fakeruns import make_run
 from trainer import runlog
 from trainer.config import make_config
-from trainer.experiments import ablation, core, ensemble
+from trainer.experiments import ablation, core, ensemble, paired_seeds
 
 
 @pytest.mark.parametrize("claim", [*PRESETS, FIRST_VISIT], ids=lambda c: c.key)
@@ -33,6 +35,36 @@ def test_every_preset_is_a_valid_experiment_with_its_measured_result(claim):
     assert ablation.run_count(spec) == len(claim.seeds) * (len(claim.tricks) + 1)
     assert len(claim.seeds) >= 3  # a paired CI, not a single-seed star
     assert describe(claim).startswith(f"ablation on {claim.base['dataset']}")
+
+
+def _page_sentences(claim) -> list[str]:
+    """What the ablation's result page says of ``claim.measured``, one sentence per metric, by
+    its own rule (`paired_seeds.verdict`, `ablation_view.verdict_text`)."""
+    rows = pd.DataFrame([{"variant": variant, "metric": metric, "verdict": paired_seeds.verdict(
+        {"n": len(claim.seeds), "mean_diff": diff, "ci_low": low, "ci_high": high}, metric)}
+        for variant, metric, diff, low, high in claim.measured])
+    return [verdict_text(rows[rows["metric"] == m], m) for m in dict.fromkeys(rows["metric"])]
+
+
+def test_the_first_visit_promise_is_what_its_result_page_says_of_the_measured_runs():
+    # The promise once said "+hflip hurts" (1-thread runs) while the page, over the worker's
+    # runs of the same seeds, said "no clear effect": the text must quote the page's verdicts.
+    claim = FIRST_VISIT
+    roles = {role for role, _ in ablation.variants(claim.spec())}
+    assert {v for v, *_ in claim.measured} == roles - {ablation.BASELINE}
+    assert {m for _, m, *_ in claim.measured} == set(claim.spec()["metrics"])
+    sentences = _page_sentences(claim)
+    assert sentences[0] == "On accuracy, **helps**: +label_smoothing."
+    for sentence in sentences:
+        assert sentence in claim.expected
+
+
+@pytest.mark.parametrize("claim", [c for c in PRESETS if c.measured], ids=lambda c: c.key)
+def test_a_preset_measured_as_the_app_trains_it_says_what_its_result_page_says(claim):
+    for sentence in _page_sentences(claim):
+        assert sentence in claim.expected
+    clear = "no variant has a clear effect" not in " ".join(_page_sentences(claim))
+    assert claim.holds == clear
 
 
 def test_presets_are_measured_candidates():
