@@ -5,6 +5,7 @@
     .venv/bin/python -m benchmarks.demo_claims --tricks        # each trick's Try it pair
     .venv/bin/python -m benchmarks.demo_claims --tricks --only label_smoothing,norm
     .venv/bin/python -m benchmarks.demo_claims --first-visit   # the Runs page's demo, as the app
+    .venv/bin/python -m benchmarks.demo_claims --worker --only flips   # trained as the app does
 
 Each setting runs through the real procedures: an ablation is created with
 ``trainer.experiments.core.create`` and its runs are trained in this process by the trainer's own
@@ -64,11 +65,23 @@ TRICK_METRICS: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 
+THROUGH_WORKER = False  # --worker: train as the app does, not in this process
+
+
 def drain(root: Path) -> None:
-    """Train every queued run of ``root`` here, in queue order, as a worker's child would."""
+    """Train every queued run of ``root`` here, in queue order, as a worker's child would (with
+    ``--worker``, by ``python -m trainer worker``: the app's local executor and threads)."""
+    if THROUGH_WORKER:
+        worker_drain(root)
+        return
     while runs := queue.queued_runs(root):
         with contextlib.redirect_stdout(io.StringIO()):
             runner.execute(runs[0])
+
+
+def worker_drain(root: str | Path) -> None:
+    subprocess.run([sys.executable, "-m", "trainer", "worker", "--runs-dir", str(root)],
+                   check=True, stdout=subprocess.DEVNULL, cwd=Path(__file__).parents[1])
 
 
 def words(result: Mapping[str, Any], metric: str) -> str:
@@ -211,8 +224,7 @@ def measure_first_visit() -> None:
     with tempfile.TemporaryDirectory(prefix="danlu-first-visit-") as tmp:
         with mock.patch.object(queueing, "spawn_worker", lambda *a, **k: False):
             queueing.queue_demo(tmp)
-        subprocess.run([sys.executable, "-m", "trainer", "worker", "--runs-dir", tmp],
-                       check=True, stdout=subprocess.DEVNULL, cwd=Path(__file__).parents[1])
+        worker_drain(tmp)
         core.advance_all(tmp)
         (exp,) = core.list_experiments(tmp)
         table = paired_seeds.stored_table(exp)
@@ -235,11 +247,16 @@ def main() -> None:
     p.add_argument("--tricks", action="store_true", help="each trick's Try it pair instead")
     p.add_argument("--first-visit", action="store_true",
                    help="the Runs page's demo, queued and trained as the app does")
+    p.add_argument("--worker", action="store_true",
+                   help="train through `python -m trainer worker`, as the app does")
     p.add_argument("--only", default="", help="comma-separated keys (claims) or trick names")
     p.add_argument("--threads", type=int, default=None,
-                   help="torch threads (default 1; with --first-visit, the worker's default)")
+                   help="torch threads (default 1; through the worker, the worker's default)")
     args = p.parse_args()
-    use_threads(args.threads if args.threads is not None else 0 if args.first_visit else 1)
+    global THROUGH_WORKER
+    THROUGH_WORKER = args.worker
+    as_app = args.worker or args.first_visit
+    use_threads(args.threads if args.threads is not None else 0 if as_app else 1)
     print_machine("demo_claims")
     if args.first_visit:
         measure_first_visit()
