@@ -195,8 +195,9 @@ CATALOGUE: tuple[Trick, ...] = (
       "Flip each training sample left-right with probability 1/2 (reverses a sequence).",
       helps="Natural images and tasks whose classes are mirror-symmetric.",
       hurts="The notes warn augmentation must suit the task: a flipped digit is another digit. "
-      "Measured on digits (15 epochs, 5 seeds, paired): test accuracy −3.3 points, 95% CI "
-      "−6.5 to −0.2.",
+      "Measured on digits (15 epochs, 5 seeds, paired): test accuracy −2.4 points, 95% CI "
+      "−6.5 to +1.6 (2 torch threads; on 1 thread −3.0, CI −6.8 to +0.9): a loss too small for "
+      "5 seeds to tell from zero.",
       show="Flips hurt digits.", applied_in="trainer/augment.py",
       example={"augment_hflip": True}),
     T("augment_vflip", "Data & augmentation", "Vertical flip", bool, False,
@@ -355,11 +356,11 @@ CATALOGUE: tuple[Trick, ...] = (
       "Targets become (1-ε)·onehot + ε/K: the model is trained never to be fully sure.",
       helps="Over-confident models, e.g. trained long on noisy labels: on synthetic data with "
       "30% noisy train labels (60 epochs, 5 seeds, paired) ε=0.2 cut test ECE by 0.21 (95% CI "
-      "0.16 to 0.25). Accuracy too on digits (15 epochs, 5 seeds): +2.6 points, CI +1.3 to "
-      "+3.9.",
+      "0.16 to 0.25). Accuracy too on digits (15 epochs, 5 seeds): +3.3 points, CI +2.1 to "
+      "+4.5 (2 torch threads; on 1 thread +2.2, CI +1.1 to +3.2).",
       hurts="Calibration of a small model that is already calibrated: it becomes "
-      "under-confident (digits, same runs: mean confidence −0.21, test ECE +0.19, CI +0.17 to "
-      "+0.21; Try it's ε=0.1 on 3 seeds: ECE +0.09, CI +0.05 to +0.13). Also distillation (it "
+      "under-confident (digits, same runs: mean confidence −0.21, test ECE +0.19, CI +0.16 to "
+      "+0.22; Try it's ε=0.1 on 3 seeds: ECE +0.09, CI +0.05 to +0.13). Also distillation (it "
       "blurs the logits' ranking) and very small K.",
       show="Reliability diagram (bars below the diagonal: under-confident), ECE, "
       "max-probability histogram.",
