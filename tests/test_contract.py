@@ -54,8 +54,10 @@ def test_status_json_records_the_finished_run(finished_run: Path):
     status = json.loads((finished_run / runlog.STATUS).read_text())
     assert status["state"] == "finished"
     for key in ("pid", "host", "created", "started", "ended", "heartbeat", "step", "total_steps",
-                "epoch", "error"):
+                "epoch", "error", "threads"):
         assert key in status, key
+    # Same config and seed give the same numbers on CPU only at the same thread count.
+    assert isinstance(status["threads"], int) and status["threads"] >= 1
     assert status["step"] == status["total_steps"] > 0
     assert status["created"] <= status["started"] <= status["ended"]
 

@@ -140,7 +140,9 @@ def execute(run_dir: str | os.PathLike, *, foreground: bool = False,
         runlog.reserve_status_space(run_dir)
     runlog.update_status(run_dir, state="running", started=time.time(), heartbeat=time.time(),
                          error=None, reason=None, **procs.identity(os.getpid()),
-                         executor=os.environ.get("DANLU_RUN_EXECUTOR", "foreground"))
+                         executor=os.environ.get("DANLU_RUN_EXECUTOR", "foreground"),
+                         # CPU runs are reproducible per thread count, not across counts
+                         threads=torch.get_num_threads())
     final: dict[str, Any] = {"state": "failed", "reason": "the trainer stopped unexpectedly"}
     try:
         final = _train_and_report(run_dir, reporter, cache_dir)

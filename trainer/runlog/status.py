@@ -49,7 +49,7 @@ _STATUS_FIELDS: dict[str, tuple[type, float, float]] = {
     "created": (float, 0, TIME_MAX), "started": (float, 0, TIME_MAX),
     "ended": (float, 0, TIME_MAX), "heartbeat": (float, 0, TIME_MAX),
     "step": (int, 0, COUNT_MAX), "total_steps": (int, 0, COUNT_MAX),
-    "epoch": (float, 0, COUNT_MAX), "epochs": (int, 0, COUNT_MAX),
+    "epoch": (float, 0, COUNT_MAX), "epochs": (int, 0, COUNT_MAX), "threads": (int, 1, 1 << 16),
 }
 _STATUS_TEXT = ("run_id", "host", "error", "reason")
 
