@@ -291,21 +291,24 @@ CATALOGUE: tuple[Trick, ...] = (
     T("weight_decay", "Regularisation", "Weight decay", float, 0.0,
       "L2 penalty on the weights through the optimiser. For SGD, weight decay λ equals an L2 term "
       "(λ/2)·Σw² in the loss; with adamw it is decoupled from the gradient scaling.",
-      helps="Overfitting models; pairs well with adamw.",
+      helps="Overfitting models; pairs well with adamw. On digits (Try it: adamw, 0.05, 15 "
+      "epochs, 3 seeds, paired): weight norm 20.0 → 18.7 (95% CI of the change −2.0 to −0.6), "
+      "accuracy +0.4 points, 95% CI −1.2 to +2.0, no clear effect.",
       hurts="Too strong underfits; on BN layers' scale it mostly changes the effective LR. "
-      "With Adam (not adamw) the penalty is coupled to Adam's scaling: Try it's 0.05 on "
+      "With Adam (not adamw) the penalty is coupled to Adam's scaling: 0.05 with Adam on "
       "digits collapsed every seed to chance (accuracy 0.96 → 0.10, weight norm 19.8 → 0.006).",
       show="Total weight norm falls vs baseline.", ge=0, le=1, step=1e-4,
       applied_in="trainer/loop.py",
-      example={"weight_decay": 0.05}),
+      example={"optimizer": "adamw", "weight_decay": 0.05}),
     T("wd_exclude_norm_bias", "Regularisation", "No decay on norm/bias", bool, False,
       "Exempt biases and normalisation parameters from weight decay.",
-      helps="Common practice for BN nets: decaying BN scales and biases rarely helps. Not shown "
-            "on digits: Try it's pair (weight decay 0.05 with Adam, 15 epochs, 3 seeds) trains "
-            "to chance on both sides (0.10), so it compares nothing; try it with AdamW and "
-            "BatchNorm on.",
+      helps="Common practice for BN nets: decaying BN scales and biases rarely helps. On "
+            "digits (Try it: adamw, weight decay 0.05, norm=batch, 15 epochs, 3 seeds, "
+            "paired): accuracy −0.2 points, 95% CI −1.7 to +1.2, no clear effect (both sides "
+            "0.99).",
       applied_in="trainer/loop.py",
-      example={"weight_decay": 0.05, "wd_exclude_norm_bias": True}),
+      example={"optimizer": "adamw", "norm": "batch", "weight_decay": 0.05,
+               "wd_exclude_norm_bias": True}),
     T("l1", "Regularisation", "L1 penalty", float, 0.0,
       "Adds λ·Σ|w| over weight matrices to the loss, pushing weights to exactly zero.",
       helps="Sparse, prunable models; many useless inputs. On digits (Try it: 15 epochs, 3 "
@@ -409,11 +412,11 @@ CATALOGUE: tuple[Trick, ...] = (
       when=("optimizer", ("sgd", "rmsprop"))),
     T("nesterov", "Optimisation & schedule", "Nesterov", bool, False,
       "Nesterov momentum for SGD.",
-      helps="Slightly faster SGD convergence. Not shown on digits: Try it's pair (SGD at the "
-            "default learning rate, 15 epochs, 3 seeds) stays near chance on both sides (0.13), "
-            "so it compares nothing; raise the learning rate to compare.",
+      helps="Slightly faster SGD convergence. On digits (Try it: sgd, lr 0.05, momentum 0.9, "
+            "norm=batch, 15 epochs, 3 seeds, paired): accuracy +0.5 points, 95% CI −0.9 to "
+            "+1.9, no clear effect (both sides 0.99).",
       when=("optimizer", ("sgd",)), applied_in="trainer/loop.py",
-      example={"optimizer": "sgd", "nesterov": True}),
+      example={"optimizer": "sgd", "lr": 0.05, "norm": "batch", "nesterov": True}),
     T("lr_schedule", "Optimisation & schedule", "LR schedule",
       Literal["constant", "step", "cosine", "cosine_restarts"], "constant",
       "constant; step (×γ every N epochs); cosine (anneal to the minimum LR); cosine_restarts "
