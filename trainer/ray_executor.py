@@ -109,8 +109,8 @@ class RayExecutor:
         self._refs: dict[Path, ray.ObjectRef] = {}
         if root is not None:
             self._check_root(Path(root).resolve())
-        self.max_parallel = max_parallel or self._capacity()
         total = ray.cluster_resources()
+        self.max_parallel = max_parallel or self._capacity(total)
         print(f"Ray cluster at {self._head}: {len(self._alive())} node(s), "
               f"{total.get('CPU', 0):g} CPU(s), {total.get('GPU', 0):g} GPU(s)", flush=True)
 
@@ -118,10 +118,9 @@ class RayExecutor:
     def _alive() -> list[dict[str, Any]]:
         return [n for n in ray.nodes() if n.get("Alive")]
 
-    def _capacity(self) -> int:
-        """How many runs the cluster holds at once, from its resources and what a run asks for
-        (runs beyond it would only wait in Ray's queue, where the worker cannot order them)."""
-        total = ray.cluster_resources()
+    def _capacity(self, total: dict[str, float]) -> int:
+        """How many runs a cluster with resources ``total`` holds at once, from what a run asks
+        for (runs beyond it would only wait in Ray's queue, where the worker cannot order them)."""
         asks = {"CPU": self.cpus, "GPU": self.gpus or 0, **self.resources}
         fits = [total.get(name, 0) / need for name, need in asks.items() if need > 0]
         return max(1, int(min(fits))) if fits else 1
