@@ -7,6 +7,7 @@ import pytest
 
 from tests.browser_helpers import CHROMIUM, TABLE_PROBE, assert_clean, snap
 from tests.hostile_runs import CONTROL, SECRET, make_hostile_root
+from trainer import runlog
 
 pytestmark = [
     pytest.mark.browser, pytest.mark.slow,
@@ -24,6 +25,9 @@ def nav(page, name: str) -> None:
 
 def test_hostile_runs_are_one_warning_each_and_the_rest_render(server, page):
     bad = make_hostile_root(server.runs_dir, cases=KINDS)
+    # The good run ran on a Ray cluster: its bar says where (issue 12).
+    runlog.update_status(server.runs_dir / CONTROL, host="gpu-3", executor="ray",
+                         ray_node="59020d9f" + "ab" * 24)
     page.goto(f"{server.url}/?runs={CONTROL},{','.join(bad)}")
     page.get_by_role("heading", name="Runs", exact=True).wait_for()
     page.get_by_test_id("stVegaLiteChart").first.wait_for()  # the control run's curves
@@ -34,6 +38,8 @@ def test_hostile_runs_are_one_warning_each_and_the_rest_render(server, page):
     for run_id in bad:
         assert warnings.count(f"({run_id})") == 1, (run_id, warnings)
     assert SECRET not in page.content()
+    bars = "\n".join(page.get_by_test_id("stProgress").all_inner_texts())
+    assert "on gpu-3 · Ray node 59020d9f" in bars, bars
     snap(page, "hostile-runs")
     assert_clean(page, "Runs")
 
