@@ -52,7 +52,7 @@ def test_requeue_queues_a_new_run_with_the_same_config(tmp_path: Path):
     old = runlog.create_run(tmp_path, config)
     refused = run_cli("requeue", old.name, "--runs-dir", str(tmp_path))
     assert refused.returncode == 2 and "only a failed, lost or cancelled run" in refused.stderr
-    runlog.update_status(old, state="failed", reason="the trainer process killed by signal 9")
+    runlog.update_status(old, state="failed", reason="the trainer process was killed by signal 9")
     proc = run_cli("requeue", old.name, "--runs-dir", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     new = Path(proc.stdout.strip().splitlines()[-1])

@@ -17,7 +17,9 @@ class ExecutorLost(RuntimeError):
 
 class Ended(NamedTuple):
     run_dir: Path
-    how: str | None  # None: the process exited 0; else e.g. "killed by signal 9"
+    # None: the process exited 0; else what completes "the trainer process ... before finishing",
+    # e.g. "was killed by signal 9" (the queue records it in the run's reason)
+    how: str | None
 
 
 class Executor(Protocol):
@@ -44,4 +46,4 @@ def how_ended(code: int | None) -> str | None:
         return None
     if code is None:
         return "ended without an exit status"
-    return f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
+    return f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"

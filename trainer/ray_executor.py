@@ -181,7 +181,7 @@ class RayExecutor:
         try:
             out = ray.get(ref, timeout=30)
         except TaskCancelledError:
-            return Ended(run_dir, "cancelled through Ray")
+            return Ended(run_dir, "was cancelled through Ray")
         except RayError as exc:
             self._check_connected()  # if the head died, the run's fate is unknown: record none
             return Ended(run_dir, self._failure(run_dir, exc))
@@ -190,11 +190,11 @@ class RayExecutor:
 
     def _failure(self, run_dir: Path, exc: RayError) -> str:
         if isinstance(exc, RayTaskError):
-            return f"its Ray task failed on {self._node(run_dir)}: {str(exc).splitlines()[0]}"
+            return f"failed in its Ray task on {self._node(run_dir)}: {str(exc).splitlines()[0]}"
         if isinstance(exc, GetTimeoutError):
-            return "its Ray task gave no result"
+            return "gave no result through Ray"
         # WorkerCrashedError, NodeDiedError, ...
-        return f"its Ray worker on {self._node(run_dir)} died ({type(exc).__name__})"
+        return f"died with its Ray worker on {self._node(run_dir)} ({type(exc).__name__})"
 
     @staticmethod
     def _node(run_dir: Path) -> str:
