@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
-from tests.conftest import run_cli
+from tests.conftest import ROOT, run_cli
 from trainer import runlog
 from trainer.catalogue import CATALOGUE, GROUPS
 
@@ -59,3 +61,19 @@ def test_readme_trick_table_is_generated_from_the_catalogue():
     embedded = readme.split("<!-- tricks:start -->\n")[1].split("<!-- tricks:end -->")[0]
     assert embedded == run_cli("tricks", "--markdown").stdout, (
         "README.md's trick table is stale: regenerate it with python -m trainer tricks --markdown")
+
+
+
+def test_commands_that_train_nothing_do_not_load_the_science_stack(tmp_path: Path):
+    """A refused config and a cancel answer at once: SciPy, pandas, scikit-learn and torch
+    (over 1.5 s of imports, once pulled in by every command for the experiment procedures'
+    options) load only for the commands that use them."""
+    heavy = ("scipy", "pandas", "sklearn", "torch")
+    script = ("import sys; from trainer.__main__ import main; code = main(sys.argv[1:]); "
+              f"print(code, [m for m in {heavy!r} if m in sys.modules])")
+    for args in (["run", "--set", "lerning_rate=1"],
+                 ["cancel", "20260101-000000-none", "--runs-dir", str(tmp_path)]):
+        proc = subprocess.run([sys.executable, "-c", script, *args], cwd=ROOT, text=True,
+                              capture_output=True, timeout=60)
+        assert proc.stdout.strip().endswith("[]"), (args, proc.stdout, proc.stderr)
+        assert int(proc.stdout.split()[0]) > 0, "the bad input was not refused"

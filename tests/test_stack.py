@@ -14,9 +14,9 @@ from statsmodels.stats.power import TTestPower
 
 from tests.conftest import open_experiments
 from trainer import runlog
+from trainer.__main__ import _parser
 from trainer.config import ConfigError
 from trainer.experiments import Member, ablation, core, more_seeds, stack
-from trainer.experiments.cli import add_parser
 from trainer.experiments.stats import seeds_needed
 
 # Hand-made test accuracies per step and seed.
@@ -109,12 +109,9 @@ def test_spec_refuses_tricks_that_undo_each_other():
 
 
 def test_cli_builds_a_stack_from_tricks_in_order():
-    import argparse
-
-    parser = argparse.ArgumentParser()
-    add_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["experiment", "stack", "--trick", "flooding", "--trick",
-                              "label_smoothing", "--seeds", "2", "--set", "dataset=synthetic"])
+    args = _parser("experiment").parse_args([
+        "experiment", "stack", "--trick", "flooding", "--trick", "label_smoothing", "--seeds",
+        "2", "--set", "dataset=synthetic"])
     spec = stack.PROCEDURE.spec_from_args(args, {"dataset": "synthetic"})
     assert list(spec["tricks"]) == ["flooding", "label_smoothing"] and spec["seeds"] == [0, 1]
 

@@ -15,8 +15,8 @@ from trainer.experiments import core  # the package import registers every proce
 WAIT_POLL_S = 1.0
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("experiment", help="run a procedure: ablation, batch-size search, ...")
+def add_parser(sub: argparse._SubParsersAction, help_text: str) -> None:
+    p = sub.add_parser("experiment", help=help_text)
     kinds = p.add_subparsers(dest="experiment_command", required=True)
     for kind, procedure in sorted(core.PROCEDURES.items()):
         k = kinds.add_parser(kind, help=procedure.title)
