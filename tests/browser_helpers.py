@@ -178,9 +178,9 @@ def streamlit_server(runs_dir: Path, cache_dir: Path, log: Path,
     env.update(DANLU_RUNS_DIR=str(runs_dir), DANLU_CACHE_DIR=str(cache_dir),
                PYTHONUNBUFFERED="1")
     # The runs train beside this server and Chromium redrawing their charts: at torch's default
-    # of a thread per core, a run on 2 cores trained 6-8x slower than alone (its threads wait on
-    # each other whenever another process holds a core); one thread fewer does not slow down
-    # (benchmarks/shared_cores.py). These tests watch pages, not training speed.
+    # of a thread per core, a run's threads wait on each other whenever another process holds a
+    # core; one thread fewer does not (figures: benchmarks/README.md, shared_cores.py). These
+    # tests watch pages, not training speed.
     threads = str(max(1, len(os.sched_getaffinity(0)) - 1))
     env.setdefault("OMP_NUM_THREADS", threads)
     env.setdefault("MKL_NUM_THREADS", threads)

@@ -232,7 +232,7 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
         from trainer.experiments.cli import add_parser as add_experiment_parser
 
         add_experiment_parser(sub, EXPERIMENT_HELP)
-    else:  # the procedures' options import SciPy, pandas and scikit-learn: 1.6 s on every command
+    else:  # the procedures' options import SciPy, pandas and scikit-learn
         sub.add_parser("experiment", help=EXPERIMENT_HELP)
     add_import_parser(sub)
 
